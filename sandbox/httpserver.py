@@ -1,0 +1,493 @@
+"""A small threaded HTTP server for the sandbox's stand-ins and the service under care.
+
+Usage::
+
+    server = HttpServer(name="slack")
+    server.route("POST", "/api/chat.postMessage", handler)       # handler(Request) -> Response
+    server.route("GET", "/api/0/issues/{issue_id}/events/latest/", latest)  # request.params["issue_id"]
+    server.start()                      # 127.0.0.1, a free port
+    httpx.post(server.url + "/api/chat.postMessage", json={...})
+    server.requests                     # every request received, in order (RecordedRequest)
+    server.close_listener()             # the port refuses connections (a real ECONNREFUSED)...
+    server.reopen_listener()            # ...and comes back on the same port
+    server.inject(count=2, response=Response.json({"ok": False}, status=500))   # next 2 requests fail
+    server.inject(count=1, delay_s=5.0) # next request answers after 5 s (a client timeout)
+    server.stop()                       # listener closed, in-flight requests woken, threads joined
+
+Handlers raise `HttpError(status, body)` for a 4xx/5xx answer with a JSON body. Every response says
+`Connection: close`, so clients never hold a pooled connection: once the listener closes, the next
+request is refused, as it would be by a process that is gone. Injected delays wait on an event that
+`stop()` and `close_listener()` set, so no handler thread outlives its server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = [
+    "Handler",
+    "HttpError",
+    "HttpServer",
+    "RecordedRequest",
+    "Request",
+    "Response",
+]
+
+_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Response:
+    """What a handler answers: status, body bytes and headers."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        """A JSON body (`application/json; charset=utf-8`)."""
+        return cls(status=status, body=json.dumps(obj).encode(), headers=dict(headers or {}))
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        """A `text/plain` body."""
+        return cls(
+            status=status,
+            body=text.encode(),
+            content_type="text/plain; charset=utf-8",
+            headers=dict(headers or {}),
+        )
+
+    @classmethod
+    def empty(cls, status: int = 204, headers: dict[str, str] | None = None) -> Response:
+        """No body (204 by default)."""
+        return cls(status=status, body=b"", content_type="", headers=dict(headers or {}))
+
+
+class HttpError(Exception):
+    """Raised by a handler: answered as `status` with a JSON `body` (and extra `headers`)."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"HTTP {status}: {body!r}")
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+
+    def response(self) -> Response:
+        return Response.json(self.body, status=self.status, headers=self.headers)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as a handler sees it. Header names are lower case."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    raw_body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """The first value of query parameter `name`."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self) -> Any:
+        """The body parsed as JSON; `HttpError(400)` if it is not JSON."""
+        try:
+            return json.loads(self.raw_body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HttpError(400, {"error": "invalid_json", "detail": str(exc)}) from exc
+
+    def form(self) -> dict[str, str]:
+        """An `application/x-www-form-urlencoded` body as a dict (first value of each field)."""
+        try:
+            parsed = parse_qs(self.raw_body.decode(), keep_blank_values=True)
+        except UnicodeDecodeError as exc:
+            raise HttpError(400, {"error": "invalid_form", "detail": str(exc)}) from exc
+        return {key: values[0] for key, values in parsed.items()}
+
+    def body(self) -> Any:
+        """The body parsed by its content type: JSON, form fields, else text; None when empty."""
+        return _parse_body(self.content_type, self.raw_body)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """What the server received, kept for assertions: the body is parsed by content type."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+    raw_body: bytes
+    at: datetime
+
+    def json(self) -> Any:
+        return json.loads(self.raw_body or b"null")
+
+
+Handler = Callable[[Request], Response]
+
+
+@dataclass
+class _Route:
+    method: str
+    pattern: str
+    regex: re.Pattern[str]
+    handler: Handler
+
+
+@dataclass
+class _Injection:
+    remaining: int
+    response: Response | None
+    delay_s: float
+    matches: Callable[[Request], bool] | None
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    """`/api/0/issues/{issue_id}/` → a regex with a named group; a trailing slash is optional."""
+    out = []
+    for part in re.split(r"(\{[a-zA-Z_][a-zA-Z0-9_]*\})", pattern.rstrip("/")):
+        if part.startswith("{") and part.endswith("}"):
+            out.append(f"(?P<{part[1:-1]}>[^/]+)")
+        else:
+            out.append(re.escape(part))
+    return re.compile("^" + "".join(out) + "/?$")
+
+
+def _parse_body(content_type: str, raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        if content_type == "application/json" or content_type.endswith("+json"):
+            return json.loads(raw)
+        if content_type == "application/x-www-form-urlencoded":
+            return {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
+        return raw.decode()
+    except (ValueError, UnicodeDecodeError):
+        return raw.decode("utf-8", errors="replace")
+
+
+class _Listener(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], owner: HttpServer) -> None:
+        self.owner = owner
+        super().__init__(address, _RequestHandler)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Listener
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.owner._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # the stand-ins record requests; stderr stays quiet
+
+    def _handle(self) -> None:
+        self.close_connection = True
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY_BYTES:
+            self._send(Response.json({"error": "request_too_large"}, status=413))
+            return
+        raw = self.rfile.read(length) if length > 0 else b""
+        split = urlsplit(self.path)
+        request = Request(
+            method=self.command,
+            path=split.path,
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            raw_body=raw,
+        )
+        response = self.server.owner._dispatch(request)
+        if response is not None:
+            self._send(response)
+
+    def _send(self, response: Response) -> None:
+        try:
+            self.send_response(response.status)
+            if response.content_type:
+                self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.send_header("Connection", "close")
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client gave up (its timeout); nothing left to answer
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+
+class HttpServer:
+    """A route table served by `ThreadingHTTPServer` on loopback, recording every request."""
+
+    def __init__(self, name: str = "http") -> None:
+        self.name = name
+        self._routes: list[_Route] = []
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._injections: list[_Injection] = []
+        self._connections: set[socket.socket] = set()
+        self._listener: _Listener | None = None
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._host = "127.0.0.1"
+        self._port = 0
+        self.delay_s: float = 0.0
+        """Every request waits this long before it is handled (a slow service)."""
+        self.fault: Callable[[Request], Response | None] | None = None
+        """Called before routing; a Response it returns is answered instead of the route's."""
+        self.errors: list[Exception] = []
+        """Exceptions raised by handlers (each answered as a 500)."""
+
+    # -- routes -------------------------------------------------------------------------------------
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        """Serve `method pattern` with `handler`; `{name}` segments land in `request.params`."""
+        self._routes.append(_Route(method.upper(), pattern, _compile(pattern), handler))
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> HttpServer:
+        """Listen on `host:port` (0: a free port) and serve in a daemon thread. Returns self."""
+        if self._listener is not None:
+            raise RuntimeError(f"{self.name} server already started on {self.url}")
+        self._host = host
+        self._port = port
+        self._open()
+        return self
+
+    def stop(self) -> None:
+        """Close the listener, wake delayed handlers, drop open connections. Idempotent."""
+        self._close()
+
+    def close_listener(self) -> None:
+        """Stop listening: new connections are refused (ECONNREFUSED) until `reopen_listener()`."""
+        if self._listener is None:
+            raise RuntimeError(f"{self.name} server is not listening")
+        self._close()
+
+    def reopen_listener(self) -> None:
+        """Listen again on the same host and port as before."""
+        if self._listener is not None:
+            return
+        if not self._port:
+            raise RuntimeError(f"{self.name} server was never started")
+        self._open()
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise RuntimeError(f"{self.name} server was never started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:PORT` (no trailing slash)."""
+        return f"http://{self._host}:{self.port}"
+
+    def __enter__(self) -> HttpServer:
+        if self._listener is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _open(self) -> None:
+        try:
+            listener = _Listener((self._host, self._port), self)
+        except OSError as exc:
+            raise RuntimeError(
+                f"{self.name} server cannot listen on {self._host}:{self._port}: {exc}"
+            ) from exc
+        self._port = int(listener.server_address[1])
+        self._wake = threading.Event()
+        thread = threading.Thread(
+            target=listener.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self.name}-http-{self._port}",
+            daemon=True,
+        )
+        self._listener = listener
+        self._thread = thread
+        thread.start()
+
+    def _close(self) -> None:
+        listener, thread = self._listener, self._thread
+        self._listener, self._thread = None, None
+        self._wake.set()
+        if listener is None:
+            return
+        listener.shutdown()
+        listener.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue  # already closed by its handler
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    # -- recording and faults ----------------------------------------------------------------------
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, path: str, method: str | None = None) -> list[RecordedRequest]:
+        """The recorded requests whose path is `path` (and method, if given)."""
+        return [
+            r
+            for r in self.requests
+            if r.path.rstrip("/") == path.rstrip("/") and (method is None or r.method == method.upper())
+        ]
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def inject(
+        self,
+        count: int = 1,
+        response: Response | None = None,
+        delay_s: float = 0.0,
+        matches: Callable[[Request], bool] | None = None,
+    ) -> None:
+        """The next `count` requests (that `matches`) wait `delay_s`, then get `response` if given."""
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        with self._lock:
+            self._injections.append(_Injection(count, response, delay_s, matches))
+
+    def clear_injections(self) -> None:
+        with self._lock:
+            self._injections.clear()
+        self.delay_s = 0.0
+        self.fault = None
+
+    def pending_injections(self) -> int:
+        with self._lock:
+            return sum(i.remaining for i in self._injections)
+
+    def _take_injection(self, request: Request) -> _Injection | None:
+        with self._lock:
+            for injection in self._injections:
+                if injection.matches is None or injection.matches(request):
+                    injection.remaining -= 1
+                    if injection.remaining <= 0:
+                        self._injections.remove(injection)
+                    return injection
+        return None
+
+    def _wait(self, delay_s: float) -> bool:
+        """Wait `delay_s`; False when the server stopped meanwhile (answer nothing)."""
+        if delay_s <= 0:
+            return True
+        return not self._wake.wait(delay_s)
+
+    def _dispatch(self, request: Request) -> Response | None:
+        with self._lock:
+            self._requests.append(
+                RecordedRequest(
+                    method=request.method,
+                    path=request.path,
+                    query=request.query,
+                    headers=request.headers,
+                    body=request.body(),
+                    raw_body=request.raw_body,
+                    at=datetime.now(UTC),
+                )
+            )
+        if not self._wait(self.delay_s):
+            return None
+        injection = self._take_injection(request)
+        if injection is not None:
+            if not self._wait(injection.delay_s):
+                return None
+            if injection.response is not None:
+                return injection.response
+        fault = self.fault
+        if fault is not None:
+            faulted = fault(request)
+            if faulted is not None:
+                return faulted
+        return self._route(request)
+
+    def _route(self, request: Request) -> Response:
+        allowed: list[str] = []
+        for route in self._routes:
+            match = route.regex.match(request.path)
+            if match is None:
+                continue
+            if route.method != request.method and not (route.method == "GET" and request.method == "HEAD"):
+                allowed.append(route.method)
+                continue
+            bound = Request(
+                method=request.method,
+                path=request.path,
+                query=request.query,
+                headers=request.headers,
+                raw_body=request.raw_body,
+                params=match.groupdict(),
+            )
+            try:
+                return route.handler(bound)
+            except HttpError as exc:
+                return exc.response()
+            except Exception as exc:  # a handler bug: answered as a 500 and kept for the test to see
+                with self._lock:
+                    self.errors.append(exc)
+                return Response.json({"error": "internal_error", "detail": repr(exc)}, status=500)
+        if allowed:
+            return Response.json(
+                {"error": "method_not_allowed", "allowed": sorted(set(allowed))},
+                status=405,
+                headers={"Allow": ", ".join(sorted(set(allowed)))},
+            )
+        return Response.json({"error": "not_found", "path": request.path}, status=404)
