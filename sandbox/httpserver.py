@@ -40,6 +40,7 @@ __all__ = [
     "RecordedRequest",
     "Request",
     "Response",
+    "StandIn",
 ]
 
 _MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -491,3 +492,56 @@ class HttpServer:
                 headers={"Allow": ", ".join(sorted(set(allowed)))},
             )
         return Response.json({"error": "not_found", "path": request.path}, status=404)
+
+
+class StandIn:
+    """Base of the sandbox's stand-ins for real services (Slack, PagerDuty, Sentry, external APIs).
+
+    Usage::
+
+        slack = SlackStandIn(token="xoxb-...").start()    # start() returns self
+        slack.url, slack.requests                          # base URL; what it received, in order
+        slack.reset()                                      # forget requests, injected faults and state
+        slack.stop()
+
+    A subclass registers its routes on `self.server` in `__init__` and clears its own state in
+    `_reset_state()`.
+    """
+
+    name = "stand-in"
+
+    def __init__(self) -> None:
+        self.server = HttpServer(name=self.name)
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Any:
+        """Listen on `host:port` (0: a free port). Returns self."""
+        self.server.start(host, port)
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self.server.requests
+
+    def reset(self) -> None:
+        """Back to the state right after construction: no requests, no faults, no data."""
+        self.server.reset_requests()
+        self.server.clear_injections()
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        return None
+
+    def __enter__(self) -> Any:
+        if not self.server.listening:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
