@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import selectors
 import socket
 import threading
 from collections.abc import Callable
@@ -192,10 +193,52 @@ class _Listener(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    request_queue_size = 128  # the default 5 drops connects under a burst (clients then wait 1 s to retry)
 
     def __init__(self, address: tuple[str, int], owner: HttpServer) -> None:
         self.owner = owner
         super().__init__(address, _RequestHandler)
+        self._stopping = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    def serve(self) -> None:
+        """Accept connections until `wake()`; each request runs in its own daemon thread.
+
+        Unlike `serve_forever`, which polls for its shutdown flag, this wakes at once on `wake()`,
+        so stopping a server costs no poll interval.
+        """
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    self._accept_one()
+
+    def _accept_one(self) -> None:
+        try:
+            request, client_address = self.get_request()
+        except OSError:
+            return  # the client went away between select and accept
+        if not self.verify_request(request, client_address):
+            self.shutdown_request(request)
+            return
+        try:
+            self.process_request(request, client_address)  # ThreadingMixIn: a thread per connection
+        except Exception:
+            self.handle_error(request, client_address)  # socketserver prints the traceback
+            self.shutdown_request(request)
+
+    def wake(self) -> None:
+        """Make `serve()` return."""
+        self._stopping.set()
+        self._wake_w.send(b"x")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_r.close()
+        self._wake_w.close()
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -340,8 +383,7 @@ class HttpServer:
         self._port = int(listener.server_address[1])
         self._wake = threading.Event()
         thread = threading.Thread(
-            target=listener.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            target=listener.serve,
             name=f"{self.name}-http-{self._port}",
             daemon=True,
         )
@@ -355,10 +397,10 @@ class HttpServer:
         self._wake.set()
         if listener is None:
             return
-        listener.shutdown()
-        listener.server_close()
+        listener.wake()
         if thread is not None:
             thread.join(timeout=5)
+        listener.server_close()
         with self._lock:
             connections = list(self._connections)
         for conn in connections:

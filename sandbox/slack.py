@@ -404,7 +404,8 @@ def _arguments(request: Request) -> tuple[dict[str, Any], str | None]:
             except ValueError:
                 body = None
             if isinstance(body, dict):
-                args.update(body)  # a token in a JSON body is ignored: Slack reads it from the header only
+                body.pop("token", None)  # Slack reads a JSON call's token from the header only
+                args.update(body)
         elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data", ""):
             form = request.form()
             body_token = form.pop("token", None)
