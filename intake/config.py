@@ -1,0 +1,153 @@
+"""What the intake needs to run, as one model: listen address, limits, credentials, routing, dispatch.
+
+Usage::
+
+    config = IntakeConfig.from_settings(load_settings())      # the project's settings (RUNBOOK_INTAKE_...)
+    config = IntakeConfig(tokens={"alertmanager": SecretStr("t0ken")})   # tests build it directly
+
+Secrets are `SecretStr` and never printed: `repr(config)` shows `**********`. A source without a
+token (or, for Sentry, without a client secret) refuses every request with 401 ("not configured"):
+the intake fails closed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from intake.parsers.common import ParseContext
+from intake.triage import KNOWN_RUNBOOKS, Route, Router
+
+__all__ = ["DispatchConfig", "IntakeConfig", "RouteConfig"]
+
+
+class RouteConfig(BaseModel):
+    """One configured route: `{"runbook": "database-lost", "name": "pgbouncer", "labels": {"team": "db"}}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    runbook: str = Field(min_length=1)
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    signals: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
+
+    def route(self) -> Route:
+        return Route.build(self.runbook, name=self.name, labels=self.labels, signals=self.signals)
+
+
+class DispatchConfig(BaseModel):
+    """How the dispatcher starts `respond` runs: pace, retries, leases. Times in seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    deployment: str = "respond/respond"
+    api_url: str | None = None
+    rate_per_s: float = Field(5.0, gt=0)
+    burst: int = Field(10, ge=1)
+    backoff_initial_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(60.0, gt=0)
+    lease_s: float = Field(60.0, gt=0)
+    idle_poll_s: float = Field(1.0, gt=0)
+    batch: int = Field(20, ge=1)
+    request_timeout_s: float = Field(10.0, gt=0)
+    client_max_retries: int = Field(0, ge=0, le=10)
+    """Prefect client's own retries per call; ours (backoff above) do the rest, without holding a row."""
+
+
+class IntakeConfig(BaseModel):
+    """Everything `create_app` and `python -m intake` take."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_alerts_per_request: int = Field(1000, ge=1)
+    tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    """Bearer token per source: `alertmanager`, `grafana`, `generic` (and `sentry`, as an alternative)."""
+    sentry_client_secret: SecretStr | None = None
+    """The Sentry integration's Client Secret: `Sentry-Hook-Signature` is HMAC-SHA256 of the body with it."""
+    default_service: str = "emotionscare"
+    service_labels: tuple[str, ...] = ("service", "app", "app_kubernetes_io_name")
+    sentry_projects: dict[str, str] = Field(default_factory=dict)
+    """Sentry project slug -> service name."""
+    routes: tuple[RouteConfig, ...] = ()
+    known_runbooks: frozenset[str] = KNOWN_RUNBOOKS
+    store_url: str | None = None
+    dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
+
+    def parse_context(self) -> ParseContext:
+        return ParseContext(
+            default_service=self.default_service,
+            service_labels=self.service_labels,
+            sentry_projects=dict(self.sentry_projects),
+            max_alerts=self.max_alerts_per_request,
+        )
+
+    def router(self) -> Router:
+        return Router(routes=tuple(r.route() for r in self.routes), known=self.known_runbooks)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> IntakeConfig:
+        """From the project's `runbook.settings.Settings` (groups `intake`, `prefect`, `store`).
+
+        Fields the settings do not have keep this model's defaults, so the two can grow apart safely.
+        """
+        intake = getattr(settings, "intake", None)
+        prefect = getattr(settings, "prefect", None)
+        store = getattr(settings, "store", None)
+        values: dict[str, Any] = {}
+        for name in (
+            "host",
+            "port",
+            "workers",
+            "max_body_bytes",
+            "max_alerts_per_request",
+            "default_service",
+            "service_labels",
+            "sentry_projects",
+            "routes",
+            "sentry_client_secret",
+        ):
+            value = getattr(intake, name, None)
+            if value is not None:
+                values[name] = value
+        tokens = {
+            source: token
+            for source in ("alertmanager", "grafana", "generic", "sentry")
+            if (token := getattr(intake, f"{source}_token", None)) is not None
+        }
+        values["tokens"] = tokens
+        service_name = getattr(getattr(settings, "service", None), "name", None)
+        if "default_service" not in values and service_name:
+            values["default_service"] = service_name
+        url = getattr(store, "url", None) or getattr(store, "dsn", None)
+        if url is not None:
+            values["store_url"] = url.get_secret_value() if isinstance(url, SecretStr) else str(url)
+        dispatch: dict[str, Any] = {}
+        deployment = getattr(prefect, "respond_deployment", None)
+        if deployment:
+            dispatch["deployment"] = deployment
+        api_url = getattr(prefect, "api_url", None)
+        if api_url:
+            dispatch["api_url"] = str(api_url)
+        for name in DispatchConfig.model_fields:
+            value = getattr(intake, f"dispatch_{name}", None)
+            if value is not None:
+                dispatch[name] = value
+        values["dispatch"] = DispatchConfig(**dispatch)
+        return cls(**values)

@@ -1,0 +1,71 @@
+"""What every parser shares: the parse context, fingerprints, timestamps, the service of an alert.
+
+Usage::
+
+    ctx = ParseContext(default_service="emotionscare")
+    stable_fingerprint("grafana", "emotionscare", "High CPU usage", {"zone": "eu-1"})   # "grafana:3f0c…"
+    parse_time("0001-01-01T00:00:00Z")                                                # None (not ended)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+__all__ = ["ZERO_TIME", "ParseContext", "SourceTime", "parse_time", "pick_service", "stable_fingerprint"]
+
+ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+"""Go's zero time: Alertmanager and Grafana send `0001-01-01T00:00:00Z` for "not ended yet"."""
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """Settings the parsers need; built from `IntakeConfig` (intake/config.py)."""
+
+    default_service: str = "emotionscare"
+    service_labels: tuple[str, ...] = ("service", "app", "app_kubernetes_io_name")
+    sentry_projects: Mapping[str, str] = field(default_factory=dict)
+    max_alerts: int = 1000
+
+
+def stable_fingerprint(source: str, service: str, name: str, labels: Mapping[str, str]) -> str:
+    """`"<source>:<16 hex>"`: SHA-256 of service, alert name and the sorted labels. Same inputs, same key."""
+    material = json.dumps([service, name, sorted(labels.items())], separators=(",", ":"), ensure_ascii=False)
+    return f"{source}:{hashlib.sha256(material.encode()).hexdigest()[:16]}"
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if value.year <= 1:
+        return ZERO_TIME
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("timestamp out of range") from exc
+
+
+SourceTime = Annotated[datetime, AfterValidator(_to_utc)]
+"""A timestamp as sources send it (RFC 3339), validated to aware UTC; Go's zero time kept as `ZERO_TIME`."""
+
+
+def parse_time(value: datetime | None) -> datetime | None:
+    """None for a missing value or Go's zero time (`0001-01-01T00:00:00Z`), else the value."""
+    if value is None or value.year <= 1:
+        return None
+    return value
+
+
+def pick_service(labels: Mapping[str, str], ctx: ParseContext) -> str:
+    """The first non-empty label of `ctx.service_labels`, else the configured default service."""
+    for key in ctx.service_labels:
+        value = labels.get(key, "").strip()
+        if value:
+            return value
+    return ctx.default_service

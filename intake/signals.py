@@ -1,0 +1,184 @@
+"""Signals from what an alert carries: labels, annotations, a Grafana `values` map, the alert's name.
+
+Usage::
+
+    signals = extract_signals(name="HighErrorRate", labels={"signal": "error_rate_pct"},
+                              annotations={"value": "7.2"})
+    signals.error_rate_pct          # 7.2
+
+The conventions (docs/intake.md, "Signals"), first match per field wins, later sources only fill gaps:
+
+1. A label or annotation named like a `Signals` field (`error_rate_pct: "7.2"`, `database_reachable:
+   "false"`) or one of its aliases (`error_rate`, `p95_ms`, `cpu`, `memory`, ...; `error_ratio: "0.072"`
+   is a fraction and `p95_latency_s` is in seconds, both converted).
+2. A `signal` label naming a field, with the number in the `value` annotation (Prometheus rules write
+   `value: "{{ $value }}"`) or else in Grafana's `values` (the ref named by a `signal_ref` label, or the
+   first ref).
+3. The alert's name, for the yes/no signals only: "ServiceDown" says the service is unreachable,
+   "DatabaseConnectionLost" that the database is, "Hume API down" that a key integration is down
+   (`NAME_SIGNALS`, a table).
+
+Values that do not parse (a label `cpu: "high"`) are ignored: a label convention is not a schema, and
+an alert is never refused for one; the generic schema's `signals` object is validated strictly instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from intake.alert import Signals
+
+__all__ = ["ALIASES", "NAME_SIGNALS", "extract_signals", "parse_bool", "parse_number"]
+
+_NUMBER_FIELDS = {
+    name for name, info in Signals.model_fields.items() if info.annotation in (float, float | None)
+}
+_BOOL_FIELDS = set(Signals.model_fields) - _NUMBER_FIELDS
+
+# alias -> (field, factor applied to the number)
+ALIASES: dict[str, tuple[str, float]] = {
+    "error_rate": ("error_rate_pct", 1.0),
+    "error_rate_percent": ("error_rate_pct", 1.0),
+    "error_ratio": ("error_rate_pct", 100.0),
+    "p95": ("p95_latency_ms", 1.0),
+    "p95_ms": ("p95_latency_ms", 1.0),
+    "latency_p95_ms": ("p95_latency_ms", 1.0),
+    "p95_latency_s": ("p95_latency_ms", 1000.0),
+    "p95_seconds": ("p95_latency_ms", 1000.0),
+    "auth_failure_rate": ("auth_failure_rate_pct", 1.0),
+    "auth_failure_ratio": ("auth_failure_rate_pct", 100.0),
+    "cpu": ("cpu_pct", 1.0),
+    "cpu_percent": ("cpu_pct", 1.0),
+    "memory": ("memory_pct", 1.0),
+    "memory_percent": ("memory_pct", 1.0),
+    "mem_pct": ("memory_pct", 1.0),
+    "saturated_for": ("saturated_for_s", 1.0),
+}
+
+# Guide: Alert Mapping to Severity. Name patterns for the yes/no signals (case-insensitive, searched).
+NAME_SIGNALS: tuple[tuple[re.Pattern[str], dict[str, bool]], ...] = (
+    (
+        re.compile(
+            r"(database|\bdb|postgres|supabase|pgbouncer).*(down|lost|unreachable|refused|fail)", re.I
+        ),
+        {"database_reachable": False},
+    ),
+    (
+        re.compile(
+            r"(external|upstream|third.?party|integration|hume|openai|spotify).*(down|fail|unavailable)", re.I
+        ),
+        {"key_integration_down": True},
+    ),
+    (re.compile(r"all.?requests.?tim", re.I), {"all_requests_timing_out": True}),
+    (re.compile(r"5xx|server.?errors|http.?50\d|service.?unavailable", re.I), {"server_errors_5xx": True}),
+    (
+        re.compile(
+            r"(service|instance|target|probe|endpoint|health|site|app).*(down|fail|unreachable)", re.I
+        ),
+        {"service_reachable": False},
+    ),
+)
+
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+def parse_number(value: Any) -> float | None:
+    """A finite float from a label value, a JSON number or a numeric string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip().rstrip("%"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def parse_bool(value: Any) -> bool | None:
+    """True/False from `true`/`false`/`yes`/`no`/`1`/`0`/`on`/`off` (any case) or a JSON bool; else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    return None
+
+
+def _field_value(key: str, raw: Any) -> tuple[str, float | bool] | None:
+    key = key.strip().lower()
+    factor = 1.0
+    if key in ALIASES:
+        key, factor = ALIASES[key]
+    if key in _NUMBER_FIELDS:
+        number = parse_number(raw)
+        return None if number is None else (key, number * factor)
+    if key in _BOOL_FIELDS:
+        flag = parse_bool(raw)
+        return None if flag is None else (key, flag)
+    return None
+
+
+def extract_signals(
+    *,
+    name: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    values: Mapping[str, Any] | None = None,
+) -> Signals:
+    """`Signals` from one alert's parts; see the module docstring for the conventions and their order."""
+    found: dict[str, float | bool] = {}
+
+    def offer(field: str, value: float | bool) -> None:
+        found.setdefault(field, value)
+
+    # 1. fields and aliases named directly
+    for source in (labels, annotations):
+        for key, raw in source.items():
+            hit = _field_value(key, raw)
+            if hit is not None:
+                offer(*hit)
+
+    # 2. `signal` label + value annotation, or Grafana values
+    named = labels.get("signal") or annotations.get("signal")
+    if named:
+        given: Any = annotations.get("value")
+        if given is None and values:
+            ref = labels.get("signal_ref") or annotations.get("signal_ref")
+            given = values.get(ref) if ref else next(iter(values.values()))
+        if given is not None:
+            hit = _field_value(named, given)
+            if hit is not None:
+                offer(*hit)
+
+    # 3. the alert's name, for yes/no signals
+    for pattern, implied in NAME_SIGNALS:
+        if pattern.search(name):
+            for field, flag in implied.items():
+                offer(field, flag)
+
+    return _valid_signals(found)
+
+
+def _valid_signals(found: dict[str, float | bool]) -> Signals:
+    """`Signals` from the values that pass its bounds (an error rate of 150% is dropped, not fatal)."""
+    kept: dict[str, float | bool] = {}
+    for field, value in found.items():
+        try:
+            Signals(**{field: value})
+        except ValidationError:
+            continue
+        kept[field] = value
+    return Signals(**kept)
