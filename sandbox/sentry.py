@@ -37,8 +37,9 @@ feeds issues and events, not the counts, so a caller reporting both never counts
 
 Auth as Sentry's API answers it: no `Authorization: Bearer` header → 401
 `{"detail": "Authentication credentials were not provided."}`; a wrong token → 401
-`{"detail": "Invalid token"}`; an unknown organization, project or issue → 404
-`{"detail": "The requested resource does not exist"}`; bad query parameters → 400 `{"detail": ...}`.
+`{"detail": "Invalid token"}` (a bare `Bearer`: "Invalid token header. No credentials provided.");
+an unknown organization, project or issue → 404 `{"detail": "The requested resource does not exist"}`;
+bad query parameters → 400 `{"detail": ...}`.
 """
 
 from __future__ import annotations
@@ -275,13 +276,18 @@ class SentryStandIn(StandIn):
 
     # -- HTTP ---------------------------------------------------------------------------------------
     def _authenticate(self, request: Request) -> None:
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            raise HttpError(401, _NOT_PROVIDED, {"WWW-Authenticate": 'Bearer realm="api"'})
-        if not credentials.strip() or not hmac.compare_digest(
-            credentials.strip().encode(), self.token.encode()
-        ):
-            raise HttpError(401, _INVALID_TOKEN, {"WWW-Authenticate": 'Bearer realm="api"'})
+        challenge = {"WWW-Authenticate": 'Bearer realm="api"'}
+        parts = request.headers.get("authorization", "").split()
+        if not parts or parts[0].lower() != "bearer":
+            raise HttpError(401, _NOT_PROVIDED, challenge)
+        if len(parts) == 1:
+            raise HttpError(401, {"detail": "Invalid token header. No credentials provided."}, challenge)
+        if len(parts) > 2:
+            raise HttpError(
+                401, {"detail": "Invalid token header. Token string should not contain spaces."}, challenge
+            )
+        if not hmac.compare_digest(parts[1].encode(), self.token.encode()):
+            raise HttpError(401, _INVALID_TOKEN, challenge)
 
     def _project(self, request: Request) -> str:
         self._authenticate(request)

@@ -47,6 +47,15 @@ def server_threads() -> Callable[[], list[threading.Thread]]:
     return _server_threads
 
 
+@pytest.fixture(autouse=True)
+def _no_server_left_behind() -> Iterator[None]:
+    """Every stand-in a test starts is stopped by the end of it (fixtures included)."""
+    before = set(_server_threads())
+    yield
+    left = [t.name for t in _server_threads() if t not in before]
+    assert left == [], f"servers still running after the test: {left}"
+
+
 @pytest.fixture(scope="session")
 def http() -> Iterator[httpx.Client]:
     """One client for the session (building one per call costs ~25 ms of TLS setup)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -20,12 +21,12 @@ class SlackApi:
         self.http = http
         self.url = url
 
-    def call(self, method: str, timeout: float = 2.0, **args: object) -> dict:
+    def call(self, method: str, timeout: float = 2.0, **args: Any) -> dict:
         response = self.http.post(f"{self.url}/api/{method}", headers=AUTH, json=args, timeout=timeout)
         assert response.status_code == 200, response.text
         return response.json()
 
-    def post(self, channel: str = "#incidents", text: str = "P1: emotionscare down", **extra: object) -> dict:
+    def post(self, channel: str = "#incidents", text: str = "P1: emotionscare down", **extra: Any) -> dict:
         return self.call("chat.postMessage", channel=channel, text=text, **extra)
 
 
@@ -183,8 +184,8 @@ def test_chat_update_rewrites_the_message(slack: SlackStandIn, api: SlackApi) ->
     ts = api.post(text="Status: investigating")["ts"]
     body = api.call("chat.update", channel="incidents", ts=ts, text="Status: resolved")
     assert body["ok"] is True and body["ts"] == ts and body["text"] == "Status: resolved"
-    assert slack.message("incidents", ts)["text"] == "Status: resolved"
-    assert "edited" in slack.message("incidents", ts)
+    updated = slack.message("incidents", ts)
+    assert updated is not None and updated["text"] == "Status: resolved" and "edited" in updated
     assert api.call("chat.update", channel="incidents", ts="1.000001", text="x") == {
         "ok": False,
         "error": "message_not_found",
