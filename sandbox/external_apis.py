@@ -73,6 +73,8 @@ class _ExternalApi(StandIn):
         if delay_s < 0:
             raise ValueError("delay_s must be >= 0")
         server = self.server
+        if server.stopped:
+            raise RuntimeError(f"{self.name} stand-in is stopped")
         if mode == "down-refused":
             if server.listening:
                 server.close_listener()
@@ -84,7 +86,8 @@ class _ExternalApi(StandIn):
         self.delay_s = server.delay_s
 
     def _reset_state(self) -> None:
-        self.set_mode("up")
+        if not self.server.stopped:
+            self.set_mode("up")
 
     def _check_key(self, request: Request) -> None:
         return None

@@ -310,6 +310,7 @@ class HttpServer:
         self._wake = threading.Event()
         self._host = "127.0.0.1"
         self._port = 0
+        self._stopped = False
         self.delay_s: float = 0.0
         """Every request waits this long before it is handled (a slow service)."""
         self.fault: Callable[[Request], Response | None] | None = None
@@ -329,11 +330,13 @@ class HttpServer:
             raise RuntimeError(f"{self.name} server already started on {self.url}")
         self._host = host
         self._port = port
+        self._stopped = False
         self._open()
         return self
 
     def stop(self) -> None:
         """Close the listener, wake delayed handlers, drop open connections. Idempotent."""
+        self._stopped = True
         self._close()
 
     def close_listener(self) -> None:
@@ -348,11 +351,18 @@ class HttpServer:
             return
         if not self._port:
             raise RuntimeError(f"{self.name} server was never started")
+        if self._stopped:
+            raise RuntimeError(f"{self.name} server was stopped; start() it again")
         self._open()
 
     @property
     def listening(self) -> bool:
         return self._listener is not None
+
+    @property
+    def stopped(self) -> bool:
+        """True after `stop()` (until `start()`); a closed listener alone is not stopped."""
+        return self._stopped
 
     @property
     def port(self) -> int:

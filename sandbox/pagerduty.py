@@ -96,7 +96,9 @@ class PagerDutyStandIn(StandIn):
 
     # -- reading state ------------------------------------------------------------------------------
     def alert(self, dedup_key: str) -> PagerDutyAlert | None:
-        """The latest alert with this `dedup_key` (open or not); None if never triggered."""
+        """The latest alert with this `dedup_key` (open or not); None if never triggered.
+
+        The object is live: later events update it (read it, don't change it)."""
         with self._lock:
             for alert in reversed(self._alerts):
                 if alert.dedup_key == dedup_key:

@@ -67,6 +67,17 @@ _TOO_FREQUENT = "You are attempting to use this endpoint too frequently. Limit i
 _NOT_FOUND = {"detail": "The requested resource does not exist"}
 _RESOLUTIONS = {"10s": 10, "1h": 3600, "1d": 86400}
 _STATS = ("received", "rejected", "blacklisted", "generated")
+_CATEGORIES = (
+    "error",
+    "transaction",
+    "default",
+    "security",
+    "attachment",
+    "session",
+    "profile",
+    "replay",
+    "span",
+)
 _LEVELS = ("fatal", "error", "warning", "info", "debug")
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -390,6 +401,9 @@ class SentryStandIn(StandIn):
                 400, {"detail": "groupBy must be one or more of outcome, category, reason, project"}
             )
         categories = request.query.get("category", []) or ["error", "transaction"]
+        unknown = [c for c in categories if c not in _CATEGORIES]
+        if unknown:
+            raise HttpError(400, {"detail": f"Invalid category: {unknown[0]}"})
         outcomes = request.query.get("outcome", [])
         wanted_ids = [p for p in request.query.get("project", []) if p != "-1"]
         by_id = {pid: slug for slug, pid in self._project_ids.items()}

@@ -37,9 +37,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from sandbox.httpserver import Request, Response, StandIn
+from sandbox.httpserver import HttpError, Request, Response, StandIn
 
-__all__ = ["SlackStandIn"]
+__all__ = ["SlackStandIn", "channel_id_for"]
 
 SlackFault = Literal["http_500", "ok_false", "timeout", "rate_limited"]
 
@@ -197,7 +197,10 @@ class SlackStandIn(StandIn):
     # -- HTTP ---------------------------------------------------------------------------------------
     def _endpoint(self, method: str) -> Callable[[Request], Response]:
         def handle(request: Request) -> Response:
-            args, token = _arguments(request)
+            try:
+                args, token = _arguments(request)
+            except HttpError:
+                return _error("invalid_form_data")
             if token is None:
                 return _error("not_authed")
             if not hmac.compare_digest(token.encode(), self.token.encode()):

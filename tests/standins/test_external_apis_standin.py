@@ -193,3 +193,13 @@ def test_stop_leaves_every_port_closed(port_refuses, server_threads) -> None:
     apis.stop()
     assert all(port_refuses(p) for p in ports)
     assert [t for t in server_threads() if any(t.name.endswith(str(p)) for p in ports)] == []
+
+
+def test_a_stopped_api_is_not_revived_by_set_mode_or_reset(port_refuses) -> None:
+    apis = ExternalApis().start()
+    port = apis.api("hume").server.port
+    apis.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        apis.set_mode("hume", "up")
+    apis.reset()
+    assert port_refuses(port)

@@ -279,6 +279,8 @@ def test_stats_v2_validates_its_parameters(http: httpx.Client, sentry: SentrySta
     assert http.get(url, params={"field": "sum(quantity)"}, headers=AUTH).status_code == 400
     bad_period = {"field": "sum(quantity)", "groupBy": "category", "statsPeriod": "forever"}
     assert http.get(url, params=bad_period, headers=AUTH).status_code == 400
+    bad_category = {"field": "sum(quantity)", "groupBy": "category", "category": "errors"}
+    assert http.get(url, params=bad_category, headers=AUTH).status_code == 400
     other = {"field": "sum(quantity)", "groupBy": "category", "project": "1"}
     assert http.get(url, params=other, headers=AUTH).status_code == 403
 

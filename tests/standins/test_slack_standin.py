@@ -288,3 +288,12 @@ def test_reset_forgets_messages_requests_and_faults(slack: SlackStandIn, api: Sl
     slack.reset()
     assert slack.messages("incidents") == [] and slack.requests == []
     assert api.post()["ok"] is True
+
+
+def test_undecodable_form_data_is_invalid_form_data(slack: SlackStandIn, http: httpx.Client) -> None:
+    response = http.post(
+        f"{slack.url}/api/chat.postMessage",
+        headers={**AUTH, "Content-Type": "application/x-www-form-urlencoded"},
+        content=b"channel=incidents&text=\xff\xfe",
+    )
+    assert response.json() == {"ok": False, "error": "invalid_form_data"}
