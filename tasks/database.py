@@ -21,7 +21,18 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, SecretStr
 
-__all__ = ["DbCheck", "DbFailure", "check_database", "classify_db_error", "probe_database"]
+from runbook.errors import RunbookError
+
+__all__ = [
+    "DatabaseRestartFailed",
+    "DbCheck",
+    "DbFailure",
+    "check_database",
+    "classify_db_error",
+    "probe_database",
+    "restart_supabase_project",
+    "wait_for_database",
+]
 
 
 class DbFailure(StrEnum):
@@ -97,3 +108,38 @@ def probe_database(dsn: str, connect_timeout_s: float = 5.0) -> DbCheck:
 def check_database(dsn: SecretStr, connect_timeout_s: float = 5.0) -> DbCheck:
     """`psql -c "SELECT 1"`: can the database be reached? (refused vs auth vs timeout)."""
     return probe_database(dsn.get_secret_value(), connect_timeout_s)
+
+
+@task(name="restart_supabase_project", cache_policy=NO_CACHE)
+def restart_supabase_project(
+    api_url: str, project_ref: str, token: SecretStr, timeout_s: float = 30.0
+) -> int:
+    """Option 3, hosted: Supabase Management API `POST /v1/projects/{ref}/restart`. Never retried."""
+    import httpx
+
+    url = f"{api_url.rstrip('/')}/v1/projects/{project_ref}/restart"
+    response = httpx.post(
+        url, headers={"Authorization": f"Bearer {token.get_secret_value()}"}, timeout=timeout_s
+    )
+    if response.status_code >= 400:
+        raise DatabaseRestartFailed(
+            f"Supabase restart of {project_ref}: HTTP {response.status_code} {response.text[:200]}"
+        )
+    return response.status_code
+
+
+class DatabaseRestartFailed(RunbookError):
+    """The provider refused or failed the restart."""
+
+
+@task(name="wait_for_database", cache_policy=NO_CACHE)
+def wait_for_database(
+    dsn: SecretStr, deadline_s: float, poll_interval_s: float, connect_timeout_s: float = 5.0
+) -> DbCheck:
+    """`SELECT 1` until it answers or the deadline passes (bounded); returns the last check."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        check = probe_database(dsn.get_secret_value(), connect_timeout_s)
+        if check.ok or time.monotonic() + poll_interval_s > deadline:
+            return check
+        time.sleep(poll_interval_s)

@@ -1,0 +1,149 @@
+"""Guide: P1 › Actions by Incident Type › Database Connection Lost.
+
+Check connectivity (`psql -c "SELECT 1"`) and the application's view of it (`/api/health`), then the
+guide's options in order, verifying after each:
+  Option 1 restart the connection pool (`/admin/reset-db-pool`);
+  Option 2 scale the pool: `kubectl set env deployment/emotionscare DB_POOL_SIZE=10`, wait for the rollout;
+  Option 3 hosted database: restart the Supabase compute instance (Management API) when configured,
+           otherwise escalate with the guide's manual steps.
+Verify recovery: `curl /api/health`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from prefect import flow
+from pydantic import Field
+
+from flows.record import Record
+from flows.targets import base_url, probe_service, target_workload, wait_healthy
+from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from tasks import runtime
+from tasks.database import DbFailure, check_database, restart_supabase_project, wait_for_database
+from tasks.kubectl import KubernetesError
+from tasks.kubernetes import set_deployment_env, wait_for_rollout
+from tasks.service import reset_db_pool
+
+__all__ = ["MANUAL_STEPS", "database_lost"]
+
+RUNBOOK = "database-lost"
+
+MANUAL_STEPS = (
+    "Option 3 (hosted database), by hand: check the Supabase dashboard for alerts; "
+    "restart the Supabase compute instance; then verify with `curl /api/health`."
+)
+
+
+@flow(
+    name=RUNBOOK, description="P1 › Database Connection Lost: SELECT 1 → reset pool → pool size → provider."
+)
+def database_lost(
+    incident: IncidentRef | None = None,
+    pool_size: Annotated[int, Field(ge=1, le=1000)] = 10,
+    verify_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 30.0,
+    ready_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
+    db_restart_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    dry_run: bool = False,
+) -> RunbookResult:
+    """Database Connection Lost: check, then the guide's three options in order, verifying after each.
+
+    Args:
+        incident: the incident to work on; empty: open (or join) one for this service, started by hand
+        pool_size: option 2's DB_POOL_SIZE (the guide: 10)
+        verify_deadline_s: how long to wait for /api/health after each option
+        ready_deadline_s: how long to wait for the rollout that a pool-size change starts
+        db_restart_deadline_s: how long to wait for the database after a provider restart
+        poll_interval_s: how often to look while waiting
+        dry_run: record and log the plan, change nothing
+    """
+    rec = Record.open(RUNBOOK, incident or IncidentRef(summary="database connection lost"), dry_run=dry_run)
+    settings = runtime.settings()
+    target = target_workload()
+    deployment = f"{target.namespace}/deployment/{target.name}"
+
+    # Check database connectivity: psql -c "SELECT 1", and what the application sees
+    dsn = settings.database.dsn
+    db = check_database(dsn, settings.database.connect_timeout_s) if dsn else None
+    if db is None:
+        rec.note("assess", "no database DSN configured: judging by /api/health alone")
+    else:
+        rec.note(
+            "assess", f"SELECT 1 on {db.host}: {'ok' if db.ok else db.failure.value} {db.detail}".rstrip()
+        )
+    app = probe_service()
+    rec.add_evidence(Evidence(kind="health", title="before", content=app.summary()))
+    rec.note("assess", f"application: {app.summary()}")
+    if app.healthy and (db is None or db.ok):
+        return rec.finish(RunbookOutcome.RECOVERED_BY_ITSELF, "database answers and /api/health is 200")
+    if db is not None and db.failure == DbFailure.AUTH:
+        rec.note("decide", "authentication failure: a credentials problem no restart fixes → escalate")
+        return rec.finish(RunbookOutcome.ESCALATED, f"database refuses our credentials: {db.detail}")
+
+    def verified(after: str) -> bool:
+        probe = wait_healthy(verify_deadline_s, poll_interval_s)
+        rec.note("verify", f"after {after}: {probe.summary()}")
+        return probe.healthy
+
+    # Option 3 first when the database itself is down: the pool options cannot help until it answers.
+    if db is not None and not db.ok:
+        ref, token = settings.database.supabase_project_ref, settings.database.supabase_token
+        if ref is None or token is None:
+            rec.note("decide", f"database unreachable ({db.failure.value}); no provider API configured")
+            rec.add_evidence(Evidence(kind="follow-up", title="manual steps", content=MANUAL_STEPS))
+            return rec.finish(
+                RunbookOutcome.ESCALATED, f"database unreachable ({db.failure.value}); escalated"
+            )
+        api = str(settings.database.supabase_api_url)
+        restart = rec.act(
+            "restart-database",
+            f"supabase:{ref}",
+            lambda: restart_supabase_project(api, ref, token),
+            f"Supabase Management API: restart project {ref}",
+        )
+        if restart.dry_run:
+            return rec.finish(RunbookOutcome.RECOVERED, "would restart the database, then reset the pool")
+        back = wait_for_database(dsn, db_restart_deadline_s, poll_interval_s) if dsn else None
+        if back is None or not back.ok:
+            rec.note("verify", "database still unreachable after the provider restart")
+            rec.add_evidence(Evidence(kind="follow-up", title="manual steps", content=MANUAL_STEPS))
+            return rec.finish(RunbookOutcome.ESCALATED, "database still down after restart; escalated")
+        if verified("the database restart"):
+            return rec.finish(RunbookOutcome.RECOVERED, "database restarted; /api/health 200")
+
+    # Option 1: restart the connection pool
+    s = settings.service
+    reset = rec.act(
+        "reset-db-pool",
+        f"{deployment}:db-pool",
+        lambda: reset_db_pool(base_url(), s.reset_pool_path, s.admin_token, s.http_timeout_s),
+        f"POST {s.reset_pool_path}",
+    )
+    if reset.error is not None:
+        rec.note("option-1", f"pool reset failed: {reset.error}")
+    elif not reset.dry_run and verified("the pool reset"):
+        return rec.finish(RunbookOutcome.RECOVERED, "connection pool reset; /api/health 200")
+
+    # Option 2: scale the pool (DB_POOL_SIZE=10), which rolls the pods
+    env_name = settings.database.pool_size_env
+    resize = rec.act(
+        "set-pool-size",
+        f"{deployment}:{env_name}",
+        lambda: set_deployment_env(target, {env_name: str(pool_size)}),
+        f"kubectl set env deployment/{target.name} {env_name}={pool_size}",
+    )
+    if resize.dry_run:
+        return rec.finish(RunbookOutcome.RECOVERED, "would reset the pool, then set the pool size if needed")
+    if resize.error is None:
+        try:
+            status = wait_for_rollout(target, deadline_s=ready_deadline_s, poll_interval_s=poll_interval_s)
+            rec.note("option-2", f"rollout: {status.message}")
+        except KubernetesError as exc:
+            rec.note("option-2", f"rollout did not complete: {exc}")
+        if verified(f"{env_name}={pool_size}"):
+            return rec.finish(RunbookOutcome.RECOVERED, f"{env_name}={pool_size} rolled out; /api/health 200")
+    rec.add_evidence(Evidence(kind="follow-up", title="manual steps", content=MANUAL_STEPS))
+    return rec.finish(
+        RunbookOutcome.ESCALATED, "pool reset and pool size did not restore /api/health; escalated"
+    )

@@ -1,0 +1,238 @@
+"""The record a runbook keeps while it runs: timeline, evidence, and every action claimed before it runs.
+
+Usage (inside a flow)::
+
+    rec = Record.open("service-down", incident_ref, dry_run=dry_run)
+    rec.note("assess", "infrastructure: GET /health refused")
+    rec.add_evidence(Evidence(kind="logs", title="last 100 lines", content=...))
+    done = rec.act("rollback", "prod/deployment/emotionscare", lambda: undo(...), plan="undo to revision 1")
+    if done.refused: ...        # another run of this incident already did it: we never act twice
+    return rec.finish(RunbookOutcome.ROLLED_BACK, "rolled back to revision 1")
+
+Safety rules kept here, in one place, for every flow:
+- an action is claimed in the store under (incident, action, target) **before** it runs; a second
+  claim (a retried flow, a duplicate alert, a second copy running at once) is refused and recorded;
+- with `dry_run`, the plan is recorded and logged, and nothing runs;
+- every step lands in the incident's timeline as it happens, so a crash leaves the story so far;
+- the result is also published as a markdown artifact on the flow run (the UI's Artifacts tab).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
+
+from runbook.models import (
+    ActionRecord,
+    ActionStatus,
+    Alert,
+    AlertSource,
+    Evidence,
+    Incident,
+    IncidentRef,
+    RunbookOutcome,
+    RunbookResult,
+    TimelineEntry,
+    utc_now,
+)
+from tasks import runtime
+
+__all__ = ["ActDone", "Record"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class ActDone(Generic[T]):
+    """What became of one requested action."""
+
+    record: ActionRecord
+    value: T | None = None
+    error: BaseException | None = None
+
+    @property
+    def ran(self) -> bool:
+        return self.record.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED)
+
+    @property
+    def ok(self) -> bool:
+        return self.record.status == ActionStatus.SUCCEEDED
+
+    @property
+    def refused(self) -> bool:
+        return self.record.status == ActionStatus.REFUSED
+
+    @property
+    def dry_run(self) -> bool:
+        return self.record.status == ActionStatus.DRY_RUN
+
+
+def _flow_run_id() -> str | None:
+    ctx = FlowRunContext.get()
+    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+
+
+def open_incident(ref: IncidentRef, runbook: str) -> Incident:
+    """The incident a run works on: the one named, or (started by hand) the open one for this
+    service and runbook, or a new one. Two hand-started runs of one runbook for one service thus
+    share an incident, and so share its action claims: they cannot both roll back."""
+    store = runtime.store()
+    if ref.incident_id:
+        found = store.get_incident(ref.incident_id)
+        if found is None:
+            raise ValueError(f"incident: no incident with id {ref.incident_id!r}")
+        return found
+    alert = Alert(
+        source=AlertSource.MANUAL,
+        fingerprint=f"manual:{ref.service}:{runbook}",
+        name=runbook,
+        service=ref.service,
+        annotations={"summary": ref.summary or f"{runbook} started by hand"},
+    )
+    incident, _created = store.open_incident_for(alert, ref.severity, "manual", runbook)
+    return incident
+
+
+@dataclass
+class Record:
+    runbook: str
+    incident: Incident
+    dry_run: bool = False
+    started_at: Any = field(default_factory=utc_now)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    actions: list[ActionRecord] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, runbook: str, ref: IncidentRef, dry_run: bool = False) -> Record:
+        rec = cls(runbook=runbook, incident=open_incident(ref, runbook), dry_run=dry_run)
+        mode = " (dry run: nothing will be changed)" if dry_run else ""
+        rec.note("start", f"{runbook} started for incident {rec.incident.id} ({rec.incident.severity}){mode}")
+        return rec
+
+    @property
+    def actor(self) -> str:
+        return f"runbook:{self.runbook}"
+
+    # -- the story ------------------------------------------------------------------------------
+    def note(self, kind: str, message: str, evidence: dict[str, Any] | None = None) -> TimelineEntry:
+        entry = TimelineEntry(actor=self.actor, kind=kind, message=message, evidence=evidence)
+        self.timeline.append(entry)
+        runtime.store().append_timeline(self.incident.id, entry)
+        get_run_logger().info("[%s] %s", kind, message)
+        return entry
+
+    def add_evidence(self, item: Evidence) -> Evidence:
+        self.evidence.append(item)
+        return item
+
+    # -- acting, once ---------------------------------------------------------------------------
+    def act(self, action: str, target: str, run: Callable[[], T], plan: str) -> ActDone[T]:
+        """Claim (incident, action, target) then run; refused if claimed before; a plan in a dry run."""
+        store = runtime.store()
+        if self.dry_run:
+            record = ActionRecord(
+                key=f"{self.incident.id}:{action}:{target}:dry-run",
+                incident_id=self.incident.id,
+                action=action,
+                target=target,
+                status=ActionStatus.DRY_RUN,
+                run_id=_flow_run_id(),
+                detail=plan,
+                finished_at=utc_now(),
+            )
+            self.actions.append(record)
+            self.note("plan", f"dry run: would {action} {target}: {plan}")
+            return ActDone(record)
+        claim = store.claim_action(self.incident.id, action, target, run_id=_flow_run_id(), detail=plan)
+        if not claim.won:
+            prior = claim.record
+            refused = prior.model_copy(update={"status": ActionStatus.REFUSED})
+            self.actions.append(refused)
+            self.note(
+                "refused",
+                f"not acting: {action} on {target} was already claimed for this incident at "
+                f"{prior.claimed_at:%H:%M:%S} UTC (status {prior.status}, run {prior.run_id})",
+            )
+            return ActDone(refused)
+        self.note("action", f"{action} {target}: {plan}")
+        try:
+            value = run()
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+            finished = store.finish_action(claim.record.key, ActionStatus.FAILED, detail)
+            self.actions.append(finished)
+            self.note("action-failed", f"{action} {target} failed: {detail}")
+            return ActDone(finished, error=exc)
+        finished = store.finish_action(claim.record.key, ActionStatus.SUCCEEDED, plan)
+        self.actions.append(finished)
+        return ActDone(finished, value=value)
+
+    # -- the end --------------------------------------------------------------------------------
+    def finish(self, outcome: RunbookOutcome, summary: str) -> RunbookResult:
+        if self.dry_run and outcome not in (RunbookOutcome.RECOVERED_BY_ITSELF, RunbookOutcome.FAILED):
+            summary = f"dry run, planned outcome {outcome.value}: {summary}"
+            outcome = RunbookOutcome.DRY_RUN
+        self.note("outcome", f"{outcome.value}: {summary}")
+        result = RunbookResult(
+            runbook=self.runbook,
+            incident_id=self.incident.id,
+            outcome=outcome,
+            summary=summary,
+            actions=self.actions,
+            evidence=self.evidence,
+            timeline=self.timeline,
+            started_at=self.started_at,
+            finished_at=utc_now(),
+        )
+        if FlowRunContext.get() is not None:
+            create_markdown_artifact(
+                key=_artifact_key(f"{self.runbook}-{self.incident.id[:12]}"),
+                markdown=render_markdown(result),
+                description=f"{self.runbook}: {outcome.value}",
+            )
+        return result
+
+
+def _artifact_key(raw: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")[:100]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(result: RunbookResult) -> str:
+    """The run as a person reads it: outcome, timeline, actions, evidence."""
+    lines = [
+        f"# {result.runbook}: {result.outcome.value}",
+        "",
+        f"**Incident** `{result.incident_id}` · **Summary** {result.summary}",
+        "",
+        "## Timeline",
+        "",
+        "| time (UTC) | step | what |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {e.at:%H:%M:%S} | {e.kind} | {_cell(e.message)} |" for e in result.timeline]
+    lines += ["", "## Actions", ""]
+    if result.actions:
+        lines += ["| action | target | status | detail |", "|---|---|---|---|"]
+        lines += [
+            f"| {a.action} | {_cell(a.target)} | {a.status.value} | {_cell(a.detail or '')} |"
+            for a in result.actions
+        ]
+    else:
+        lines.append("None.")
+    lines += ["", "## Evidence", ""]
+    for item in result.evidence:
+        lines += [f"### {item.title} ({item.kind})", "", "```", item.content.rstrip() or "(empty)", "```", ""]
+    if not result.evidence:
+        lines.append("None collected.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,154 @@
+"""Guide: P1 › Actions by Incident Type › CPU/Memory Exhaustion.
+
+Check resource usage (`kubectl top pods --sort-by=memory`, `kubectl top nodes`); look for memory
+errors in the logs (`kubectl logs deployment/emotionscare | grep -i "memory\\|OutOfMemory"`);
+temporary relief: scale up (`kubectl scale deployment emotionscare --replicas=3`, never below the
+current count); wait, verify; record the permanent fix (profiling, the leak checklist) as follow-up.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from prefect import flow
+from pydantic import Field
+
+from flows.record import Record
+from flows.targets import probe_service, target_workload, wait_healthy
+from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from tasks.kubectl import KubernetesError
+from tasks.kubernetes import (
+    get_deployment_logs,
+    get_replicas,
+    scale_deployment,
+    top_nodes,
+    top_pods,
+    wait_for_rollout,
+)
+
+__all__ = ["FOLLOW_UP", "resource_exhaustion"]
+
+RUNBOOK = "resource-exhaustion"
+
+FOLLOW_UP = """Permanent fix: find the memory leak (the guide's steps)
+- [ ] Profile: `node --prof app.js`, then `node --prof-process isolate-*.log > analysis.txt`
+- [ ] Check for unbound array growth
+- [ ] Check for event listener leaks
+- [ ] Check for circular references
+- [ ] Scale back down once the fix is deployed"""
+
+OOM_PATTERN = r"memory|OutOfMemory|OOMKilled"
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:.0f}Mi"
+
+
+@flow(name=RUNBOOK, description="P1 › CPU/Memory Exhaustion: top pods/nodes, OOM in logs, scale up, verify.")
+def resource_exhaustion(
+    incident: IncidentRef | None = None,
+    replicas: Annotated[int, Field(ge=1, le=100)] = 3,
+    ready_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
+    verify_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 30.0,
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    dry_run: bool = False,
+) -> RunbookResult:
+    """CPU/Memory Exhaustion: look (top, logs), scale up for relief, verify, leave the leak hunt as follow-up.
+
+    Args:
+        incident: the incident to work on; empty: open (or join) one for this service, started by hand
+        replicas: scale to this many replicas (the guide: 3); never below the current count
+        ready_deadline_s: how long to wait for the new pods
+        verify_deadline_s: how long to wait for health after scaling
+        poll_interval_s: how often to look while waiting
+        dry_run: record and log the plan, change nothing
+    """
+    rec = Record.open(RUNBOOK, incident or IncidentRef(summary="CPU/memory exhaustion"), dry_run=dry_run)
+    target = target_workload()
+
+    # Check resource usage
+    try:
+        pods = top_pods(target.namespace, sort_by="memory")
+        nodes = top_nodes()
+        rec.add_evidence(
+            Evidence(
+                kind="metrics",
+                title="kubectl top pods --sort-by=memory",
+                content="\n".join(
+                    f"{p.name:<48} {p.cpu_millicores:>6}m {_mib(p.memory_bytes):>8}" for p in pods
+                ),
+            )
+        )
+        rec.add_evidence(
+            Evidence(
+                kind="metrics",
+                title="kubectl top nodes",
+                content="\n".join(
+                    f"{n.name:<24} {n.cpu_millicores:>6}m {n.cpu_pct or 0:>5.0f}% "
+                    f"{_mib(n.memory_bytes):>8} {n.memory_pct or 0:>5.0f}%"
+                    for n in nodes
+                ),
+            )
+        )
+        top = pods[0] if pods else None
+        rec.note(
+            "assess", f"top pod by memory: {top.name} {_mib(top.memory_bytes)}" if top else "no pod metrics"
+        )
+    except KubernetesError as exc:
+        rec.note("assess", f"metrics unavailable: {exc}")
+
+    # Memory errors in the logs
+    oom_lines: list[str] = []
+    try:
+        logs = get_deployment_logs(target, tail_lines=100, grep=OOM_PATTERN)
+        oom_lines = logs.matches
+        rec.add_evidence(
+            Evidence(
+                kind="logs",
+                title=f'kubectl logs {logs.pod} | grep -i "memory\\|OutOfMemory"',
+                content="\n".join(oom_lines) or "(no match)",
+            )
+        )
+        rec.note(
+            "assess", f"{len(oom_lines)} memory/OutOfMemory lines in the last 100 log lines of {logs.pod}"
+        )
+    except KubernetesError as exc:
+        rec.note("assess", f"logs unavailable: {exc}")
+
+    # Temporary relief: scale up (never below the current count)
+    current = get_replicas(target)
+    want = max(current.desired, replicas)
+    if want == current.desired:
+        rec.note("decide", f"already at {current.desired} replicas (>= {replicas}): not scaling")
+    else:
+        plan = f"kubectl scale deployment {target.name} --replicas={want} (from {current.desired})"
+        done = rec.act(
+            "scale",
+            f"{target.namespace}/deployment/{target.name}",
+            lambda: scale_deployment(target, want),
+            plan,
+        )
+        if done.error is not None:
+            rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))
+            return rec.finish(RunbookOutcome.ESCALATED, f"scaling failed: {done.error}; escalated")
+        if done.dry_run:
+            rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))
+            return rec.finish(RunbookOutcome.MITIGATED, plan)
+        try:
+            status = wait_for_rollout(target, deadline_s=ready_deadline_s, poll_interval_s=poll_interval_s)
+            rec.note("verify", f"rollout: {status.message}")
+        except KubernetesError as exc:
+            rec.note("verify", f"scale-up did not complete: {exc}")
+
+    # Verify, and leave the permanent fix as follow-up
+    rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))
+    probe = probe_service()
+    if not probe.healthy:
+        probe = wait_healthy(verify_deadline_s, poll_interval_s)
+    rec.note("verify", probe.summary())
+    evidence = f"; {len(oom_lines)} OOM lines seen" if oom_lines else ""
+    if probe.healthy:
+        return rec.finish(
+            RunbookOutcome.MITIGATED, f"scaled to {want} replicas, healthy{evidence}; leak hunt open"
+        )
+    return rec.finish(RunbookOutcome.ESCALATED, f"still unhealthy at {want} replicas{evidence}; escalated")
