@@ -1,0 +1,59 @@
+"""Every flow the project deploys, with the name, description and tags it is deployed under.
+
+One list serves `python -m flows.serve`, the tests that check prefect.yaml, and the docs map.
+
+Usage::
+
+    for entry in entries():
+        print(entry.name, entry.flow.name, entry.entrypoint)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Entry", "entries"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    entrypoint: str
+    description: str
+    tags: tuple[str, ...] = ()
+    cron: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flow(self) -> Any:
+        module, attr = self.entrypoint.split(":")
+        mod = __import__(module.removesuffix(".py").replace("/", "."), fromlist=[attr])
+        return getattr(mod, attr)
+
+
+_P1 = ("runbook", "p1")
+
+
+def entries() -> list[Entry]:
+    return [
+        Entry("service-down", "flows/service_down.py:service_down", "P1 › Service Completely Down", _P1),
+        Entry("database-lost", "flows/database_lost.py:database_lost", "P1 › Database Connection Lost", _P1),
+        Entry(
+            "resource-exhaustion",
+            "flows/resource_exhaustion.py:resource_exhaustion",
+            "P1 › CPU/Memory Exhaustion",
+            _P1,
+        ),
+        Entry(
+            "external-api-failure",
+            "flows/external_api_failure.py:external_api_failure",
+            "P1 › External API Failure",
+            _P1,
+        ),
+    ]
+
+
+def flows_by_name() -> dict[str, Callable[..., Any]]:
+    return {e.name: e.flow for e in entries()}
