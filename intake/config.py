@@ -73,7 +73,7 @@ class IntakeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    port: int = Field(8088, ge=0, le=65535)
     workers: int = Field(1, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_alerts_per_request: int = Field(1000, ge=1)
@@ -126,12 +126,10 @@ class IntakeConfig(BaseModel):
             value = getattr(intake, name, None)
             if value is not None:
                 values[name] = value
-        tokens = {
-            source: token
-            for source in ("alertmanager", "grafana", "generic", "sentry")
-            if (token := getattr(intake, f"{source}_token", None)) is not None
-        }
-        values["tokens"] = tokens
+        values["tokens"] = dict(getattr(intake, "tokens", None) or {})
+        runbooks = getattr(prefect, "runbook_deployments", None)
+        if runbooks:
+            values["known_runbooks"] = KNOWN_RUNBOOKS | frozenset(runbooks)
         service_name = getattr(getattr(settings, "service", None), "name", None)
         if "default_service" not in values and service_name:
             values["default_service"] = service_name

@@ -1,0 +1,94 @@
+"""`python -m intake`: serve the alert intake (uvicorn) with its dispatcher, from the project's settings.
+
+Usage::
+
+    python -m intake                      # host/port/workers from RUNBOOK_INTAKE_* (docs/intake.md)
+    python -m intake --port 0 --no-dispatch
+
+Settings errors print one line naming the field and exit 2. Each worker process runs its own
+dispatcher thread; they share the outbox (leases) and Prefect's idempotency keys, so several workers
+or replicas still start one flow run per incident.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+
+from starlette.applications import Starlette
+
+from intake.app import create_app
+from intake.config import IntakeConfig
+from intake.dispatch import Dispatcher
+from intake.ingest import StoreIngestor
+from intake.metrics import IntakeMetrics
+from intake.outbox import open_outbox
+
+__all__ = ["build_app", "main"]
+
+_NO_DISPATCH_ENV = "INTAKE_NO_DISPATCH"
+
+
+def build_app() -> Starlette:
+    """The app with its store, outbox and dispatcher, from the settings (uvicorn factory)."""
+    from runbook.settings import load_settings
+    from runbook.store import open_store
+
+    settings = load_settings()
+    config = IntakeConfig.from_settings(settings)
+    store = open_store(settings)
+    outbox = open_outbox(config.store_url or settings.store.url)
+    metrics = IntakeMetrics()
+    dispatch_on = config.dispatch.enabled and os.environ.get(_NO_DISPATCH_ENV) != "1"
+    dispatcher = Dispatcher(outbox, store, config.dispatch, metrics) if dispatch_on else None
+    ingestor = StoreIngestor(store, outbox, config, on_enqueued=dispatcher.wake if dispatcher else None)
+
+    def background() -> AbstractContextManager[object]:
+        stack = ExitStack()
+        stack.callback(outbox.close)
+        close = getattr(store, "close", None)
+        if callable(close):
+            stack.callback(close)
+        stack.enter_context(dispatcher if dispatcher is not None else nullcontext())
+        return stack
+
+    return create_app(config, ingestor, metrics=metrics, background=background)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    from runbook.errors import SettingsError
+    from runbook.settings import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m intake", description="Serve the alert intake.")
+    parser.add_argument("--host", help="listen address (default: settings intake.host)")
+    parser.add_argument("--port", type=int, help="listen port (default: settings intake.port; 0 = any)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: settings intake.workers)")
+    parser.add_argument("--no-dispatch", action="store_true", help="accept and store alerts, start no runs")
+    args = parser.parse_args(argv)
+    try:
+        config = IntakeConfig.from_settings(load_settings())
+    except SettingsError as exc:
+        print(f"intake: {exc}", file=sys.stderr)
+        return 2
+    if args.no_dispatch:
+        os.environ[_NO_DISPATCH_ENV] = "1"
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        "intake.__main__:build_app",
+        factory=True,
+        host=args.host or config.host,
+        port=config.port if args.port is None else args.port,
+        workers=args.workers or config.workers,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

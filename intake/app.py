@@ -1,0 +1,214 @@
+"""The intake's HTTP API: an ASGI app (Starlette) that monitoring systems post alerts to.
+
+Usage::
+
+    app = create_app(config, ingestor)          # intake/__main__.py serves it with uvicorn
+    # POST /alerts/{alertmanager,sentry,grafana,generic}  -> 202 {"accepted": n, "raw_id": ..., ...}
+    # GET /healthz (process up), /readyz (store reachable), /metrics (Prometheus text)
+
+Every request to `/alerts/<source>` goes through the same gate, in this order, and stops at the first
+failure with a JSON body `{"error": "<what is wrong>"}`:
+
+1. credentials: bearer token of the source, or Sentry's signature header present (401);
+2. `Content-Type: application/json` (415);
+3. size: `Content-Length` over the limit, or the body read so far over it (413, read in chunks and
+   cut off at the limit: an endless body is never buffered);
+4. Sentry only: the signature of the body (401);
+5. JSON (400), the source's shape (422 naming the field), at most N alerts;
+6. the raw body and the normalised alerts are committed to the store (`Ingestor.ingest`) and only then
+   the answer is 202. The store failing is the only 5xx (503, "retry"): senders retry on it.
+
+Nothing is stored for a request refused at steps 1–5.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from intake.auth import Unauthorized, check_bearer, check_sentry, check_sentry_header_present
+from intake.config import IntakeConfig
+from intake.errors import BodyNotJSON, PayloadInvalid
+from intake.ingest import Ingestor
+from intake.metrics import IntakeMetrics
+from intake.parsers import SOURCES, parse
+
+__all__ = ["Refused", "create_app", "read_body"]
+
+log = logging.getLogger("intake.app")
+
+_SAFE_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "user-agent",
+        "request-id",
+        "sentry-hook-resource",
+        "sentry-hook-timestamp",
+    }
+)
+"""Headers kept with the raw payload. Never `authorization` (a secret) or signatures."""
+
+
+class Refused(Exception):
+    """A request refused with `status` and `reason` (the JSON error body)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _json_content_type(value: str | None) -> bool:
+    if not value:
+        return False
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes (never buffered past it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError as exc:
+            raise Refused(400, "Content-Length is not a number") from exc
+        if size > limit:
+            raise Refused(413, f"body of {size} bytes is over the limit of {limit} bytes")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise Refused(413, f"body is over the limit of {limit} bytes")
+    except ClientDisconnect as exc:
+        raise Refused(400, "client disconnected before the body was complete") from exc
+    return bytes(body)
+
+
+def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The request headers worth keeping with the raw payload (no credentials)."""
+    return {k.lower(): v for k, v in headers.items() if k.lower() in _SAFE_HEADERS}
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+def create_app(
+    config: IntakeConfig,
+    ingestor: Ingestor,
+    *,
+    metrics: IntakeMetrics | None = None,
+    background: Callable[[], Any] | None = None,
+) -> Starlette:
+    """The ASGI app. `background()` is entered for the app's lifetime (the dispatcher), if given.
+
+    `background` returns a context manager (sync): entered at startup, exited at shutdown.
+    """
+    metrics = metrics or IntakeMetrics()
+    metrics.track_queue_depth(ingestor.queue_depth)
+    ctx = config.parse_context()
+    limiter = anyio.CapacityLimiter(max(4, config.workers * 8))
+
+    async def receive_alerts(request: Request) -> Response:
+        source = request.path_params["source"]
+        if source not in SOURCES:
+            return _error(404, f"unknown source {source[:40]!r}; known: {', '.join(SOURCES)}")
+        started = time.perf_counter()
+        try:
+            response = await _receive(request, source)
+        except Refused as refused:
+            if refused.status >= 500:
+                log.error("intake %s: %s", source, refused.reason)
+            response = _error(refused.status, refused.reason)
+        metrics.requests.labels(source=source, code=str(response.status_code)).inc()
+        metrics.request_seconds.labels(source=source).observe(time.perf_counter() - started)
+        return response
+
+    async def _receive(request: Request, source: str) -> Response:
+        # 1. credentials (before reading anything more)
+        try:
+            if source == "sentry":
+                check_sentry_header_present(config, request.headers)
+            else:
+                check_bearer(config, source, request.headers.get("authorization"))
+        except Unauthorized as exc:
+            raise Refused(401, exc.reason) from exc
+        # 2. content type
+        if not _json_content_type(request.headers.get("content-type")):
+            got = request.headers.get("content-type") or "none"
+            raise Refused(415, f"Content-Type must be application/json (got {got})")
+        # 3. size, enforced while reading
+        body = await read_body(request, config.max_body_bytes)
+        # 4. Sentry's signature covers the exact bytes received
+        if source == "sentry":
+            try:
+                check_sentry(config, body, request.headers)
+            except Unauthorized as exc:
+                raise Refused(401, exc.reason) from exc
+        # 5. JSON and the source's shape
+        try:
+            alerts = parse(source, body, ctx, sentry_resource=request.headers.get("sentry-hook-resource"))
+        except BodyNotJSON as exc:
+            raise Refused(400, exc.message) from exc
+        except PayloadInvalid as exc:
+            raise Refused(422, exc.message) from exc
+        # 6. durable before the answer
+        try:
+            receipt = await anyio.to_thread.run_sync(
+                lambda: ingestor.ingest(source, body, safe_headers(request.headers), alerts), limiter=limiter
+            )
+        except Exception as exc:  # the store is down or refused: the sender must retry
+            log.exception("intake %s: could not store %d alert(s)", source, len(alerts))
+            raise Refused(503, f"could not store the alerts, retry later ({type(exc).__name__})") from exc
+        for alert in alerts:
+            metrics.received.labels(source=source, status=alert.status.value).inc()
+        if receipt.joined:
+            metrics.deduplicated.labels(source=source).inc(receipt.joined)
+        if receipt.created:
+            metrics.incidents_created.labels(source=source).inc(len(receipt.created))
+        return JSONResponse(receipt.as_json(), status_code=202)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        ready, why = await anyio.to_thread.run_sync(ingestor.ready, limiter=limiter)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "detail": why}, status_code=200 if ready else 503
+        )
+
+    async def metrics_endpoint(request: Request) -> Response:
+        body, content_type = await anyio.to_thread.run_sync(metrics.render, limiter=limiter)
+        return Response(body, media_type=content_type)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if background is None:
+            yield
+            return
+        with background():
+            yield
+
+    routes = [
+        Route("/alerts/{source:str}", receive_alerts, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.metrics = metrics
+    app.state.config = config
+    app.state.sources = SOURCES
+    return app

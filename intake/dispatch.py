@@ -1,0 +1,376 @@
+"""The dispatcher: one `respond` flow run per incident, from the outbox, paced, retried, resumable.
+
+Usage::
+
+    dispatcher = Dispatcher(outbox, store, config.dispatch, metrics)
+    with dispatcher:                 # a background thread of the intake process
+        dispatcher.wake()            # new work was enqueued (the intake calls this after a 202)
+    dispatcher.run_once()            # or one pass by hand (tests, `python -m intake dispatch`)
+
+Exactly once (docs/intake.md, "Dispatch"): the run is created with
+`run_deployment(name, parameters, timeout=0, idempotency_key=f"{deployment}:{incident_id}")`.
+Prefect's idempotency keys are scoped per flow, so the key carries the deployment name; any retry,
+replay, or second replica asking for the same incident gets the same flow run back. The run id is
+stored on the incident (`Store.update_incident(id, flow_run_id=...)`) and the outbox row is closed.
+
+While Prefect is unreachable (or answers 5xx, or the deployment does not exist yet) the row is
+retried with exponential backoff and jitter, capped at `backoff_max_s`, never dropped: what was
+acknowledged is dispatched eventually. Creations are paced by a token bucket (`rate_per_s`,
+`burst`), so a storm never floods the Prefect server (a SQLite-backed one answers 503 under load);
+the storm itself is absorbed earlier, by dedupe into one incident. A restart resumes from the outbox:
+rows whose lease expired are claimed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from intake.config import DispatchConfig
+from intake.errors import DispatchFailed
+from intake.metrics import IntakeMetrics
+from intake.outbox import Outbox, OutboxItem
+from runbook.errors import NotFound
+from runbook.models import Incident, TimelineEntry
+
+__all__ = ["Dispatcher", "FlowStarter", "PrefectStarter", "TokenBucket", "backoff_delay", "idempotency_key"]
+
+log = logging.getLogger("intake.dispatch")
+
+
+def idempotency_key(deployment: str, incident_id: str) -> str:
+    """`"respond/respond:<incident id>"`: per deployment, because Prefect scopes keys per flow."""
+    return f"{deployment}:{incident_id}"
+
+
+def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
+    """Delay before retry `attempt` (1, 2, ...): `initial * 2**(attempt-1)` capped at `max_s`, then
+    "equal jitter" (half fixed, half random) so replicas do not retry in lockstep."""
+    ceiling = min(max_s, initial_s * (2 ** max(0, min(attempt - 1, 30))))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class TokenBucket:
+    """At most `burst` at once, refilled at `rate_per_s`. `await bucket.acquire()` waits for a token."""
+
+    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate_per_s
+        self.capacity = float(burst)
+        self.tokens = float(burst)
+        self.clock = clock
+        self.stamp = clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def wait_s(self) -> float:
+        """Seconds until a token is free (0 if one is)."""
+        self._refill()
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self) -> bool:
+        """Take a token if one is free."""
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class FlowStarter(Protocol):
+    """Starts (or finds, by idempotency key) the flow run of one deployment; returns the run id."""
+
+    async def start(self, deployment: str, parameters: dict[str, Any], key: str) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+class PrefectStarter:
+    """`run_deployment(..., timeout=0, idempotency_key=key)` against one Prefect API, one client reused."""
+
+    def __init__(self, api_url: str, *, request_timeout_s: float = 10.0) -> None:
+        self.api_url = api_url
+        self.request_timeout_s = request_timeout_s
+        self._client: Any = None
+
+    async def _get_client(self) -> Any:
+        if self._client is None:
+            from prefect.client.orchestration import PrefectClient
+
+            client = PrefectClient(self.api_url, httpx_settings={"timeout": self.request_timeout_s})
+            await client.__aenter__()
+            self._client = client
+        return self._client
+
+    async def start(self, deployment: str, parameters: dict[str, Any], key: str) -> str:
+        from prefect.deployments import arun_deployment
+
+        client = await self._get_client()
+        flow_run = await arun_deployment(
+            deployment,
+            parameters=parameters,
+            timeout=0,
+            idempotency_key=key,
+            client=client,
+            as_subflow=False,
+            tags=["intake"],
+        )
+        return str(flow_run.id)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.__aexit__(None, None, None)
+
+
+class IncidentStore(Protocol):
+    """What the dispatcher needs of `runbook.store.Store`."""
+
+    def get_incident(self, incident_id: str) -> Incident: ...
+
+    def update_incident(self, incident_id: str, **fields: Any) -> Incident: ...
+
+    def append_timeline(self, incident_id: str, entry: TimelineEntry) -> Any: ...
+
+
+def respond_parameters(incident: Incident) -> dict[str, Any]:
+    """The `respond` flow's parameters: an `IncidentRef` as plain JSON (no secrets, nothing else)."""
+    return {
+        "incident": {
+            "incident_id": incident.id,
+            "service": incident.service,
+            "severity": incident.severity.value,
+            "summary": incident.title,
+        }
+    }
+
+
+class Dispatcher:
+    """Works the outbox in a background thread (its own asyncio loop). See the module docstring."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        store: IncidentStore,
+        config: DispatchConfig,
+        metrics: IntakeMetrics | None = None,
+        *,
+        starter: FlowStarter | None = None,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.store = store
+        self.config = config
+        self.metrics = metrics or IntakeMetrics()
+        self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self.rng = rng or random.Random()
+        self.bucket = TokenBucket(config.rate_per_s, config.burst)
+        self._starter = starter
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self.error: BaseException | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def starter(self) -> FlowStarter:
+        if self._starter is None:
+            api_url = self.config.api_url or _prefect_api_url()
+            if not api_url:
+                raise DispatchFailed("no Prefect API URL: set prefect.api_url (or PREFECT_API_URL)")
+            self._starter = PrefectStarter(api_url, request_timeout_s=self.config.request_timeout_s)
+        return self._starter
+
+    def start(self) -> None:
+        """Start the background thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._thread_main, name="intake-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the thread to finish its current creation and exit; wait up to `timeout_s`."""
+        self._stopping.set()
+        self.wake()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.error("dispatcher thread did not stop within %.1f s", timeout_s)
+            self._thread = None
+
+    def __enter__(self) -> Dispatcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wake(self) -> None:
+        """New work may be waiting: skip the idle wait (thread-safe, cheap)."""
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the loop closed between the check and the call
+                log.debug("dispatcher loop already closed")
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # recorded and logged: the thread must not die silently
+            self.error = exc
+            log.exception("dispatcher stopped on an error")
+
+    async def _main(self) -> None:
+        from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        starter = self.starter()
+        try:
+            # Our backoff replaces the client's own retries (they would hold a row for minutes).
+            with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: self.config.client_max_retries}):
+                while not self._stopping.is_set():
+                    done = await self._pass(starter)
+                    if done == 0:
+                        await self._idle()
+        finally:
+            await starter.aclose()
+            self._loop = None
+
+    async def _idle(self) -> None:
+        assert self._wake is not None
+        wait_s = self.config.idle_poll_s
+        due = await asyncio.to_thread(self._next_due_in)
+        if due is not None:
+            wait_s = max(0.0, min(wait_s, due))
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
+        except TimeoutError:
+            pass  # the idle period ended: poll the outbox (other replicas may have enqueued work)
+        self._wake.clear()
+
+    def _next_due_in(self) -> float | None:
+        try:
+            due = self.outbox.next_due_at()
+        except Exception:
+            log.exception("dispatcher: outbox unavailable")
+            return None
+        return None if due is None else due - self.outbox.clock()
+
+    async def _pass(self, starter: FlowStarter) -> int:
+        try:
+            items = await asyncio.to_thread(
+                self.outbox.claim, self.owner, self.config.lease_s, self.config.batch
+            )
+        except Exception:
+            log.exception("dispatcher: cannot claim from the outbox")
+            return 0
+        handled = 0
+        for item in items:
+            if self._stopping.is_set():
+                break
+            await self._paced()
+            await self._dispatch(starter, item)
+            handled += 1
+        return handled
+
+    async def _paced(self) -> None:
+        while not self.bucket.take() and not self._stopping.is_set():
+            await asyncio.sleep(self.bucket.wait_s())
+
+    async def _dispatch(self, starter: FlowStarter, item: OutboxItem) -> None:
+        started = time.perf_counter()
+        try:
+            incident = await asyncio.to_thread(self.store.get_incident, item.incident_id)
+        except NotFound:
+            log.error(
+                "dispatcher: incident %s is not in the store; dropping its outbox row", item.incident_id
+            )
+            await asyncio.to_thread(self.outbox.complete, item.incident_id, "")
+            return
+        except Exception as exc:
+            await self._failed(item, exc)
+            return
+        if incident.flow_run_id:  # already dispatched (by another replica, or before a crash)
+            await asyncio.to_thread(self.outbox.complete, item.incident_id, incident.flow_run_id)
+            return
+        key = idempotency_key(item.deployment, incident.id)
+        try:
+            flow_run_id = await asyncio.wait_for(
+                starter.start(item.deployment, respond_parameters(incident), key),
+                self.config.request_timeout_s,
+            )
+            await asyncio.to_thread(self._record, incident, item, flow_run_id)
+        except Exception as exc:
+            await self._failed(item, exc)
+            return
+        self.metrics.dispatch.labels(outcome="dispatched").inc()
+        self.metrics.dispatch_seconds.observe(time.perf_counter() - started)
+        log.info("dispatched incident %s -> flow run %s (%s)", incident.id, flow_run_id, item.deployment)
+
+    def _record(self, incident: Incident, item: OutboxItem, flow_run_id: str) -> None:
+        self.store.update_incident(incident.id, flow_run_id=flow_run_id)
+        self.store.append_timeline(
+            incident.id,
+            TimelineEntry(
+                actor="intake",
+                kind="dispatch",
+                message=f"respond flow run started ({item.deployment})",
+                evidence={"flow_run_id": flow_run_id, "deployment": item.deployment},
+            ),
+        )
+        self.outbox.complete(incident.id, flow_run_id)
+
+    async def _failed(self, item: OutboxItem, exc: BaseException) -> None:
+        self.metrics.dispatch.labels(outcome="failed").inc()
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        delay = backoff_delay(
+            item.attempts + 1, self.config.backoff_initial_s, self.config.backoff_max_s, self.rng
+        )
+        log.warning(
+            "dispatch of incident %s failed (attempt %d), retry in %.2f s: %s",
+            item.incident_id,
+            item.attempts + 1,
+            delay,
+            error,
+        )
+        try:
+            await asyncio.to_thread(self.outbox.fail, item.incident_id, error, self.outbox.clock() + delay)
+        except Exception:
+            log.exception("dispatcher: cannot record the failure; the lease expires and the row is retried")
+
+    # -- by hand -----------------------------------------------------------------------------------
+    def run_once(self) -> int:
+        """One pass over the due rows in the calling thread; returns how many were handled."""
+
+        async def one() -> int:
+            from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+            starter = self.starter()
+            try:
+                with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: self.config.client_max_retries}):
+                    return await self._pass(starter)
+            finally:
+                await starter.aclose()
+
+        return asyncio.run(one())
+
+
+def _prefect_api_url() -> str | None:
+    from prefect.settings import PREFECT_API_URL
+
+    value = PREFECT_API_URL.value()
+    return str(value) if value else None
