@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from runbook.severity import Severity
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def alert(name: str, labels: dict[str, str] | None = None, **signals: object) -> Alert:
+def alert(name: str, labels: dict[str, str] | None = None, **signals: Any) -> Alert:
     return Alert(
         source="generic",
         fingerprint=f"generic:{name}",
@@ -83,7 +84,7 @@ def test_explicit_label_wins_and_the_reason_keeps_what_the_signals_said() -> Non
         ("Unrelated", {}, None),
     ],
 )
-def test_default_routes(name: str, signals: dict[str, object], runbook: str | None) -> None:
+def test_default_routes(name: str, signals: dict[str, Any], runbook: str | None) -> None:
     assert Router().route(alert(name, **signals)) == runbook
 
 

@@ -1,0 +1,113 @@
+"""Intake fixtures: a real store (SQLite file) with the intake's outbox beside it, the app, a live server.
+
+- `intake_config`: tokens for every source, a Sentry client secret, a 64 KiB body limit.
+- `store_url`, `store`, `outbox`: `runbook.store` and `intake.outbox` on one fresh SQLite file.
+- `app` / `client`: the ASGI app (no dispatcher) served by uvicorn on 127.0.0.1:<free port>, and an httpx
+  client on it (real HTTP over loopback, as Alertmanager or Sentry would send it).
+- `serve(app)`: uvicorn on 127.0.0.1:<free port> in a thread; yields the base URL; stopped after.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from intake.app import create_app
+from intake.config import IntakeConfig
+from intake.ingest import StoreIngestor
+from intake.outbox import Outbox, open_outbox
+
+TOKENS = {"alertmanager": "am-token", "grafana": "gf-token", "generic": "gen-token"}
+SENTRY_SECRET = "sentry-client-secret"
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.01) -> bool:
+    """Poll `predicate` until it is true or `timeout_s` passes; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return predicate()
+
+
+@pytest.fixture
+def intake_config() -> IntakeConfig:
+    return IntakeConfig(
+        tokens={k: SecretStr(v) for k, v in TOKENS.items()},
+        sentry_client_secret=SecretStr(SENTRY_SECRET),
+        max_body_bytes=64 * 1024,
+        sentry_projects={"emotionscare-web": "emotionscare"},
+    )
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'incidents.sqlite3'}"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Any]:
+    from runbook.store import open_store
+
+    s = open_store(store_url)
+    try:
+        yield s
+    finally:
+        close = getattr(s, "close", None)
+        if callable(close):
+            close()
+
+
+@pytest.fixture
+def outbox(store: Any, store_url: str) -> Iterator[Outbox]:
+    box = open_outbox(store_url)
+    try:
+        yield box
+    finally:
+        box.close()
+
+
+@pytest.fixture
+def app(intake_config: IntakeConfig, store: Any, outbox: Outbox) -> Starlette:
+    return create_app(intake_config, StoreIngestor(store, outbox, intake_config))
+
+
+@contextmanager
+def _serve(app: Starlette) -> Iterator[str]:
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", backlog=2048)
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: server.started, 10.0), "uvicorn did not start"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture
+def serve() -> Callable[[Starlette], AbstractContextManager[str]]:
+    return _serve
+
+
+@pytest.fixture
+def client(app: Starlette) -> Iterator[httpx.Client]:
+    with _serve(app) as url, httpx.Client(base_url=url, timeout=30.0) as c:
+        yield c
