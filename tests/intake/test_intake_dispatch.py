@@ -27,7 +27,7 @@ from intake.config import DispatchConfig, IntakeConfig
 from intake.dispatch import Dispatcher, idempotency_key
 from intake.ingest import StoreIngestor
 from intake.metrics import IntakeMetrics
-from intake.outbox import Outbox
+from intake.outbox import Outbox, OutboxItem
 from intake.parsers import parse
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -44,7 +44,8 @@ def prefect_api() -> Iterator[str]:
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=60):
-        respond.to_deployment(name="respond").apply()
+        deployment: Any = respond.to_deployment(name="respond")  # sync here; typed as maybe-awaitable
+        deployment.apply()
         url = PREFECT_API_URL.value()
         assert url
         yield str(url)
@@ -73,6 +74,12 @@ def runs_of(incident_ids: set[str]) -> dict[str, list[str]]:
             if incident_id in incident_ids:
                 found.setdefault(incident_id, []).append(str(run.id))
         return found
+
+
+def row_of(outbox: Outbox, incident_id: str) -> OutboxItem:
+    item = outbox.get(incident_id)
+    assert item is not None, f"no outbox row for {incident_id}"
+    return item
 
 
 def config_for(api_url: str, **dispatch: Any) -> DispatchConfig:
@@ -104,7 +111,7 @@ def test_one_run_per_incident_with_its_id_on_the_incident(
         incident = store.get_incident(incident_id)
         assert incident.flow_run_id == runs[incident_id][0]
         assert any(e.kind == "dispatch" for e in store.timeline(incident_id))
-        assert outbox.get(incident_id).flow_run_id == incident.flow_run_id
+        assert row_of(outbox, incident_id).flow_run_id == incident.flow_run_id
     assert outbox.depth() == 0
     assert metrics.dispatch.labels(outcome="dispatched")._value.get() == 3
     # Nothing left: a second pass starts nothing.
@@ -138,7 +145,7 @@ def test_a_crash_after_creating_the_run_does_not_create_a_second_one(
     )
 
     dispatcher.run_once()
-    assert outbox.get(incident_id).attempts == 1
+    assert row_of(outbox, incident_id).attempts == 1
     assert store.get_incident(incident_id).flow_run_id is None
     assert wait_for(lambda: dispatcher.run_once() == 1, 5.0)  # the retry, once its backoff has passed
 
@@ -191,7 +198,7 @@ def test_prefect_unreachable_keeps_the_work_and_dispatches_when_it_is_back(
 
     Dispatcher(outbox, store, config_for(down, backoff_initial_s=30, backoff_max_s=60), metrics).run_once()
 
-    row = outbox.get(incident_id)
+    row = row_of(outbox, incident_id)
     assert row.attempts == 1 and row.dispatched_at is None
     assert row.last_error
     assert before + 15 <= row.next_attempt_at <= time.time() + 30  # equal jitter: 15-30 s for attempt 1
