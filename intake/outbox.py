@@ -375,19 +375,22 @@ class PostgresOutbox(Outbox):
 
 
 def sqlite_path(url: str) -> str | None:
-    """The file path of a SQLite store URL (`sqlite:///abs/path.db`, `sqlite:rel.db`, or a bare path)."""
-    if url.startswith(("postgresql://", "postgres://", "postgresql+")):
+    """The file of a SQLite store URL, read as `runbook.store` reads it; None for PostgreSQL.
+
+    `sqlite:///relative/path.sqlite3` (relative to the working directory), `sqlite:////absolute/path`.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
         return None
-    for prefix in ("sqlite:///", "sqlite://", "sqlite:"):
-        if url.startswith(prefix):
-            rest = url[len(prefix) :]
-            return "/" + rest if prefix == "sqlite:///" and not rest.startswith("/") else rest
-    return url
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return url[len("sqlite:///") :]
+    raise OutboxFailed(
+        f"unsupported store URL for the outbox: use sqlite:///path or postgresql://... ({url[:9]}...)"
+    )
 
 
 def open_outbox(url: str) -> Outbox:
     """The outbox next to the store at `url`: PostgreSQL for a `postgresql://` DSN, else a SQLite file."""
     path = sqlite_path(url)
     if path is None:
-        return PostgresOutbox(url.replace("postgresql+psycopg://", "postgresql://"))
+        return PostgresOutbox(url)
     return SqliteOutbox(path)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from intake.app import create_app
 from intake.config import IntakeConfig
@@ -27,6 +28,7 @@ async def _send_all(url: str, body: bytes) -> list[httpx.Response]:
         )
 
 
+@pytest.mark.slow
 def test_thousand_concurrent_copies_make_one_incident(
     intake_config: IntakeConfig, store: Any, outbox: Outbox, serve: Any
 ) -> None:
