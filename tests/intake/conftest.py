@@ -5,6 +5,8 @@
 - `app` / `client`: the ASGI app (no dispatcher) served by uvicorn on 127.0.0.1:<free port>, and an httpx
   client on it (real HTTP over loopback, as Alertmanager or Sentry would send it).
 - `serve(app)`: uvicorn on 127.0.0.1:<free port> in a thread; yields the base URL; stopped after.
+- `prefect_api`: one Prefect test server for the session (`prefect_test_harness`, ~8-12 s to start) with a
+  `respond/respond` deployment registered; runs are created on it, never executed (no worker).
 """
 
 from __future__ import annotations
@@ -111,3 +113,21 @@ def serve() -> Callable[[Starlette], AbstractContextManager[str]]:
 def client(app: Starlette) -> Iterator[httpx.Client]:
     with _serve(app) as url, httpx.Client(base_url=url, timeout=30.0) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    from prefect import flow
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    @flow(name="respond")
+    def respond(incident: dict[str, Any]) -> None:
+        """Stands for flows/respond.py: the dispatch tests only create its runs."""
+
+    with prefect_test_harness(server_startup_timeout=60):
+        deployment: Any = respond.to_deployment(name="respond")  # sync here; typed as maybe-awaitable
+        deployment.apply()
+        url = PREFECT_API_URL.value()
+        assert url
+        yield str(url)

@@ -1,6 +1,6 @@
 """Dispatch against a real Prefect server (prefect_test_harness): one `respond` run per incident, always.
 
-The heavy tests of the intake (one harness for the module, ~8 s to start):
+The heavy tests of the intake (one harness for the session, `prefect_api` in conftest):
 - runs are created once per incident, their ids stored on the incidents, with the IncidentRef parameters;
 - a crash between the run's creation and its recording, and two dispatchers racing on expired leases,
   still give one run per incident (Prefect's idempotency key `respond/respond:<incident id>`);
@@ -14,13 +14,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from prefect import flow
 
 from intake.app import create_app
 from intake.config import DispatchConfig, IntakeConfig
@@ -31,24 +29,6 @@ from intake.outbox import Outbox, OutboxItem
 from intake.parsers import parse
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-
-
-@flow(name="respond")
-def respond(incident: dict[str, Any]) -> None:
-    """Stands for flows/respond.py here: the runs are only created (no worker), never executed."""
-
-
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        deployment: Any = respond.to_deployment(name="respond")  # sync here; typed as maybe-awaitable
-        deployment.apply()
-        url = PREFECT_API_URL.value()
-        assert url
-        yield str(url)
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
