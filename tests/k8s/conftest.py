@@ -9,9 +9,8 @@ and the official client pointed at it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from kubernetes import client
@@ -19,10 +18,7 @@ from kubernetes import client
 from sandbox.k8s import Cluster, ClusterServer, serve_cluster
 from sandbox.k8s.clock import ManualClock
 
-NS = "prod"
-NAME = "web"
-IMAGE = "registry.local/emotionscare/web:1.4.2"
-T0 = datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC)
+from .support import IMAGE, NAME, NS, T0
 
 
 @pytest.fixture
@@ -65,15 +61,3 @@ def apps(api: client.ApiClient) -> client.AppsV1Api:
 @pytest.fixture
 def core(api: client.ApiClient) -> client.CoreV1Api:
     return client.CoreV1Api(api)
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float = 5.0, interval_s: float = 0.02) -> object:
-    """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"condition not met within {timeout_s}s")
-        time.sleep(interval_s)
