@@ -103,3 +103,23 @@ def test_a_silent_server_times_out_at_the_client_timeout(
         kubectl.get_replicas(api, WEB)
     # one attempt of 0.3 s: a read timeout is not silently re-sent (tasks.clients' retry policy)
     assert time.monotonic() - started < 1.0
+
+
+def test_top_without_a_metrics_api(server: HttpServer, api: KubernetesApiClient) -> None:
+    groups = {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {
+                "name": "apps",
+                "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
+            }
+        ],
+    }
+    server.route("GET", "/apis", lambda request: Response.json(groups))
+    with pytest.raises(kubectl.MetricsUnavailable, match=r"^Metrics API not available$"):
+        kubectl.top_pods(api, "prod")
+    with pytest.raises(kubectl.MetricsUnavailable):
+        kubectl.top_nodes(api)
+    assert not any("metrics.k8s.io" in r.path for r in server.requests)
