@@ -216,3 +216,20 @@ def test_dry_run_is_sent_to_the_server_and_changes_nothing(
 def test_undo_of_a_missing_deployment(api: ApiClient) -> None:
     with pytest.raises(kubectl.WorkloadNotFound, match="nope"):
         kubectl.rollout_undo(api, Workload(namespace=NS, name="nope"))
+
+
+def test_undo_adds_the_annotations_when_the_deployment_has_none(
+    api: ApiClient, cluster: Cluster, server: ClusterServer
+) -> None:
+    deploy(api, cluster, IMAGE_2)
+    remove = [{"op": "remove", "path": "/metadata/annotations"}]
+    AppsV1Api(api).patch_namespaced_deployment("web", NS, remove, _request_timeout=5)
+    assert "annotations" not in deployment(cluster)["metadata"]
+    server.clear_requests()
+
+    kubectl.rollout_undo(api, WEB)
+
+    (sent,) = patches(server)
+    assert json.loads(sent.body)[1] == {"op": "add", "path": "/metadata/annotations", "value": {}}
+    cluster.settle(instant=True)
+    assert running_image(cluster) == IMAGE_1
