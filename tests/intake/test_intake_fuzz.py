@@ -116,6 +116,8 @@ def test_no_route_answers_5xx_to_anything_a_client_sends(
         @settings(
             max_examples=400,
             deadline=None,
+            derandomize=True,  # the same 400 examples every run: deterministic, still broad
+            database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         )
         @given(requests())
