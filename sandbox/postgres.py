@@ -189,7 +189,9 @@ class EmbeddedPostgres:
                 time.sleep(0.05)
         tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
         self.stop()
-        raise PostgresStartFailed(f"PostgreSQL on {self.host}:{self.port} did not start ({last}); log:\n{tail}")
+        raise PostgresStartFailed(
+            f"PostgreSQL on {self.host}:{self.port} did not start ({last}); log:\n{tail}"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: `fast` (SIGINT, the default), `smart` (SIGTERM) or `immediate` (SIGQUIT)."""
