@@ -736,7 +736,7 @@ class SqliteStore(Store):
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._closed = False
         path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
@@ -748,10 +748,14 @@ class SqliteStore(Store):
         with self._lock:
             if self._closed:
                 raise StoreFailed(f"{self!r} is closed")
+            # connections of threads that have ended are closed here, so short-lived threads leak none
+            for _, old in [c for c in self._conns if not c[0].is_alive()]:
+                old.close()
+            self._conns = [c for c in self._conns if c[0].is_alive()]
             conn = sqlite3.connect(
                 self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
             )
-            self._conns.append(conn)
+            self._conns.append((threading.current_thread(), conn))
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -815,7 +819,7 @@ class SqliteStore(Store):
         with self._lock:
             self._closed = True
             conns, self._conns = self._conns, []
-        for conn in conns:
+        for _, conn in conns:
             conn.close()
         self._local = threading.local()
 

@@ -355,3 +355,18 @@ def test_closed_store_refuses_work(tmp_path: Path) -> None:
     s.close()
     with pytest.raises(StoreFailed, match="closed"):
         s.list_incidents()
+
+
+def test_sqlite_closes_the_connections_of_ended_threads(tmp_path: Path) -> None:
+    import threading
+
+    with open_store(f"sqlite:///{tmp_path / 't.sqlite3'}") as s:
+        assert isinstance(s, SqliteStore)
+        for _ in range(20):
+            t = threading.Thread(target=s.list_incidents)
+            t.start()
+            t.join(10)
+        t = threading.Thread(target=s.list_incidents)
+        t.start()
+        t.join(10)
+        assert len(s._conns) <= 2  # the opener's and the last thread's
