@@ -39,6 +39,9 @@ from sandbox.k8s.validation import validate_deployment, validate_name
 __all__ = ["Change", "Cluster"]
 
 _PATCH_ALIASES = {"json": JSON_PATCH, "merge": MERGE_PATCH, "strategic": STRATEGIC_MERGE}
+# The API server expires events after an hour; the emulator, whose clock may stand still or be
+# backdated, keeps the newest MAX_EVENTS instead so a long-running sandbox stays bounded.
+MAX_EVENTS = 5000
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -70,6 +73,7 @@ class Cluster:
         self._replica_sets = ReplicaSetController(self)
         self._now_override: datetime | None = None
         self._event_index: dict[tuple[Any, ...], tuple[str, str]] = {}
+        self.max_events = MAX_EVENTS
         born = self.now() - timedelta(days=30)
         with self.store.transaction():
             for ns in DEFAULT_NAMESPACES:
@@ -633,4 +637,7 @@ class Cluster:
                 )
             self.store.put("Event", ev, "ADDED")
             self._event_index[key] = (ns, ev["metadata"]["name"])
+            while len(self._event_index) > self.max_events:
+                oldest_key = next(iter(self._event_index))  # dicts keep insertion order
+                self.store.remove("Event", *self._event_index.pop(oldest_key))
             return copy.deepcopy(ev)

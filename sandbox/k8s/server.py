@@ -204,6 +204,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream_watch(self, watch: _Watch) -> None:
         app = self.server.app
+        with app._watch_done:
+            app._open_watches += 1
+        try:
+            self._stream_watch_events(watch)
+        finally:
+            with app._watch_done:
+                app._open_watches -= 1
+                app._watch_done.notify_all()
+
+    def _stream_watch_events(self, watch: _Watch) -> None:
+        app = self.server.app
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -258,6 +269,8 @@ class ClusterServer:
         self._requests_lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._conn_lock = threading.Lock()
+        self._open_watches = 0
+        self._watch_done = threading.Condition()
         self._httpd = _Server((host, port), self)
         bound_host, bound_port = self._httpd.server_address[:2]
         self.host, self.port = str(bound_host), int(bound_port)
@@ -288,6 +301,10 @@ class ClusterServer:
         if self._tick_thread.is_alive():
             self._tick_thread.join(timeout=10)
         self._httpd.shutdown()
+        # Open watches see `stopping` within one poll and end their stream properly (the last chunk);
+        # only then are idle keep-alive connections cut.
+        with self._watch_done:
+            self._watch_done.wait_for(lambda: self._open_watches == 0, timeout=2 * WATCH_POLL_S + 1)
         with self._conn_lock:
             for conn in list(self._connections):
                 try:

@@ -136,3 +136,13 @@ def test_events_namespaced_and_cluster_wide_with_field_selectors(
     assert all(
         e.last_timestamp < cluster.now() - timedelta(hours=1) for e in scaling if e.metadata.namespace == NS
     )
+
+
+def test_events_are_bounded(cluster: Cluster, core: client.CoreV1Api) -> None:
+    cluster.max_events = 10
+    dep = cluster.get("Deployment", NS, NAME)
+    for i in range(15):
+        cluster.record_event(dep, "Tested", f"event {i}")
+    messages = [e.message for e in core.list_event_for_all_namespaces().items]
+    assert len(messages) == 10
+    assert "event 14" in messages and "event 4" not in messages

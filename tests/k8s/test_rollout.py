@@ -206,3 +206,26 @@ def test_watch_streams_the_deployment_changes(cluster: Cluster, apps: client.App
     assert events[0]["type"] == "MODIFIED"
     assert events[0]["object"].metadata.generation == 2
     assert events[-1]["object"].status.observed_generation == 2
+
+
+def test_recreate_strategy_stops_old_pods_before_starting_new_ones(
+    cluster: Cluster, api: client.ApiClient, apps: client.AppsV1Api, core: client.CoreV1Api
+) -> None:
+    apps.patch_namespaced_deployment(
+        NAME,
+        NS,
+        {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}},
+        _content_type="application/merge-patch+json",
+    )
+    cluster.settle()
+    _set_image(apps, V2)
+    both_at_once = False
+    for _ in range(20):
+        cluster.tick()
+        images = {p.spec.containers[0].image for p in core.list_namespaced_pod(NS).items}
+        both_at_once |= images == {IMAGE, V2}
+        if rollout_status(api, WEB).state is RolloutState.DONE:
+            break
+    assert not both_at_once
+    assert {p.spec.containers[0].image for p in core.list_namespaced_pod(NS).items} == {V2}
+    assert sorted(r["revision"] for r in _revisions(apps).values()) == ["1", "2"]
