@@ -25,7 +25,9 @@ field name keeps its own underscores). Lists and dicts are JSON: `RUNBOOK_EXTERN
 Secrets are `SecretStr`: `repr`, `model_dump_json` and the printed settings show `**********`. The
 password of a DSN in `RUNBOOK_STORE_URL` is masked the same way.
 
-In production (`RUNBOOK_ENVIRONMENT=production`) insecure settings are refused: TLS verification off
+The environment defaults to `development`, not `production`: a deployment states `production` explicitly
+(the manifests do), and a laptop or CI run is never mistaken for production. In production
+(`RUNBOOK_ENVIRONMENT=production`) insecure settings are refused: TLS verification off
 towards Kubernetes, or an intake listening beyond loopback with no source token and no Sentry secret
 (anyone on the network could start runbooks). Missing Slack or PagerDuty credentials are allowed
 everywhere: messages are then recorded as undelivered, the remediation still runs.
@@ -403,7 +405,7 @@ class Settings(BaseSettings):
 
     environment: Environment = Field(
         "development",
-        description="sandbox, development, staging or production; production refuses insecure settings",
+        description="where this runs; production (refuses insecure settings) must be set explicitly",
     )
     config: Path | None = Field(None, description="TOML file with more settings (read from the environment)")
     service: ServiceSettings = Field(default_factory=ServiceSettings)
