@@ -26,7 +26,7 @@ Secrets are `SecretStr`: `repr`, `model_dump_json` and the printed settings show
 password of a DSN in `RUNBOOK_STORE_URL` is masked the same way.
 
 The environment defaults to `development`, not `production`: a deployment states `production` explicitly
-(the manifests do), and a laptop or CI run is never mistaken for production. In production
+(its manifests must say so), and a laptop or CI run is never mistaken for production. In production
 (`RUNBOOK_ENVIRONMENT=production`) insecure settings are refused: TLS verification off
 towards Kubernetes, or an intake listening beyond loopback with no source token and no Sentry secret
 (anyone on the network could start runbooks). Missing Slack or PagerDuty credentials are allowed
