@@ -409,7 +409,7 @@ class Kubelet:
             1 if self.is_ready(pod) else 0,
             -(ready_since.timestamp() if ready_since and self.is_ready(pod) else 0),
             -restarts,
-            [-ord(ch) for ch in pod["metadata"]["creationTimestamp"]],
+            -parse_time(pod["metadata"]["creationTimestamp"]).timestamp(),
         )
 
     # ---- logs ----

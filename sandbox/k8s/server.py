@@ -22,6 +22,7 @@ import re
 import select
 import socket
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -259,8 +260,6 @@ class ClusterServer:
     def __init__(
         self, cluster: Cluster, host: str = "127.0.0.1", port: int = 0, tick_interval_s: float = 0.1
     ) -> None:
-        import time
-
         self.cluster = cluster
         self.tick_interval_s = tick_interval_s
         self.monotonic = time.monotonic

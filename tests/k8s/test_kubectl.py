@@ -174,3 +174,25 @@ def test_get_events_sorted_by_last_timestamp(live, kubectl) -> None:
     assert {"SuccessfulCreate", "Started", "Scheduled"} <= set(reasons)
     # sorted: the scale-up comes after everything from two hours ago
     assert rows.index(scaling[-1]) > rows.index(scaling[0])
+
+
+def test_kubectl_undo_errors_pause_and_resume(live, kubectl) -> None:
+    cluster, _ = live
+    done = kubectl("rollout", "undo", f"deploy/{NAME}", ok=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == 'error: no rollout history found for deployment "web"'
+    kubectl("set", "image", f"deploy/{NAME}", f"{NAME}=registry.local/emotionscare/web:1.5.0")
+    kubectl("rollout", "status", f"deploy/{NAME}", "--timeout=10s")
+    assert kubectl("rollout", "pause", f"deploy/{NAME}").stdout.strip() == "deployment.apps/web paused"
+    done = kubectl("rollout", "undo", f"deploy/{NAME}", ok=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: you cannot rollback a paused deployment; "
+        "resume it first with 'kubectl rollout resume' and try again"
+    )
+    assert cluster.get("Deployment", NS, NAME)["spec"]["paused"] is True
+    assert kubectl("rollout", "resume", f"deploy/{NAME}").stdout.strip() == "deployment.apps/web resumed"
+    assert kubectl("rollout", "undo", f"deploy/{NAME}").stdout.strip() == "deployment.apps/web rolled back"
+    kubectl("rollout", "status", f"deploy/{NAME}", "--timeout=10s")
+    images = {p["spec"]["containers"][0]["image"] for p in cluster.ready_pods(NS, NAME)}
+    assert images == {IMAGE}
