@@ -228,10 +228,12 @@ class Incident(BaseModel):
 class IncidentRef(BaseModel):
     """What a flow takes (the typed form in the Prefect UI). Without `incident_id`, the flow opens one."""
 
-    incident_id: str | None = None
-    service: str = "emotionscare"
-    severity: Severity = Severity.P1
-    summary: str = ""
+    incident_id: str | None = Field(
+        None, description="an open incident's id; empty: open one (or join the open one)"
+    )
+    service: str = Field("emotionscare", min_length=1, description="the service in trouble")
+    severity: Severity = Field(Severity.P1, description="P1 critical · P2 high · P3 medium · P4 low")
+    summary: str = Field("", max_length=500, description="what is wrong, in a sentence (shown in Slack)")
 
 
 class RunbookOutcome(StrEnum):
