@@ -1,0 +1,804 @@
+"""Guide: Running Incident Drill. "Monthly, run incident simulations" — four drills and the monthly run.
+
+Usage::
+
+    drill_high_error_rate()                              # the sandbox, the runbook started directly
+    drill_database_failure(target="staging")             # staging: the runbooks' settings must say staging
+    drill_external_api_failure(via="intake")             # the alert goes through intake, respond answers it
+    drill_monthly(plan="rotate")                         # this month's scenario (prefect.yaml: monthly cron)
+
+Each drill, in order:
+1. Target check (runbook/drills.py `check_target`): the sandbox by default; staging when the runbooks'
+   settings say staging; a target marked production is refused unless `allow_production=True` is given
+   explicitly, and that permission is recorded. A refused drill touches nothing and ends Failed.
+2. Inject the scenario's fault (tasks/drill_targets.py), after clearing any left over by an earlier drill.
+3. Detect: the drill's monitor watches the symptom production monitoring would see, and raises the
+   alert monitoring would send: to intake (`via="intake"`), or straight to the runbook (`via="runbook"`)
+   or to `respond` (`via="respond"`) as a subflow.
+4. Let the response run; a cause that ends by itself (an outage) is lifted after `outage_s`, one that
+   needs people's fix (a slow query optimised) once the runbook is done.
+5. Verify recovery independently (the monitor sees the symptom gone and the service healthy).
+6. **Always** clear the fault: in a `finally` (runbook failure, a crash, a cancellation's SIGTERM), and
+   again from the flow's cancellation and crash hooks.
+7. Measure detect / acknowledge / mitigate / recover against the guide's targets, keep the result in the
+   drill history, publish the report (artifact) and post it to Slack (#incidents).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import httpx
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import FlowRunContext
+from pydantic import Field
+
+from runbook.drill_history import open_history
+from runbook.drills import (
+    DrillResult,
+    DrillStatus,
+    DrillTimes,
+    Lift,
+    Scenario,
+    Symptom,
+    check_target,
+    improvements,
+    judge,
+    scenario,
+    scenarios_for,
+)
+from runbook.errors import RunbookError
+from runbook.models import (
+    Alert,
+    AlertSource,
+    IncidentRef,
+    IncidentStatus,
+    Signals,
+    TimelineEntry,
+    new_id,
+    utc_now,
+)
+from runbook.postmortem import (
+    HistoryRow,
+    drill_slack_text,
+    history_rows,
+    history_summary,
+    render_drill_report,
+)
+from tasks import runtime
+from tasks.drill_targets import FaultTarget, open_target, target_environment
+from tasks.health import HealthProbe, probe_url
+
+__all__ = [
+    "DrillOptions",
+    "DrillRefused",
+    "drill_database_failure",
+    "drill_external_api_failure",
+    "drill_high_error_rate",
+    "drill_monthly",
+    "drill_performance_degradation",
+    "post_to_slack",
+    "run_drill",
+    "runbook_flow",
+]
+
+Via = Literal["runbook", "respond", "intake"]
+ACTOR = "drill"
+
+
+class DrillRefused(RunbookError):
+    """The target may not be drilled (production without `allow_production`, or a mismatch)."""
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    """A drill's parameters, as the flows take them."""
+
+    target: str = "sandbox"
+    allow_production: bool = False
+    via: Via = "runbook"
+    poll_interval_s: float = 1.0
+    detect_deadline_s: float = 120.0
+    recover_deadline_s: float = 600.0
+    outage_s: float = 60.0
+    runbook_parameters: dict[str, Any] = field(default_factory=dict)
+    post_to_slack: bool = True
+
+
+# --- what the drill's monitor sees ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Observation:
+    at: datetime
+    bad: bool
+    detail: str
+
+
+def observe(s: Scenario, *, recovery: bool = False) -> Observation:
+    """One look at the scenario's symptom, as monitoring would take it (plain HTTP, no Prefect task:
+    it runs in a poll loop). With `recovery`, "good" also needs the service healthy and, for an API
+    outage, the feature back on."""
+    settings = runtime.settings()
+    svc = settings.service
+    timeout = svc.http_timeout_s
+    base = str(svc.base_url).rstrip("/")
+    health = probe_url(base + svc.health_path, timeout)
+    api_health = probe_url(base + svc.api_health_path, timeout)
+    service_ok = health.ok and api_health.ok
+    service_line = f"/health {_answer(health)}, /api/health {_answer(api_health)}"
+    if s.symptom == Symptom.SERVICE:
+        return Observation(utc_now(), not service_ok, service_line)
+    if s.symptom == Symptom.API:
+        api = settings.api(s.symptom_arg or "")
+        probe = probe_url(str(api.health_url), timeout)
+        if not recovery:
+            return Observation(
+                utc_now(), not probe.ok, f"{api.name} {probe.status_code or probe.failure.value}"
+            )
+        flag = _flag_value(api.feature_flag)
+        good = probe.ok and service_ok and flag != "false"
+        return Observation(
+            utc_now(),
+            not good,
+            f"{api.name} {_answer(probe)}; {api.feature_flag}={flag}; {service_line}",
+        )
+    p95 = _p95_ms(base + svc.api_health_path, timeout)
+    slow = p95 is None or p95 > s.latency_threshold_ms
+    detail = (
+        f"p95 {p95:.0f} ms (threshold {s.latency_threshold_ms:.0f} ms)" if p95 is not None else "no answer"
+    )
+    return Observation(utc_now(), slow or (recovery and not service_ok), detail)
+
+
+def _answer(probe: HealthProbe) -> str:
+    return str(probe.status_code) if probe.status_code is not None else probe.failure.value
+
+
+def _flag_value(flag: str) -> str | None:
+    from flows.targets import target_workload
+    from tasks.feature_flags import flag_backend
+
+    return flag_backend(target_workload()).get(flag)
+
+
+def _p95_ms(url: str, timeout_s: float, samples: int = 5) -> float | None:
+    latencies = []
+    for _ in range(samples):
+        probe = probe_url(url, timeout_s)
+        if probe.status_code is None:
+            return None
+        latencies.append(probe.latency_ms)
+    latencies.sort()
+    return latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
+
+
+def watch(
+    s: Scenario, *, until_bad: bool, deadline_s: float, poll_interval_s: float, recovery: bool = False
+) -> Observation:
+    """Observe every `poll_interval_s` until the symptom is there (`until_bad`) or gone; bounded."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        obs = observe(s, recovery=recovery)
+        if obs.bad == until_bad or time.monotonic() + poll_interval_s > deadline:
+            return obs
+        time.sleep(poll_interval_s)
+
+
+# --- the drill's own record -------------------------------------------------------------------------------
+
+
+@dataclass
+class DrillLog:
+    """The drill's timeline (its report), mirrored to the incident's once there is one, and logged."""
+
+    entries: list[TimelineEntry] = field(default_factory=list)
+    incident_id: str | None = None
+
+    def note(self, kind: str, message: str, actor: str = ACTOR, at: datetime | None = None) -> TimelineEntry:
+        entry = TimelineEntry(at=at or utc_now(), actor=actor, kind=kind, message=message)
+        self.entries.append(entry)
+        get_run_logger().info("[%s] %s", kind, message)
+        if self.incident_id is not None:
+            runtime.store().append_timeline(self.incident_id, entry)
+        return entry
+
+
+class Lifter:
+    """Ends an outage after `outage_s` from injection, from a thread (the runbook keeps polling meanwhile)."""
+
+    def __init__(self, target: FaultTarget, delay_s: float, log: DrillLog) -> None:
+        self.target = target
+        self.delay_s = delay_s
+        self.log = log
+        self.lifted_at: datetime | None = None
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drill-lifter", daemon=True)
+
+    def start(self) -> Lifter:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        if self._stop.wait(self.delay_s):
+            return
+        try:
+            self.target.clear()
+            self.lifted_at = utc_now()
+        except Exception as exc:  # kept and reported by the drill; the final clear runs regardless
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def wait(self, timeout_s: float) -> None:
+        """Let the outage run its course (bounded): the drill verifies recovery after it."""
+        self._thread.join(timeout_s)
+
+    def finish(self) -> None:
+        """Stop waiting (if it has not lifted yet, it never will: the final clear follows) and join."""
+        self._stop.set()
+        self._thread.join(5.0)
+
+
+# --- responding -------------------------------------------------------------------------------------------
+
+
+def runbook_flow(name: str) -> Callable[..., Any]:
+    """The flow called `name` in the catalogue (tests replace this to make a runbook fail)."""
+    from flows.catalogue import flows_by_name
+
+    flows = flows_by_name()
+    if name not in flows:
+        raise RunbookError(f"runbook {name!r} is not in the catalogue (known: {', '.join(sorted(flows))})")
+    return flows[name]
+
+
+def drill_alert(s: Scenario, drill_id: str) -> Alert:
+    """The alert monitoring would send for this scenario, marked as a drill."""
+    return Alert(
+        source=AlertSource.DRILL,
+        fingerprint=f"drill:{s.key}:{drill_id}",
+        name=s.alert_name,
+        service=runtime.settings().service.name,
+        labels={"drill": drill_id, "scenario": s.key},
+        annotations={"summary": s.summary},
+        signals=Signals(**s.signals),
+        starts_at=utc_now(),
+    )
+
+
+@dataclass
+class Response:
+    incident_id: str | None = None
+    flow_run_id: str | None = None
+    outcome: str | None = None
+    error: str | None = None
+
+
+def respond_direct(s: Scenario, alert: Alert, opts: DrillOptions, log: DrillLog) -> Response:
+    """`via="runbook"` / `"respond"`: open the incident the alert would open, run the flow as a subflow."""
+    store = runtime.store()
+    store.add_alert(alert)
+    incident, _created = store.open_incident_for(alert, s.severity, f"drill.{s.key}", s.runbook)
+    log.incident_id = incident.id
+    for entry in log.entries:  # the story so far, into the incident's timeline
+        store.append_timeline(incident.id, entry)
+    name = s.runbook if opts.via == "runbook" else "respond"
+    ref = IncidentRef(
+        incident_id=incident.id, service=incident.service, severity=s.severity, summary=s.summary
+    )
+    parameters = {**s.runbook_parameters, **opts.runbook_parameters} if opts.via == "runbook" else {}
+    log.note("respond", f"starting {name} for incident {incident.id} as a subflow")
+    try:
+        result = runbook_flow(name)(incident=ref, **parameters)
+    except Exception as exc:  # the runbook failing is what a drill is there to find: recorded, reported
+        detail = f"{type(exc).__name__}: {exc}"[:500]
+        log.note("respond-failed", f"{name} failed: {detail}")
+        return Response(incident.id, error=detail)
+    outcome = getattr(getattr(result, "outcome", None), "value", None) or str(
+        getattr(result, "outcome", "done")
+    )
+    log.note("respond", f"{name} ended: {outcome}: {getattr(result, 'summary', '')}".rstrip(": "))
+    return Response(incident.id, outcome=outcome)
+
+
+def respond_via_intake(s: Scenario, alert: Alert, opts: DrillOptions, log: DrillLog) -> Response:
+    """`via="intake"`: POST the alert to intake as monitoring would; wait for its incident and its run."""
+    settings = runtime.settings()
+    token = settings.intake.tokens.get("generic")
+    host = "127.0.0.1" if settings.intake.host in ("0.0.0.0", "::") else settings.intake.host
+    url = f"http://{host}:{settings.intake.port}/alerts/generic"
+    body = {
+        "alerts": [
+            {
+                "name": alert.name,
+                "service": alert.service,
+                "summary": alert.summary,
+                "fingerprint": alert.fingerprint,
+                "runbook": s.runbook,
+                "severity": s.severity.value,
+                "labels": alert.labels,
+                "signals": alert.signals.observed(),
+                "starts_at": alert.starts_at.isoformat() if alert.starts_at else None,
+            }
+        ]
+    }
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    try:
+        answer = httpx.post(url, json=body, headers=headers, timeout=settings.service.http_timeout_s)
+    except httpx.HTTPError as exc:
+        return Response(error=f"intake unreachable at {url}: {type(exc).__name__}: {exc}")
+    if answer.status_code != 202:
+        return Response(error=f"intake answered {answer.status_code}: {answer.text[:300]}")
+    log.note("alert", f"alert {alert.name} posted to intake ({url}): 202")
+    store = runtime.store()
+    deadline = time.monotonic() + opts.recover_deadline_s
+    incident_id: str | None = None
+    while incident_id is None and time.monotonic() < deadline:
+        found = store.list_alerts(fingerprint=alert.fingerprint, limit=1)
+        incident_id = store.alert_incident(found[0].id) if found else None
+        if incident_id is None:
+            time.sleep(opts.poll_interval_s)
+    if incident_id is None:
+        return Response(error="intake accepted the alert but no incident appeared before the deadline")
+    log.incident_id = incident_id
+    run_id, state = _wait_for_run(incident_id, deadline, opts.poll_interval_s)
+    if run_id is None:
+        return Response(incident_id, error="no flow run was started for the incident before the deadline")
+    if state != "COMPLETED":
+        return Response(incident_id, run_id, error=f"the incident's flow run ended {state}")
+    log.note("respond", f"flow run {run_id} of incident {incident_id} completed")
+    return Response(incident_id, run_id, outcome="completed")
+
+
+def _wait_for_run(incident_id: str, deadline: float, poll_interval_s: float) -> tuple[str | None, str | None]:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    store = runtime.store()
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            run_id = store.get_incident(incident_id, with_timeline=False).flow_run_id
+            if run_id is not None:
+                run = client.read_flow_run(UUID(run_id))
+                if run.state is not None and run.state.is_final():
+                    return run_id, run.state.type.value
+            time.sleep(poll_interval_s)
+        run_id = store.get_incident(incident_id, with_timeline=False).flow_run_id
+    return run_id, "TIMED OUT"
+
+
+# --- measuring --------------------------------------------------------------------------------------------
+
+
+def measure(s: Scenario, incident_id: str, times: DrillTimes) -> None:
+    """Acknowledged and mitigated, from the incident's record (status times, timeline, actions)."""
+    store = runtime.store()
+    incident = store.get_incident(incident_id)
+    if incident.acknowledged_at is not None:
+        by = next(
+            (e.actor for e in incident.timeline if e.kind == "status" and "acknowledged" in e.message),
+            "someone",
+        )
+        times.acknowledged_at, times.acknowledged_by = incident.acknowledged_at, f"acknowledged by {by}"
+    else:
+        took = next((e for e in incident.timeline if e.actor.startswith(("runbook:", "respond"))), None)
+        if took is not None:
+            times.acknowledged_at = took.at
+            times.acknowledged_by = f"no acknowledgement; {took.actor} took the incident"
+    candidates: list[tuple[datetime, str]] = []
+    if incident.mitigated_at is not None:
+        candidates.append((incident.mitigated_at, "incident marked mitigated"))
+    for action in store.list_actions(incident_id):
+        if (
+            action.action in s.mitigating_actions
+            and action.status.value == "succeeded"
+            and action.finished_at
+        ):
+            candidates.append((action.finished_at, f"{action.action} succeeded"))
+    if not s.mitigating_actions:  # a diagnosis: the runbook's conclusion is the mitigation
+        for e in incident.timeline:
+            if e.kind == "outcome" and not e.message.startswith(("failed", "escalated")):
+                candidates.append((e.at, f"{e.actor} concluded: {e.message}"))
+    if candidates:
+        times.mitigated_at, times.mitigated_by = min(candidates)
+
+
+# --- publishing -------------------------------------------------------------------------------------------
+
+
+def post_to_slack(channel: str, text: str, thread_ts: str | None = None) -> str | None:
+    """Post `text` to Slack (issue 5's Slack task when present, else chat.postMessage); returns the ts.
+
+    No token configured: returns None (recorded as undelivered by the caller). Slack failing raises.
+    """
+    try:
+        from tasks.slack import SlackNotConfigured, post_message
+    except ImportError:
+        settings = runtime.settings().slack
+        if settings.token is None:
+            return None
+        payload: dict[str, Any] = {"channel": channel, "text": text}
+        if thread_ts:
+            payload["thread_ts"] = thread_ts
+        answer = httpx.post(
+            f"{str(settings.api_url).rstrip('/')}/chat.postMessage",
+            json=payload,
+            headers={"Authorization": f"Bearer {settings.token.get_secret_value()}"},
+            timeout=settings.timeout_s,
+        )
+        answer.raise_for_status()
+        data = answer.json()
+        if not data.get("ok"):
+            raise RunbookError(f"slack chat.postMessage: {data.get('error', 'not ok')}") from None
+        return str(data.get("ts"))
+    try:
+        return str(post_message(channel, text, thread_ts=thread_ts).ts)
+    except SlackNotConfigured:
+        return None
+
+
+def _artifact_key(raw: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")[:100]
+
+
+def publish(result: DrillResult, s: Scenario, opts: DrillOptions, log: DrillLog) -> None:
+    """The report as an artifact, the row in the history (and its trend), the summary in Slack."""
+    in_flow = FlowRunContext.get() is not None
+    url = runtime.settings().store.url
+    with open_history(url) as history:
+        history.record(HistoryRow.of(result), report=result.model_dump_json())
+        rows = history.list(limit=200)
+    if in_flow:
+        create_markdown_artifact(
+            key=_artifact_key(f"drill-{s.key}"),
+            markdown=render_drill_report(result, s),
+            description=f"Drill {s.label}: {result.status.value}",
+        )
+        publish_history(rows)
+    if not opts.post_to_slack or result.status == DrillStatus.REFUSED:
+        return
+    channel = runtime.settings().slack.incidents_channel
+    try:
+        ts = post_to_slack(channel, drill_slack_text(result, s))
+    except (RunbookError, httpx.HTTPError) as exc:  # the report exists as an artifact either way
+        log.note("slack", f"drill report not delivered to {channel}: {type(exc).__name__}: {exc}")
+        return
+    log.note(
+        "slack", f"drill report posted to {channel}" if ts else "Slack not configured: report not posted"
+    )
+
+
+def publish_history(rows: list[HistoryRow]) -> None:
+    """The drill history (newest first, MTTR trend per scenario) and its summary as table artifacts."""
+    create_table_artifact(key="drill-history", table=history_rows(rows), description="Drills: MTTR trend")
+    create_table_artifact(key="drill-summary", table=history_summary(rows), description="Drills per scenario")
+
+
+# --- the drill --------------------------------------------------------------------------------------------
+
+
+def run_drill(s: Scenario, opts: DrillOptions) -> DrillResult:
+    """Run one drill of scenario `s` (see the module docstring). Returns the result; raises
+    `DrillRefused` (after recording it) when the target may not be drilled."""
+    settings = runtime.settings()
+    log = DrillLog()
+    ctx = FlowRunContext.get()
+    run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+    result = DrillResult(
+        drill_id=new_id(),
+        scenario=s.key,
+        target=opts.target,
+        environment="unknown",
+        via=opts.via,
+        allow_production=opts.allow_production,
+        status=DrillStatus.FAILED,
+        flow_run_id=run_id,
+        runbook=s.runbook if opts.via == "runbook" else opts.via,
+    )
+
+    # 1. Target check: decided on what the target is marked as, before anything is sent to it.
+    environment = target_environment(opts.target)
+    result.environment = environment
+    check = check_target(
+        opts.target, environment, settings.environment, allow_production=opts.allow_production
+    )
+    if not check.allowed:
+        result.status, result.reason = DrillStatus.REFUSED, check.reason
+        log.note("refused", check.reason)
+        result.timeline, result.finished_at = log.entries, utc_now()
+        publish(result, s, opts, log)
+        raise DrillRefused(check.reason)
+    log.note("target", check.reason + (" (allow_production=True given)" if opts.allow_production else ""))
+    target = open_target(opts.target)
+
+    times = DrillTimes()
+    response = Response()
+    lifter: Lifter | None = None
+    try:
+        leftover = target.active()
+        if leftover:
+            log.note("clean", f"faults left over by an earlier run cleared first: {', '.join(leftover)}")
+            target.clear()
+        # 2. Inject ("Simulate: ...")
+        target.inject(s.fault, s.fault_arg)
+        times.injected_at = log.note("inject", f"{s.label}: {s.simulate} → fault {s.fault_text}").at
+        # 3. Detect, as monitoring would
+        obs = watch(
+            s, until_bad=True, deadline_s=opts.detect_deadline_s, poll_interval_s=opts.poll_interval_s
+        )
+        if not obs.bad:
+            log.note("detect", f"symptom not seen within {opts.detect_deadline_s:g}s: {obs.detail}")
+        else:
+            times.detected_at = log.note(
+                "detect", f"symptom seen: {obs.detail}", actor="drill:monitor", at=obs.at
+            ).at
+            if s.lift == Lift.OUTAGE:
+                delay = max(0.0, opts.outage_s - (utc_now() - times.injected_at).total_seconds())
+                lifter = Lifter(target, delay, log).start()
+            # 4. Respond ("Response: ...")
+            alert = drill_alert(s, result.drill_id)
+            times.alerted_at = log.note("alert", f"{alert.name}: {alert.summary} ({s.severity})").at
+            respond = respond_via_intake if opts.via == "intake" else respond_direct
+            response = respond(s, alert, opts, log)
+            if s.lift == Lift.PEOPLE and response.error is None:
+                target.clear()
+                times.lifted_at = log.note("lift", f"people's fix simulated: fault {s.fault_text} removed").at
+            if lifter is not None:
+                lifter.wait(timeout_s=opts.outage_s + opts.recover_deadline_s)
+                if lifter.lifted_at is not None:
+                    times.lifted_at = lifter.lifted_at
+                    log.note("lift", f"the outage ended after {opts.outage_s:g}s", at=lifter.lifted_at)
+                elif lifter.error:
+                    log.note("lift", f"could not end the outage: {lifter.error}")
+            # 5. Verify recovery, independently
+            deadline = 0.0 if response.error else opts.recover_deadline_s
+            obs = watch(
+                s, until_bad=False, deadline_s=deadline, poll_interval_s=opts.poll_interval_s, recovery=True
+            )
+            if obs.bad:
+                log.note("verify", f"not recovered: {obs.detail}", actor="drill:monitor", at=obs.at)
+            else:
+                times.recovered_at = log.note(
+                    "verify", f"recovered: {obs.detail}", actor="drill:monitor", at=obs.at
+                ).at
+    finally:
+        # 6. Always remove the fault, whatever happened above (BaseException included: cancellation).
+        if lifter is not None:
+            lifter.finish()
+        try:
+            target.clear()
+            result.fault_cleared = True
+            times.cleared_at = log.note("clear", f"fault {s.fault_text} cleared").at
+        except Exception as exc:  # reported as a failed drill and an improvement; never hidden
+            result.clear_error = f"{type(exc).__name__}: {exc}"
+            log.note("clear", f"fault {s.fault_text} NOT cleared: {result.clear_error}")
+
+    # 7. Measure, judge, record, publish
+    result.incident_id, result.runbook_outcome, result.runbook_error = (
+        response.incident_id,
+        response.outcome,
+        response.error,
+    )
+    if response.incident_id is not None:
+        measure(s, response.incident_id, times)
+        _close_incident(response.incident_id, log)
+    result.times = times
+    result.steps = judge(s, times)
+    ok = all(step.passed for step in result.steps) and result.fault_cleared and response.error is None
+    result.status = DrillStatus.PASSED if ok else DrillStatus.FAILED
+    result.improvements = improvements(s, result)
+    result.timeline, result.finished_at = log.entries, utc_now()
+    publish(result, s, opts, log)
+    return result
+
+
+def _close_incident(incident_id: str, log: DrillLog) -> None:
+    """A drill's incident ends with the drill: resolved by the drill if the response left it open."""
+    store = runtime.store()
+    incident = store.get_incident(incident_id, with_timeline=False)
+    if incident.status != IncidentStatus.RESOLVED:
+        store.set_status(
+            incident_id, IncidentStatus.RESOLVED, utc_now(), ACTOR, "drill over: incident closed"
+        )
+        log.incident_id = None  # set_status wrote its own entry
+        log.note("close", f"incident {incident_id} resolved by the drill")
+        log.incident_id = incident_id
+
+
+def clear_after_cancellation(flow: Any, flow_run: Any, state: Any) -> None:
+    """Cancellation/crash hook: clear the drill target's faults once more (idempotent), if it may be
+    drilled at all (a refused target is never contacted, not even to clean up)."""
+    params = flow_run.parameters or {}
+    name = str(params.get("target", "sandbox"))
+    check = check_target(
+        name,
+        target_environment(name),
+        runtime.settings().environment,
+        allow_production=bool(params.get("allow_production", False)),
+    )
+    if check.allowed:
+        open_target(name).clear()
+
+
+# --- the flows --------------------------------------------------------------------------------------------
+
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+_HOOKS: dict[str, Any] = {
+    "on_cancellation": [clear_after_cancellation],
+    "on_crashed": [clear_after_cancellation],
+}
+
+
+def _options(**kw: Any) -> DrillOptions:
+    kw["runbook_parameters"] = dict(kw.get("runbook_parameters") or {})
+    return DrillOptions(**kw)
+
+
+@flow(name="drill-database-failure", description="Drill, Scenario 1: Database Failure (db-down).", **_HOOKS)
+def drill_database_failure(
+    target: str = "sandbox",
+    allow_production: bool = False,
+    via: Via = "runbook",
+    outage_s: Seconds = 60.0,
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0,
+    detect_deadline_s: Seconds = 120.0,
+    recover_deadline_s: Seconds = 600.0,
+    runbook_parameters: dict[str, Any] | None = None,
+    post_to_slack: bool = True,
+) -> DrillResult:
+    """Scenario 1: Database Failure. Simulate: the database goes away; Response: the recovery procedure.
+
+    Args:
+        target: where to inject the fault: sandbox (default), or the environment the runbooks' settings name
+        allow_production: drill a target marked production; refused without it (recorded when given)
+        via: runbook (start database-lost directly), respond (start respond), intake (post the alert there)
+        outage_s: the database comes back this long after it went down (as Kubernetes recreates its pod)
+        poll_interval_s: how often the drill's monitor looks at the service
+        detect_deadline_s: the monitor gives up if the symptom has not shown by then
+        recover_deadline_s: how long to wait for the response and the verified recovery
+        runbook_parameters: extra parameters for the runbook (e.g. shorter waits), with via=runbook
+        post_to_slack: post the drill report to #incidents
+    """
+    opts = _options(**locals())
+    return run_drill(scenario("database-failure"), opts)
+
+
+@flow(
+    name="drill-high-error-rate", description="Drill, Scenario 2: High Error Rate (a buggy deploy).", **_HOOKS
+)
+def drill_high_error_rate(
+    target: str = "sandbox",
+    allow_production: bool = False,
+    via: Via = "runbook",
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0,
+    detect_deadline_s: Seconds = 120.0,
+    recover_deadline_s: Seconds = 600.0,
+    runbook_parameters: dict[str, Any] | None = None,
+    post_to_slack: bool = True,
+) -> DrillResult:
+    """Scenario 2: High Error Rate. Simulate: deploy buggy code; Response: identify and roll back.
+
+    Args:
+        target: where to inject the fault: sandbox (default), or the environment the runbooks' settings name
+        allow_production: drill a target marked production; refused without it (recorded when given)
+        via: runbook (start service-down directly), respond (start respond), intake (post the alert to intake)
+        poll_interval_s: how often the drill's monitor looks at the service
+        detect_deadline_s: the monitor gives up if the symptom has not shown by then
+        recover_deadline_s: how long to wait for the response and the verified recovery
+        runbook_parameters: extra parameters for the runbook (e.g. settle_s=0), with via=runbook
+        post_to_slack: post the drill report to #incidents
+    """
+    opts = _options(**locals())
+    return run_drill(scenario("high-error-rate"), opts)
+
+
+@flow(
+    name="drill-performance-degradation",
+    description="Drill, Scenario 3: Performance Degradation (a slow query).",
+    **_HOOKS,
+)
+def drill_performance_degradation(
+    target: str = "sandbox",
+    allow_production: bool = False,
+    via: Via = "runbook",
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0,
+    detect_deadline_s: Seconds = 120.0,
+    recover_deadline_s: Seconds = 900.0,
+    runbook_parameters: dict[str, Any] | None = None,
+    post_to_slack: bool = True,
+) -> DrillResult:
+    """Scenario 3: Performance Degradation. Simulate: a slow database query; Response: troubleshoot, optimise.
+
+    Args:
+        target: where to inject the fault: sandbox (default), or the environment the runbooks' settings name
+        allow_production: drill a target marked production; refused without it (recorded when given)
+        via: runbook (start the diagnosis directly), respond (start respond), intake (post the alert there)
+        poll_interval_s: how often the drill's monitor measures the latency
+        detect_deadline_s: the monitor gives up if the latency has not risen by then
+        recover_deadline_s: how long to wait for the diagnosis and the verified recovery (P2: 15 min)
+        runbook_parameters: extra parameters for the diagnosis flow (e.g. a short sampling window)
+        post_to_slack: post the drill report to #incidents
+    """
+    opts = _options(**locals())
+    return run_drill(scenario("performance-degradation"), opts)
+
+
+@flow(
+    name="drill-external-api-failure",
+    description="Drill, Scenario 4: External API Failure (Hume blocked).",
+    **_HOOKS,
+)
+def drill_external_api_failure(
+    target: str = "sandbox",
+    allow_production: bool = False,
+    via: Via = "runbook",
+    outage_s: Seconds = 120.0,
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0,
+    detect_deadline_s: Seconds = 120.0,
+    recover_deadline_s: Seconds = 900.0,
+    runbook_parameters: dict[str, Any] | None = None,
+    post_to_slack: bool = True,
+) -> DrillResult:
+    """Scenario 4: External API Failure. Simulate: block Hume API calls; Response: fallback/maintenance mode.
+
+    Args:
+        target: where to inject the fault: sandbox (default), or the environment the runbooks' settings name
+        allow_production: drill a target marked production; refused without it (recorded when given)
+        via: runbook (start external-api-failure directly), respond (start respond), intake (post to intake)
+        outage_s: Hume comes back this long after it was blocked
+        poll_interval_s: how often the drill's monitor looks at Hume and the service
+        detect_deadline_s: the monitor gives up if the symptom has not shown by then
+        recover_deadline_s: how long to wait for the response and the verified recovery
+        runbook_parameters: extra parameters for the runbook (e.g. poll_interval_s=5), with via=runbook
+        post_to_slack: post the drill report to #incidents
+    """
+    opts = _options(**locals())
+    return run_drill(scenario("external-api-failure"), opts)
+
+
+DRILLS: dict[str, Callable[..., DrillResult]] = {
+    "database-failure": drill_database_failure,
+    "high-error-rate": drill_high_error_rate,
+    "performance-degradation": drill_performance_degradation,
+    "external-api-failure": drill_external_api_failure,
+}
+
+
+@flow(name="drill-monthly", description="Running Incident Drill: this month's scenarios, then the history.")
+def drill_monthly(
+    plan: Literal["rotate", "quarterly", "all"] = "rotate",
+    month: Annotated[int, Field(ge=1, le=12)] | None = None,
+    target: str = "sandbox",
+    allow_production: bool = False,
+    via: Via = "runbook",
+    post_to_slack: bool = True,
+) -> list[DrillResult]:
+    """Monthly incident simulations: rotate (one scenario a month), quarterly (all four each quarter), all.
+
+    Args:
+        plan: rotate (one scenario a month, 1 to 4 in turn), quarterly (all four in Jan/Apr/Jul/Oct), all
+        month: the month to plan for (1-12); empty: the current month (UTC)
+        target: where to inject the faults: sandbox (default), or the environment the settings name
+        allow_production: drill a target marked production; refused without it (recorded when given)
+        via: runbook (start each runbook directly), respond (start respond), intake (post alerts to intake)
+        post_to_slack: post each drill report to #incidents
+    """
+    chosen = scenarios_for(plan, month or utc_now().month)
+    logger = get_run_logger()
+    logger.info("plan %s: %s", plan, ", ".join(s.label for s in chosen) or "no drill this month")
+    results = [
+        DRILLS[s.key](target=target, allow_production=allow_production, via=via, post_to_slack=post_to_slack)
+        for s in chosen
+    ]
+    with open_history(runtime.settings().store.url) as history:
+        publish_history(history.list(limit=200))
+    return results
