@@ -259,12 +259,16 @@ class Database:
             self._pool = pool
         # Not `pool.wait()`: it closes the pool when the database is down, and the app keeps its pool.
         deadline = time.monotonic() + self.open_wait_s
-        while pool.get_stats().get("pool_available", 0) < size:
+        while True:
+            self.maintain()
+            with self._lock:
+                held = len(self._listeners) if self._pool is pool else size
+            if pool.get_stats().get("pool_available", 0) + held >= size:
+                break
             if time.monotonic() > deadline:
                 self._log(f"WARN db pool: connections not ready after {self.open_wait_s:g}s ({reason})")
                 break
             time.sleep(0.005)
-        self.maintain()
         stats = pool.get_stats()
         self._log(f"INFO db pool created: size={size} ({reason})")
         return {

@@ -147,8 +147,16 @@ class SyntheticTraffic:
         ),
     )
 
-    def __init__(self, base_url: Callable[[], str], rate_per_s: float = 0.0, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        base_url: Callable[[], str],
+        rate_per_s: float = 0.0,
+        timeout_s: float = 5.0,
+        every_1000: Callable[[], None] | None = None,
+    ) -> None:
         self.base_url = base_url
+        self.every_1000 = every_1000
+        """Called after every 1000 requests (the world trims what its servers recorded)."""
         self.rate_per_s = rate_per_s
         self.timeout_s = timeout_s
         self.sent = 0
@@ -191,6 +199,9 @@ class SyntheticTraffic:
         with self._lock:
             self.sent += 1
             self.failed += 1 if status == 0 or status >= 500 else 0
+            trim = self.every_1000 if self.sent % 1000 == 0 else None
+        if trim is not None:
+            trim()
         return status
 
 
@@ -251,7 +262,7 @@ class World:
             sync_interval_s=sync_interval_s,
             step_interval_s=step_interval_s if leak_interval_s is None else leak_interval_s,
         )
-        self.traffic = SyntheticTraffic(lambda: self.service.url, traffic_rate_per_s)
+        self.traffic = SyntheticTraffic(lambda: self.service.url, traffic_rate_per_s, every_1000=self._trim)
         self.fault_state: dict[str, faults.ActiveFault] = {}
         self.lock = threading.RLock()
         self.started_at: datetime | None = None
@@ -330,6 +341,12 @@ class World:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.db_name))
             )
+
+    def _trim(self, keep: int = 5000) -> None:
+        """Long runs under traffic: forget what the service and the APIs recorded beyond `keep` requests."""
+        for server in (self.service.server, *(api.server for api in self.apis.apis.values())):
+            if len(server.requests) > keep:
+                server.reset_requests()
 
     def __enter__(self) -> World:
         return self.start()
