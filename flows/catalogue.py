@@ -52,6 +52,49 @@ def entries() -> list[Entry]:
             "P1 › External API Failure",
             _P1,
         ),
+        *_drills(),
+    ]
+
+
+def _drills() -> list[Entry]:
+    """Running Incident Drill and Post-Incident (flows/drills.py, flows/postmortem.py)."""
+    drill = ("drill",)
+    return [
+        Entry(
+            "drill-database-failure",
+            "flows/drills.py:drill_database_failure",
+            "Drill › Database Failure",
+            drill,
+        ),
+        Entry(
+            "drill-high-error-rate", "flows/drills.py:drill_high_error_rate", "Drill › High Error Rate", drill
+        ),
+        Entry(
+            "drill-performance-degradation",
+            "flows/drills.py:drill_performance_degradation",
+            "Drill › Performance Degradation",
+            drill,
+        ),
+        Entry(
+            "drill-external-api-failure",
+            "flows/drills.py:drill_external_api_failure",
+            "Drill › External API Failure",
+            drill,
+        ),
+        Entry(
+            "drill-monthly",
+            "flows/drills.py:drill_monthly",
+            "Running Incident Drill: monthly (rotate / quarterly / all)",
+            drill,
+            cron="0 10 1 * *",
+            parameters={"plan": "rotate"},
+        ),
+        Entry(
+            "postmortem",
+            "flows/postmortem.py:postmortem",
+            "Post-Incident: post-mortem document",
+            ("post-incident",),
+        ),
     ]
 
 

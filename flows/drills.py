@@ -74,6 +74,7 @@ from runbook.postmortem import (
 from tasks import runtime
 from tasks.drill_targets import FaultTarget, open_target, target_environment
 from tasks.health import HealthProbe, probe_url
+from tasks.slack import SlackNotConfigured, post_message
 
 __all__ = [
     "DrillOptions",
@@ -149,11 +150,12 @@ def observe(s: Scenario, *, recovery: bool = False) -> Observation:
             not good,
             f"{api.name} {_answer(probe)}; {api.feature_flag}={flag}; {service_line}",
         )
-    p95 = _p95_ms(base + svc.api_health_path, timeout)
-    slow = p95 is None or p95 > s.latency_threshold_ms
-    detail = (
-        f"p95 {p95:.0f} ms (threshold {s.latency_threshold_ms:.0f} ms)" if p95 is not None else "no answer"
+    # Symptom.LATENCY: a synthetic check of the endpoint (the journal), timed as a user would feel it
+    probe = probe_url(
+        base + (s.symptom_arg or svc.api_health_path), max(timeout, s.latency_threshold_ms / 500)
     )
+    slow = probe.status_code is None or probe.latency_ms > s.latency_threshold_ms
+    detail = f"{s.symptom_arg} {_answer(probe)} in {probe.latency_ms:.0f} ms (threshold {s.latency_threshold_ms:.0f} ms)"
     return Observation(utc_now(), slow or (recovery and not service_ok), detail)
 
 
@@ -166,17 +168,6 @@ def _flag_value(flag: str) -> str | None:
     from tasks.feature_flags import flag_backend
 
     return flag_backend(target_workload()).get(flag)
-
-
-def _p95_ms(url: str, timeout_s: float, samples: int = 5) -> float | None:
-    latencies = []
-    for _ in range(samples):
-        probe = probe_url(url, timeout_s)
-        if probe.status_code is None:
-            return None
-        latencies.append(probe.latency_ms)
-    latencies.sort()
-    return latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
 
 
 def watch(
@@ -213,10 +204,10 @@ class DrillLog:
 class Lifter:
     """Ends an outage after `outage_s` from injection, from a thread (the runbook keeps polling meanwhile)."""
 
-    def __init__(self, target: FaultTarget, delay_s: float, log: DrillLog) -> None:
+    def __init__(self, target: FaultTarget, fault: str, delay_s: float) -> None:
         self.target = target
+        self.fault = fault
         self.delay_s = delay_s
-        self.log = log
         self.lifted_at: datetime | None = None
         self.error: str | None = None
         self._stop = threading.Event()
@@ -230,7 +221,7 @@ class Lifter:
         if self._stop.wait(self.delay_s):
             return
         try:
-            self.target.clear()
+            self.target.lift(self.fault)
             self.lifted_at = utc_now()
         except Exception as exc:  # kept and reported by the drill; the final clear runs regardless
             self.error = f"{type(exc).__name__}: {exc}"
@@ -288,11 +279,14 @@ def respond_direct(s: Scenario, alert: Alert, opts: DrillOptions, log: DrillLog)
     log.incident_id = incident.id
     for entry in log.entries:  # the story so far, into the incident's timeline
         store.append_timeline(incident.id, entry)
-    name = s.runbook if opts.via == "runbook" else "respond"
     ref = IncidentRef(
         incident_id=incident.id, service=incident.service, severity=s.severity, summary=s.summary
     )
-    parameters = {**s.runbook_parameters, **opts.runbook_parameters} if opts.via == "runbook" else {}
+    if opts.via == "runbook":
+        name, parameters = s.runbook, {**s.runbook_parameters, **opts.runbook_parameters}
+    else:  # respond runs the runbook itself; the scenario's runbook options travel with it
+        name, parameters = "respond", dict(opts.runbook_parameters)
+        parameters["runbook_options"] = {**s.runbook_parameters, **parameters.get("runbook_options", {})}
     log.note("respond", f"starting {name} for incident {incident.id} as a subflow")
     try:
         result = runbook_flow(name)(incident=ref, **parameters)
@@ -402,10 +396,10 @@ def measure(s: Scenario, incident_id: str, times: DrillTimes) -> None:
             and action.finished_at
         ):
             candidates.append((action.finished_at, f"{action.action} succeeded"))
-    if not s.mitigating_actions:  # a diagnosis: the runbook's conclusion is the mitigation
+    if s.expected_conclusion is not None:  # a diagnosis: the right conclusion is the mitigation
         for e in incident.timeline:
-            if e.kind == "outcome" and not e.message.startswith(("failed", "escalated")):
-                candidates.append((e.at, f"{e.actor} concluded: {e.message}"))
+            if e.kind == "conclusion" and (e.evidence or {}).get("conclusion") == s.expected_conclusion:
+                candidates.append((e.at, f"{e.actor} diagnosed {s.expected_conclusion}"))
     if candidates:
         times.mitigated_at, times.mitigated_by = min(candidates)
 
@@ -414,32 +408,13 @@ def measure(s: Scenario, incident_id: str, times: DrillTimes) -> None:
 
 
 def post_to_slack(channel: str, text: str, thread_ts: str | None = None) -> str | None:
-    """Post `text` to Slack (issue 5's Slack task when present, else chat.postMessage); returns the ts.
+    """Post `text` to Slack through the Slack task (tasks/slack.py); returns the message's ts.
 
-    No token configured: returns None (recorded as undelivered by the caller). Slack failing raises.
+    No token configured: None (the caller records the report as not posted). Slack failing after the
+    task's bounded retries: `SlackFailed`.
     """
     try:
-        from tasks.slack import SlackNotConfigured, post_message
-    except ImportError:
-        settings = runtime.settings().slack
-        if settings.token is None:
-            return None
-        payload: dict[str, Any] = {"channel": channel, "text": text}
-        if thread_ts:
-            payload["thread_ts"] = thread_ts
-        answer = httpx.post(
-            f"{str(settings.api_url).rstrip('/')}/chat.postMessage",
-            json=payload,
-            headers={"Authorization": f"Bearer {settings.token.get_secret_value()}"},
-            timeout=settings.timeout_s,
-        )
-        answer.raise_for_status()
-        data = answer.json()
-        if not data.get("ok"):
-            raise RunbookError(f"slack chat.postMessage: {data.get('error', 'not ok')}") from None
-        return str(data.get("ts"))
-    try:
-        return str(post_message(channel, text, thread_ts=thread_ts).ts)
+        return post_message(channel, text, thread_ts=thread_ts).ts
     except SlackNotConfigured:
         return None
 
@@ -469,7 +444,7 @@ def publish(result: DrillResult, s: Scenario, opts: DrillOptions, log: DrillLog)
     channel = runtime.settings().slack.incidents_channel
     try:
         ts = post_to_slack(channel, drill_slack_text(result, s))
-    except (RunbookError, httpx.HTTPError) as exc:  # the report exists as an artifact either way
+    except RunbookError as exc:  # SlackFailed: the report exists as an artifact either way
         log.note("slack", f"drill report not delivered to {channel}: {type(exc).__name__}: {exc}")
         return
     log.note(
@@ -529,7 +504,7 @@ def run_drill(s: Scenario, opts: DrillOptions) -> DrillResult:
             log.note("clean", f"faults left over by an earlier run cleared first: {', '.join(leftover)}")
             target.clear()
         # 2. Inject ("Simulate: ...")
-        target.inject(s.fault, s.fault_arg)
+        target.inject(s.fault, s.fault_args)
         times.injected_at = log.note("inject", f"{s.label}: {s.simulate} → fault {s.fault_text}").at
         # 3. Detect, as monitoring would
         obs = watch(
@@ -543,14 +518,14 @@ def run_drill(s: Scenario, opts: DrillOptions) -> DrillResult:
             ).at
             if s.lift == Lift.OUTAGE:
                 delay = max(0.0, opts.outage_s - (utc_now() - times.injected_at).total_seconds())
-                lifter = Lifter(target, delay, log).start()
+                lifter = Lifter(target, s.fault, delay).start()
             # 4. Respond ("Response: ...")
             alert = drill_alert(s, result.drill_id)
             times.alerted_at = log.note("alert", f"{alert.name}: {alert.summary} ({s.severity})").at
             respond = respond_via_intake if opts.via == "intake" else respond_direct
             response = respond(s, alert, opts, log)
             if s.lift == Lift.PEOPLE and response.error is None:
-                target.clear()
+                target.lift(s.fault)
                 times.lifted_at = log.note("lift", f"people's fix simulated: fault {s.fault_text} removed").at
             if lifter is not None:
                 lifter.wait(timeout_s=opts.outage_s + opts.recover_deadline_s)
@@ -643,25 +618,28 @@ def _options(**kw: Any) -> DrillOptions:
     return DrillOptions(**kw)
 
 
-@flow(name="drill-database-failure", description="Drill, Scenario 1: Database Failure (db-down).", **_HOOKS)
+@flow(
+    name="drill-database-failure",
+    description="Drill, Scenario 1: Database Failure (db-pool-stale).",
+    **_HOOKS,
+)
 def drill_database_failure(
     target: str = "sandbox",
     allow_production: bool = False,
     via: Via = "runbook",
-    outage_s: Seconds = 60.0,
     poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0,
     detect_deadline_s: Seconds = 120.0,
     recover_deadline_s: Seconds = 600.0,
     runbook_parameters: dict[str, Any] | None = None,
     post_to_slack: bool = True,
 ) -> DrillResult:
-    """Scenario 1: Database Failure. Simulate: the database goes away; Response: the recovery procedure.
+    """Scenario 1: Database Failure. Simulate: the database goes away and comes back under the service
+    (its connection pool left dead); Response: the Database Connection Lost recovery procedure.
 
     Args:
         target: where to inject the fault: sandbox (default), or the environment the runbooks' settings name
         allow_production: drill a target marked production; refused without it (recorded when given)
         via: runbook (start database-lost directly), respond (start respond), intake (post the alert there)
-        outage_s: the database comes back this long after it went down (as Kubernetes recreates its pod)
         poll_interval_s: how often the drill's monitor looks at the service
         detect_deadline_s: the monitor gives up if the symptom has not shown by then
         recover_deadline_s: how long to wait for the response and the verified recovery

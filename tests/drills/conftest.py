@@ -2,8 +2,9 @@
 
 - `drill_env(**env)`: sets `RUNBOOK_*` variables (a fresh SQLite store, Slack unset, the service on a
   closed loopback port unless told otherwise) and resets `tasks.runtime`, restored after the test.
-- `control_api`: an HTTP fault-control API on 127.0.0.1 speaking tasks/drill_targets.py's
-  `ControlApiTarget` protocol, recording every request (to prove a refused drill sends none).
+- `world_target`: the session's `sandbox_world` registered as the drill target "sandbox" (in-process).
+- `control_api`: an HTTP fault-control API on 127.0.0.1 speaking sandbox/control.py's
+  protocol (what `ControlApiTarget` sends), recording every request (to prove a refused drill sends none).
 """
 
 from __future__ import annotations
@@ -48,23 +49,41 @@ def drill_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Calla
 
 @pytest.fixture
 def control_api() -> Iterator[HttpServer]:
-    active: list[str] = []
+    faults: dict[str, Any] = {}
+
+    def listing() -> list[str]:
+        return [" ".join([name, *(f"{k}={v}" for k, v in args.items())]) for name, args in faults.items()]
 
     def inject(request: Request) -> Response:
-        body: dict[str, Any] = request.json()
-        active.append(" ".join(x for x in (body["name"], body.get("arg")) if x))
-        return Response.json({"active": active})
+        faults[request.params["name"]] = request.json() if request.raw_body else {}
+        return Response.json({"fault": request.params["name"], "message": "injected"})
+
+    def lift(request: Request) -> Response:
+        faults.pop(request.params["name"], None)
+        return Response.json({"fault": request.params["name"], "message": "lifted"})
 
     def clear(_request: Request) -> Response:
-        active.clear()
-        return Response.json({"active": active})
+        faults.clear()
+        return Response.json({"message": "cleared"})
 
     server = HttpServer(name="control")
-    server.route("POST", "/faults", inject)
-    server.route("POST", "/faults/clear", clear)
-    server.route("GET", "/faults", lambda _r: Response.json({"active": active}))
+    server.route("POST", "/faults/{name}", inject)
+    server.route("DELETE", "/faults/{name}", lift)
+    server.route("POST", "/clear", clear)
+    server.route("GET", "/faults", lambda _r: Response.json({"faults": [], "active": listing()}))
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def world_target(sandbox_world: Any) -> Iterator[Any]:
+    from tasks.drill_targets import WorldTarget, register_target
+
+    unregister = register_target(WorldTarget(sandbox_world))
+    try:
+        yield sandbox_world
+    finally:
+        unregister()

@@ -38,7 +38,12 @@ def test_the_four_scenarios_of_the_guide_in_order() -> None:
         (3, "Performance Degradation", "Slow database query", "Team troubleshoots and optimizes"),
         (4, "External API Failure", "Block Hume API calls", "Team enables fallback/maintenance mode"),
     ]
-    assert [s.fault_text for s in SCENARIOS] == ["db-down", "bad-deploy", "slow-query", "api-down hume"]
+    assert [s.fault_text for s in SCENARIOS] == [
+        "db-pool-stale",
+        "bad-deploy",
+        "slow-query",
+        "api-down api=hume",
+    ]
 
 
 @pytest.mark.parametrize("s", SCENARIOS, ids=lambda s: s.key)

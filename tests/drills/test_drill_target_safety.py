@@ -78,7 +78,6 @@ def test_production_with_the_flag_runs_records_the_permission_and_clears(
         target="prod",
         allow_production=True,
         post_to_slack=False,
-        outage_s=0.1,
         poll_interval_s=0.05,
         detect_deadline_s=0.2,
         recover_deadline_s=0.3,
@@ -89,9 +88,9 @@ def test_production_with_the_flag_runs_records_the_permission_and_clears(
     assert result.allow_production is True and result.environment == "production"
     assert any("allow_production=True given" in e.message for e in result.timeline)
     paths = [(r.method, r.path) for r in control_api.requests]
-    assert paths[:2] == [("GET", "/faults"), ("POST", "/faults")]
-    assert paths[-1] == ("POST", "/faults/clear") and result.fault_cleared
-    assert control_api.requests[1].json() == {"name": "db-down", "arg": None}
+    assert paths[:2] == [("GET", "/faults"), ("POST", "/faults/db-pool-stale")]
+    assert paths[-1] == ("POST", "/clear") and result.fault_cleared
+    assert control_api.requests[1].json() == {}
     with open_history(url) as history:
         (row,) = history.list()
     assert row.allow_production is True and row.status == "failed"
@@ -114,4 +113,4 @@ def test_the_cancellation_hook_never_contacts_a_refused_target(
     assert control_api.requests == []
     Run.parameters = {"target": "prod", "allow_production": True}
     clear_after_cancellation(None, Run(), None)
-    assert [(r.method, r.path) for r in control_api.requests] == [("POST", "/faults/clear")]
+    assert [(r.method, r.path) for r in control_api.requests] == [("POST", "/clear")]
