@@ -24,13 +24,15 @@ import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from sandbox.faults import FAULTS, FaultArgError, FaultConflict, UnknownFault
 from sandbox.httpserver import HttpError, HttpServer, Request, Response
-from sandbox.world import World
+
+if TYPE_CHECKING:
+    from sandbox.world import World
 
 __all__ = ["CONTROL_VAR", "ENV_FILE", "ControlServer", "control_url", "read_env_file"]
 

@@ -37,8 +37,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
 if TYPE_CHECKING:
     from sandbox.world import World
 
@@ -395,6 +393,8 @@ def _require_database(world: World, fault: str) -> None:
 
 
 def _sql(world: World, statement: str) -> None:
+    import psycopg  # here, not at the top: the CLI imports this module for the fault list only
+
     with psycopg.connect(world.dsn, autocommit=True, connect_timeout=5) as conn:
         conn.execute(statement.encode())
 

@@ -796,7 +796,7 @@ class EmotionsCare:
             )
             return
         band = int(10 * memory / limit_bytes)
-        if band >= 8 and band > pod.memory_band:
+        if band >= 5 and band > pod.memory_band:  # every 10% from half the limit
             self.cluster.append_pod_log(
                 ns,
                 name,

@@ -198,6 +198,9 @@ def test_memory_leak_climbs_logs_oom_and_restarts_with_oomkilled(sandbox_world: 
     previous = kube.core.read_namespaced_pod_log(pod.metadata.name, "prod", previous=True)
     assert "FATAL: OutOfMemory" in previous
     assert "JavaScript heap out of memory" in previous
+    sandbox_world.step(1)  # the restarted process leaks again: `kubectl logs | grep -i memory` finds it
+    current = kube.core.read_namespaced_pod_log(pod.metadata.name, "prod")
+    assert "WARN memory usage high" in current
     sandbox_world.clear()
     after = kube.pod_usage()
     assert all(usage[1] <= 200 * 1024 * 1024 for usage in after.values())

@@ -79,5 +79,10 @@ def test_reset_returns_a_used_world_to_the_baseline(sandbox_world: World, kube: 
 
 
 def test_settings_env_before_start_is_an_error() -> None:
-    with pytest.raises(RuntimeError, match="start"):
-        World().settings_env()
+    world = World()
+    try:
+        with pytest.raises(RuntimeError, match="start"):
+            world.settings_env()
+    finally:
+        world.stop()
+    assert not world.data_dir.exists()
