@@ -294,11 +294,8 @@ class Database:
                     conn.autocommit = True
                     conn.execute(f"LISTEN {channel}")
                 except psycopg.Error as exc:
-                    self._log(f"WARN db listener {channel}: {exc}".strip())
-                    if conn.broken:
-                        pool.putconn(conn)  # the pool discards it and connects a new one
-                        return
-                    pool.putconn(conn)
+                    self._log(f"WARN db listener {channel}: {_one_line(exc)}")
+                    pool.putconn(conn)  # a broken one is discarded and replaced by the pool
                     return
                 self._listeners.append(conn)
 
@@ -942,12 +939,11 @@ class EmotionsCare:
                 return Response.json(exc.body, status=exc.status)
             finally:
                 latency_ms = (time.perf_counter() - started) * 1000
-                self.stats.record(path, request.method, status, latency_ms)
-                if counted:
+                if counted:  # health probes stay out of the metrics, the logs and Sentry's traffic
+                    self.stats.record(path, request.method, status, latency_ms)
                     with self._lock:
                         self._sentry_pending[0] += 1
                         self._sentry_pending[1] += 1 if status >= 500 else 0
-                if path != "/api/health":
                     self.log(f"INFO {request.method} {path} {status} {latency_ms:.0f}ms")
 
         return handle
@@ -1141,7 +1137,14 @@ class EmotionsCare:
                 _one_line(exc),
                 "journal",
             ) from exc
-        assert row is not None
+        if row is None:
+            raise AppError(
+                500,
+                {"error": "journal_write_failed", "detail": "no row returned"},
+                "Error",
+                "INSERT returned no row",
+                "journal",
+            )
         return Response.json({"id": row[0], "created_at": row[1].isoformat(), "mood": mood}, status=201)
 
     def _list_entries(self, request: Request, _revision: Revision) -> Response:

@@ -95,6 +95,7 @@ def test_metrics_give_requests_errors_and_p95_as_json_and_prometheus_text(sandbo
     url = sandbox_world.service.url
     codes = sandbox_world.traffic.burst(8)
     assert all(200 <= c < 300 for c in codes), codes
+    assert httpx.get(url + "/api/health").status_code == 200  # probes stay out of the metrics
     metrics = httpx.get(url + "/metrics", params={"window_s": 60}).json()
     assert metrics["requests"] == 8 and metrics["errors"] == 0 and metrics["error_rate_pct"] == 0
     assert metrics["p95_ms"] > 0
