@@ -19,6 +19,7 @@ of the shared world a few tens of milliseconds.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +37,9 @@ __all__ = [
     "running_world",
     "sandbox_postgres",
     "sandbox_shared_world",
+    "sandbox_shared_world_session",
     "sandbox_world",
+    "settings_env",
     "wait_for",
 ]
 
@@ -85,11 +88,9 @@ def settings_env(world: World) -> Iterator[None]:
 
 
 def _reset_runtime() -> None:
-    try:
-        from tasks import runtime
-    except ImportError:  # the sandbox without the runbooks: nothing cached to drop
-        return
-    runtime.reset()
+    runtime = sys.modules.get("tasks.runtime")
+    if runtime is not None:  # not imported yet: no settings cached to drop (and no Prefect import to pay)
+        runtime.reset()
 
 
 @contextmanager
