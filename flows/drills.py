@@ -271,7 +271,18 @@ class Response:
     error: str | None = None
 
 
-def respond_direct(s: Scenario, alert: Alert, opts: DrillOptions, log: DrillLog) -> Response:
+def responder(s: Scenario, via: str) -> tuple[str, Callable[..., Any] | None]:
+    """The flow that answers the alert (None: intake starts it), resolved (imported) before the fault
+    goes in, so an unknown runbook fails the drill untouched and import time is not response time."""
+    if via == "intake":
+        return "respond", None
+    name = s.runbook if via == "runbook" else "respond"
+    return name, runbook_flow(name)
+
+
+def respond_direct(
+    s: Scenario, alert: Alert, opts: DrillOptions, log: DrillLog, start: Callable[..., Any]
+) -> Response:
     """`via="runbook"` / `"respond"`: open the incident the alert would open, run the flow as a subflow."""
     store = runtime.store()
     store.add_alert(alert)
@@ -289,7 +300,7 @@ def respond_direct(s: Scenario, alert: Alert, opts: DrillOptions, log: DrillLog)
         parameters["runbook_options"] = {**s.runbook_parameters, **parameters.get("runbook_options", {})}
     log.note("respond", f"starting {name} for incident {incident.id} as a subflow")
     try:
-        result = runbook_flow(name)(incident=ref, **parameters)
+        result = start(incident=ref, **parameters)
     except Exception as exc:  # the runbook failing is what a drill is there to find: recorded, reported
         detail = f"{type(exc).__name__}: {exc}"[:500]
         log.note("respond-failed", f"{name} failed: {detail}")
@@ -493,6 +504,7 @@ def run_drill(s: Scenario, opts: DrillOptions) -> DrillResult:
         publish(result, s, opts, log)
         raise DrillRefused(check.reason)
     log.note("target", check.reason + (" (allow_production=True given)" if opts.allow_production else ""))
+    _name, start = responder(s, opts.via)
     target = open_target(opts.target)
 
     times = DrillTimes()
@@ -522,8 +534,10 @@ def run_drill(s: Scenario, opts: DrillOptions) -> DrillResult:
             # 4. Respond ("Response: ...")
             alert = drill_alert(s, result.drill_id)
             times.alerted_at = log.note("alert", f"{alert.name}: {alert.summary} ({s.severity})").at
-            respond = respond_via_intake if opts.via == "intake" else respond_direct
-            response = respond(s, alert, opts, log)
+            if start is None:
+                response = respond_via_intake(s, alert, opts, log)
+            else:
+                response = respond_direct(s, alert, opts, log, start)
             if s.lift == Lift.PEOPLE and response.error is None:
                 target.lift(s.fault)
                 times.lifted_at = log.note("lift", f"people's fix simulated: fault {s.fault_text} removed").at

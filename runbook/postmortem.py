@@ -325,8 +325,8 @@ def render_postmortem(record: PostMortemRecord) -> str:
         out.append("No warning or error was logged.")
     out += ["", "## Metrics and evidence", ""]
     snapshots = [(e, e.evidence) for e in inc.timeline if e.evidence]
-    for item in record.evidence:
-        out += [f"### {item.title} ({item.kind})", "", "```", item.content.rstrip() or "(empty)", "```", ""]
+    for item in record.evidence:  # four backticks: the content may hold fenced blocks of its own
+        out += [f"### {item.title} ({item.kind})", "", "````", item.content.rstrip() or "(empty)", "````", ""]
     for e, data in snapshots:
         out.append(
             f"- {_hms(e.at)} {e.kind}: " + ", ".join(f"{k}={_short(v)}" for k, v in sorted(data.items()))

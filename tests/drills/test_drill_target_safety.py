@@ -8,6 +8,7 @@ import pytest
 
 from flows.drills import DrillRefused, clear_after_cancellation, drill_database_failure, drill_high_error_rate
 from runbook.drill_history import open_history
+from runbook.errors import RunbookError
 from runbook.store import open_store
 from sandbox.httpserver import HttpServer
 from tasks.drill_targets import ControlApiTarget, TargetUnavailable, register_target
@@ -114,3 +115,17 @@ def test_the_cancellation_hook_never_contacts_a_refused_target(
     Run.parameters = {"target": "prod", "allow_production": True}
     clear_after_cancellation(None, Run(), None)
     assert [(r.method, r.path) for r in control_api.requests] == [("POST", "/clear")]
+
+
+def test_a_runbook_that_cannot_be_found_fails_the_drill_before_the_target_is_touched(
+    prefect_api: str, drill_env: Callable[..., str], control_api: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drill_env()
+    unregister = register_target(ControlApiTarget("sandbox", "sandbox", control_api.url))
+    monkeypatch.setattr("flows.catalogue.flows_by_name", lambda: {})
+    try:
+        with pytest.raises(RunbookError, match="runbook 'service-down' is not in the catalogue"):
+            drill_high_error_rate(post_to_slack=False)
+    finally:
+        unregister()
+    assert control_api.requests == []
