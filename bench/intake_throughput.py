@@ -1,0 +1,314 @@
+"""Bench 1: alerts per second accepted by `python -m intake`, on SQLite and on PostgreSQL.
+
+Usage::
+
+    python -m bench intake                                    # 2,000 requests, 16 concurrent, both stores
+    python -m bench intake --requests 200 --concurrency 4 --stores sqlite
+
+    rows = run(Options(requests=40, concurrency=4))           # in code (tests/bench)
+    print(report(rows))
+
+What runs: a real `python -m intake --no-dispatch` process (uvicorn, 1 worker unless told otherwise)
+on 127.0.0.1, started by the bench for each store and scenario on a fresh store (a new SQLite file;
+a new database on one embedded PostgreSQL). `--no-dispatch`: what is measured is what the intake
+accepts, i.e. the 202 after the durable commit (raw payload, alert, incident, outbox row); dispatch
+to Prefect is paced separately (5 runs/s by default) and measured by the latency bench. The load
+comes from this process: httpx.AsyncClient, `concurrency` requests in flight, on the same 2 cores.
+
+Scenarios, one Alertmanager webhook (version 4) with one firing alert per request:
+- `distinct`: every alert its own fingerprint, so every request opens a new incident (+ outbox row);
+- `storm`: one fingerprint for all, so the first opens the incident and the rest join it.
+Before the measured requests, `warmup` requests (distinct, their own fingerprints) are sent and not
+counted. After, the store is read to check what was kept: `distinct` → one incident per request,
+`storm` → one incident whose alert count is the number of accepted requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.procs import BENCH_TOKEN, intake_process
+from bench.stats import Summary, markdown_table
+
+__all__ = ["SCENARIOS", "STORES", "Options", "ThroughputRow", "report", "run"]
+
+STORES = ("sqlite", "postgresql")
+SCENARIOS = ("distinct", "storm")
+
+
+@dataclass(frozen=True)
+class Options:
+    requests: int = 2000
+    concurrency: int = 16
+    warmup: int = 50
+    stores: tuple[str, ...] = STORES
+    scenarios: tuple[str, ...] = SCENARIOS
+    intake_workers: int = 1
+    max_s: float = 300.0
+    """No new request is sent after this many seconds of one scenario (the count is then lower)."""
+    request_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.requests < 1 or self.concurrency < 1 or self.warmup < 0:
+            raise ValueError("requests and concurrency must be >= 1, warmup >= 0")
+        for store in self.stores:
+            if store not in STORES:
+                raise ValueError(f"unknown store {store!r}; known: {', '.join(STORES)}")
+        for scenario in self.scenarios:
+            if scenario not in SCENARIOS:
+                raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+
+
+@dataclass
+class ThroughputRow:
+    store: str
+    scenario: str
+    concurrency: int
+    elapsed_s: float
+    latencies_s: list[float]
+    codes: Counter[int]
+    incidents: int
+    alerts_in_incident: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return sum(self.codes.values())
+
+    @property
+    def accepted(self) -> int:
+        return self.codes.get(202, 0)
+
+    @property
+    def alerts_per_s(self) -> float:
+        return self.accepted / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def latency(self) -> Summary:
+        return Summary.of(self.latencies_s)
+
+    @property
+    def store_check(self) -> str:
+        """What the store holds, against what it should hold after the scenario."""
+        if self.scenario == "storm":
+            ok = self.incidents == 1 and self.alerts_in_incident == self.accepted
+            return f"{'ok' if ok else 'WRONG'}: 1 incident, {self.alerts_in_incident} alerts"
+        ok = self.incidents == self.accepted
+        return f"{'ok' if ok else 'WRONG'}: {self.incidents} incidents"
+
+    def as_json(self) -> dict[str, Any]:
+        lat = self.latency
+        return {
+            "store": self.store,
+            "scenario": self.scenario,
+            "sent": self.sent,
+            "accepted": self.accepted,
+            "codes": dict(self.codes),
+            "concurrency": self.concurrency,
+            "elapsed_s": self.elapsed_s,
+            "alerts_per_s": self.alerts_per_s,
+            "p50_ms": lat.median * 1000,
+            "p99_ms": lat.p99 * 1000,
+            "max_ms": lat.max * 1000,
+            "store_check": self.store_check,
+        }
+
+
+def alertmanager_body(fingerprint: str, name: str) -> bytes:
+    """One Alertmanager (webhook version 4) group with one firing alert."""
+    labels = {"alertname": name, "service": "emotionscare", "severity": "critical", "job": "bench"}
+    alert = {
+        "status": "firing",
+        "labels": labels,
+        "annotations": {"summary": f"{name} firing (bench)"},
+        "startsAt": "2026-11-26T13:08:45.828Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus.monitoring:9090/graph",
+        "fingerprint": fingerprint,
+    }
+    group = {
+        "receiver": "incident-runbooks",
+        "status": "firing",
+        "alerts": [alert],
+        "groupLabels": {"alertname": name},
+        "commonLabels": labels,
+        "commonAnnotations": alert["annotations"],
+        "externalURL": "http://alertmanager.monitoring:9093",
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="{name}"}}',
+        "truncatedAlerts": 0,
+    }
+    return json.dumps(group).encode()
+
+
+async def _load(
+    base_url: str, bodies: list[bytes], concurrency: int, max_s: float, timeout_s: float
+) -> tuple[float, list[float], Counter[int], list[str]]:
+    """Send `bodies` with `concurrency` in flight; (elapsed, latencies of 202s, codes, errors)."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_TOKEN}"}
+    latencies: list[float] = []
+    codes: Counter[int] = Counter()
+    errors: list[str] = []
+    queue = iter(bodies)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
+        started = time.perf_counter()
+        deadline = started + max_s
+
+        async def worker() -> None:
+            for body in queue:  # one shared iterator: each body is sent once
+                if time.perf_counter() > deadline:
+                    return
+                sent = time.perf_counter()
+                try:
+                    answer = await client.post("/alerts/alertmanager", content=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    codes[0] += 1
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                codes[answer.status_code] += 1
+                if answer.status_code == 202:
+                    latencies.append(time.perf_counter() - sent)
+                elif len(errors) < 20:
+                    errors.append(f"{answer.status_code}: {answer.text[:200]}")
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return elapsed, latencies, codes, errors
+
+
+def _scenario_bodies(scenario: str, n: int, tag: str) -> list[bytes]:
+    if scenario == "storm":
+        body = alertmanager_body(f"storm-{tag}", "BenchStorm")
+        return [body] * n
+    return [alertmanager_body(f"distinct-{tag}-{i:06d}", f"BenchDistinct{i}") for i in range(n)]
+
+
+def _count(store_url: str, scenario: str, tag: str, limit: int) -> tuple[int, int | None]:
+    """(incidents the measured requests opened, alerts in the storm's incident) as the store has them."""
+    from runbook.store import open_store
+
+    store = open_store(store_url)
+    try:
+        incidents = store.list_incidents(limit=limit)
+    finally:
+        store.close()
+    if scenario == "storm":
+        storm = [i for i in incidents if i.dedupe_key == f"alertmanager:storm-{tag}"]
+        return len(storm), (storm[0].alert_count if storm else None)
+    return sum(i.dedupe_key.startswith(f"alertmanager:distinct-{tag}-") for i in incidents), None
+
+
+def _one(options: Options, store: str, scenario: str, store_url: str, workdir: Path) -> ThroughputRow:
+    tag = f"{store}-{scenario}"
+    with intake_process(workdir, store_url, name=f"intake-{tag}", extra_args=_workers(options)) as (_, url):
+        warm = _scenario_bodies("distinct", options.warmup, f"warmup-{tag}")
+        if warm:
+            asyncio.run(_load(url, warm, options.concurrency, options.max_s, options.request_timeout_s))
+        bodies = _scenario_bodies(scenario, options.requests, tag)
+        elapsed, latencies, codes, errors = asyncio.run(
+            _load(url, bodies, options.concurrency, options.max_s, options.request_timeout_s)
+        )
+    incidents, alerts = _count(store_url, scenario, tag, limit=options.requests + options.warmup + 10)
+    return ThroughputRow(
+        store, scenario, options.concurrency, elapsed, latencies, codes, incidents, alerts, errors
+    )
+
+
+def _workers(options: Options) -> list[str]:
+    return ["--workers", str(options.intake_workers)] if options.intake_workers > 1 else []
+
+
+@contextmanager
+def _postgres(workdir: Path, postgres: Any | None) -> Iterator[Any]:
+    if postgres is not None:
+        yield postgres
+        return
+    from sandbox.postgres import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(data_dir=workdir / "pg")
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+def run(
+    options: Options | None = None, *, postgres: Any | None = None, workdir: Path | None = None
+) -> list[ThroughputRow]:
+    """Every store x scenario, one after the other. `postgres`: a started `EmbeddedPostgres` to use."""
+    options = options or Options()
+    rows: list[ThroughputRow] = []
+    with ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+            stack.callback(shutil.rmtree, workdir, True)
+        pg = stack.enter_context(_postgres(workdir, postgres)) if "postgresql" in options.stores else None
+        for store in options.stores:
+            for scenario in options.scenarios:
+                if store == "sqlite":
+                    store_url = f"sqlite:///{workdir / f'incidents-{scenario}.sqlite3'}"
+                else:
+                    assert pg is not None  # started above whenever postgresql is asked for
+                    store_url = pg.create_database(f"bench_{scenario}_{int(time.time() * 1000) % 10**9}")
+                rows.append(_one(options, store, scenario, store_url, workdir))
+    return rows
+
+
+def report(rows: list[ThroughputRow], options: Options | None = None) -> str:
+    """The table, then the ratios (PostgreSQL / SQLite per scenario, storm / distinct per store)."""
+    options = options or Options()
+    table = markdown_table(
+        ["store", "scenario", "accepted / sent", "alerts/s", "p50 ms", "p99 ms", "max ms", "store check"],
+        [
+            [
+                r.store,
+                r.scenario,
+                f"{r.accepted} / {r.sent}",
+                round(r.alerts_per_s, 1),
+                r.latency.median * 1000,
+                r.latency.p99 * 1000,
+                r.latency.max * 1000,
+                r.store_check,
+            ]
+            for r in rows
+        ],
+    )
+    by = {(r.store, r.scenario): r for r in rows}
+    ratios = []
+    for scenario in SCENARIOS:
+        a, b = by.get(("postgresql", scenario)), by.get(("sqlite", scenario))
+        if a and b and b.alerts_per_s:
+            ratios.append(
+                f"- {scenario}: PostgreSQL / SQLite = {a.alerts_per_s / b.alerts_per_s:.2f}x alerts/s, "
+                f"p99 {a.latency.p99 / b.latency.p99:.2f}x"
+            )
+    for store in STORES:
+        a, b = by.get((store, "storm")), by.get((store, "distinct"))
+        if a and b and b.alerts_per_s:
+            ratios.append(f"- {store}: storm / distinct = {a.alerts_per_s / b.alerts_per_s:.2f}x alerts/s")
+    errors = [f"- {r.store}/{r.scenario}: {e}" for r in rows for e in r.errors[:3]]
+    parts = [
+        f"Intake throughput: {options.requests} requests per scenario (+{options.warmup} warm-up), "
+        f"{options.concurrency} concurrent, intake workers {options.intake_workers}, --no-dispatch",
+        "",
+        table,
+    ]
+    if ratios:
+        parts += ["", "Ratios:", *ratios]
+    if errors:
+        parts += ["", "Errors (first 3 per scenario):", *errors]
+    return "\n".join(parts)
