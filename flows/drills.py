@@ -340,25 +340,26 @@ def respond_via_intake(s: Scenario, alert: Alert, opts: DrillOptions, log: Drill
         return Response(error=f"intake unreachable at {url}: {type(exc).__name__}: {exc}")
     if answer.status_code != 202:
         return Response(error=f"intake answered {answer.status_code}: {answer.text[:300]}")
-    log.note("alert", f"alert {alert.name} posted to intake ({url}): 202")
+    receipt = answer.json()
+    opened = [*receipt.get("incidents_created", []), *receipt.get("incidents_joined", [])]
+    if not opened:
+        return Response(error=f"intake accepted the alert but opened no incident: {receipt}")
+    incident_id = str(opened[0])
+    log.note("alert", f"alert {alert.name} posted to intake ({url}): 202, incident {incident_id}")
     store = runtime.store()
-    deadline = time.monotonic() + opts.recover_deadline_s
-    incident_id: str | None = None
-    while incident_id is None and time.monotonic() < deadline:
-        found = store.list_alerts(fingerprint=alert.fingerprint, limit=1)
-        incident_id = store.alert_incident(found[0].id) if found else None
-        if incident_id is None:
-            time.sleep(opts.poll_interval_s)
-    if incident_id is None:
-        return Response(error="intake accepted the alert but no incident appeared before the deadline")
+    for entry in log.entries:  # the story so far, into the incident's timeline
+        store.append_timeline(incident_id, entry)
     log.incident_id = incident_id
+    deadline = time.monotonic() + opts.recover_deadline_s
     run_id, state = _wait_for_run(incident_id, deadline, opts.poll_interval_s)
     if run_id is None:
         return Response(incident_id, error="no flow run was started for the incident before the deadline")
     if state != "COMPLETED":
         return Response(incident_id, run_id, error=f"the incident's flow run ended {state}")
-    log.note("respond", f"flow run {run_id} of incident {incident_id} completed")
-    return Response(incident_id, run_id, outcome="completed")
+    outcomes = [e.message for e in store.timeline(incident_id) if e.kind == "outcome"]
+    outcome = outcomes[-1].split(":", 1)[0] if outcomes else "completed"
+    log.note("respond", f"flow run {run_id} of incident {incident_id} completed: {outcome}")
+    return Response(incident_id, run_id, outcome=outcome)
 
 
 def _wait_for_run(incident_id: str, deadline: float, poll_interval_s: float) -> tuple[str | None, str | None]:
@@ -488,7 +489,7 @@ def run_drill(s: Scenario, opts: DrillOptions) -> DrillResult:
         allow_production=opts.allow_production,
         status=DrillStatus.FAILED,
         flow_run_id=run_id,
-        runbook=s.runbook if opts.via == "runbook" else opts.via,
+        runbook=s.runbook if opts.via == "runbook" else "respond",
     )
 
     # 1. Target check: decided on what the target is marked as, before anything is sent to it.
@@ -657,7 +658,7 @@ def drill_database_failure(
         poll_interval_s: how often the drill's monitor looks at the service
         detect_deadline_s: the monitor gives up if the symptom has not shown by then
         recover_deadline_s: how long to wait for the response and the verified recovery
-        runbook_parameters: extra parameters for the runbook (e.g. shorter waits), with via=runbook
+        runbook_parameters: parameters of the flow started (the runbook; respond with via=respond)
         post_to_slack: post the drill report to #incidents
     """
     opts = _options(**locals())
@@ -686,7 +687,7 @@ def drill_high_error_rate(
         poll_interval_s: how often the drill's monitor looks at the service
         detect_deadline_s: the monitor gives up if the symptom has not shown by then
         recover_deadline_s: how long to wait for the response and the verified recovery
-        runbook_parameters: extra parameters for the runbook (e.g. settle_s=0), with via=runbook
+        runbook_parameters: parameters of the flow started (the runbook; respond with via=respond)
         post_to_slack: post the drill report to #incidents
     """
     opts = _options(**locals())
@@ -717,7 +718,7 @@ def drill_performance_degradation(
         poll_interval_s: how often the drill's monitor measures the latency
         detect_deadline_s: the monitor gives up if the latency has not risen by then
         recover_deadline_s: how long to wait for the diagnosis and the verified recovery (P2: 15 min)
-        runbook_parameters: extra parameters for the diagnosis flow (e.g. a short sampling window)
+        runbook_parameters: parameters of the flow started (the diagnosis; respond with via=respond)
         post_to_slack: post the drill report to #incidents
     """
     opts = _options(**locals())
@@ -750,7 +751,7 @@ def drill_external_api_failure(
         poll_interval_s: how often the drill's monitor looks at Hume and the service
         detect_deadline_s: the monitor gives up if the symptom has not shown by then
         recover_deadline_s: how long to wait for the response and the verified recovery
-        runbook_parameters: extra parameters for the runbook (e.g. poll_interval_s=5), with via=runbook
+        runbook_parameters: parameters of the flow started (the runbook; respond with via=respond)
         post_to_slack: post the drill report to #incidents
     """
     opts = _options(**locals())

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 
 from flows import drills
 from flows.drills import (
     drill_database_failure,
     drill_external_api_failure,
     drill_high_error_rate,
+    drill_monthly,
     drill_performance_degradation,
 )
 from runbook.drill_history import open_history
-from runbook.drills import DrillResult, DrillStatus, Step, scenario
+from runbook.drills import DrillResult, DrillStatus, Step, human_s, scenario
 from runbook.models import IncidentStatus
 from runbook.postmortem import render_drill_report
 from runbook.store import open_store
 from sandbox.control import ControlServer
 from sandbox.testing import wait_for
+from tasks import runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"poll_interval_s": 0.05, "detect_deadline_s": 20.0, "recover_deadline_s": 60.0}
@@ -158,3 +165,99 @@ def test_a_cancelled_drill_still_clears_its_fault(prefect_api: str, sandbox_worl
     assert "[clear] fault api-down api=hume cleared" in output, output[-3000:]
     assert sandbox_world.active_faults() == []
     assert sandbox_world.apis.mode("hume") == "up"
+
+
+def test_high_error_rate_drill_through_respond(prefect_api: str, world_target: Any) -> None:
+    """via=respond: the whole response (Slack ack and thread, PagerDuty, runbook, all-clear) answers the drill."""
+    result = drill_high_error_rate(
+        **FAST,
+        via="respond",
+        runbook_parameters={
+            "status_update_interval_s": 60,
+            "escalation_poll_s": 0.1,
+            "stability_window_s": 0.2,
+            "runbook_options": {"settle_s": 0, "poll_interval_s": 0.05},
+        },
+    )
+    check_recovered_and_clean(result, world_target)
+    assert result.runbook == "respond"
+    with open_store(world_target.store_url) as store:
+        incident = store.get_incident(result.incident_id)
+    assert incident.slack_thread_ts is not None  # respond opened the incident thread
+    assert incident.mitigated_at is not None and result.step(Step.MITIGATE).at <= incident.mitigated_at
+
+
+def test_high_error_rate_drill_through_intake(
+    prefect_api: str, world_target: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """via=intake: the alert is POSTed to `python -m intake` as monitoring would; intake opens the
+    incident and starts `respond/respond`, which a warm runner executes; the drill measures it all."""
+    from flows.respond import respond
+    from flows.warm import WarmRunner, WarmTarget
+
+    intake_port = free_port()
+    intake_env = {
+        "PREFECT_API_URL": prefect_api,
+        "RUNBOOK_INTAKE_PORT": str(intake_port),
+        "RUNBOOK_INTAKE_TOKENS": '{"generic": "drill-token"}',
+    }
+    for key, value in intake_env.items():  # the drill reads the same settings
+        monkeypatch.setenv(key, value)
+    runtime.reset()
+    quick = {
+        "status_update_interval_s": 60,
+        "escalation_poll_s": 0.1,
+        "stability_window_s": 0.2,
+        "runbook_options": {"settle_s": 0, "poll_interval_s": 0.05},
+    }
+    runner = WarmRunner([WarmTarget.of(respond, "respond", parameters=quick)], poll_s=0.1, events=False)
+    intake = subprocess.Popen(
+        [sys.executable, "-m", "intake"],
+        env={**os.environ},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with runner:
+            assert runner.wait_ready(60)
+            wait_for(lambda: _answers(f"http://127.0.0.1:{intake_port}/healthz"), timeout_s=60)
+            result = drill_high_error_rate(**FAST, via="intake")
+    finally:
+        intake.terminate()
+        intake.communicate(timeout=30)
+    check_recovered_and_clean(result, world_target)
+    assert result.via == "intake" and result.runbook == "respond" and result.runbook_outcome == "rolled_back"
+    assert any(e.kind == "alert" and "posted to intake" in e.message for e in result.timeline)
+    with open_store(world_target.store_url) as store:
+        incident = store.get_incident(result.incident_id)
+        (alert,) = store.list_alerts(incident_id=incident.id)
+    assert incident.flow_run_id is not None and incident.slack_thread_ts is not None
+    assert alert.source.value == "generic" and alert.labels["drill"] == result.drill_id
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_the_monthly_run_publishes_the_drill_history(prefect_api: str, world_target: Any) -> None:
+    first = drill_high_error_rate(**FAST, post_to_slack=False, runbook_parameters={"settle_s": 0})
+    results = drill_monthly(plan="quarterly", month=2)  # February: no drill in the quarterly plan
+    assert results == []
+    with get_client(sync_client=True) as client:
+        artifact = client.read_latest_artifacts(
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=["drill-history"]))
+        )[0]
+    rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    assert rows[0]["scenario"] == "high-error-rate" and rows[0]["MTTR"] == human_s(first.mttr_s)
+    assert rows[0]["MTTR trend"] == "first"
