@@ -52,6 +52,30 @@ def entries() -> list[Entry]:
             "P1 › External API Failure",
             _P1,
         ),
+        Entry(
+            "respond",
+            "flows/respond.py:respond",
+            "Every incident: P1 timeline, P2 diagnosis, P3 workaround + schedule, P4 backlog; comms, escalation",
+            ("respond",),
+        ),
+        Entry(
+            "error-rate-spike",
+            "flows/error_rate_spike.py:error_rate_spike",
+            "P2 › Error Rate Spike (5-10%)",
+            ("runbook", "p2"),
+        ),
+        Entry(
+            "performance-degradation",
+            "flows/performance_degradation.py:performance_degradation",
+            "P2 › Performance Degradation (P95 > 3s)",
+            ("runbook", "p2"),
+        ),
+        Entry(
+            "feature-broken",
+            "flows/feature_broken.py:feature_broken",
+            "P2 › Feature Broken (but app functional)",
+            ("runbook", "p2"),
+        ),
         *_drills(),
     ]
 

@@ -525,7 +525,7 @@ class EscalationWatch:
             self.comms.rec.note(
                 "escalate", f"security team to be emailed at {slack.security_email} (no mail integration)"
             )
-        if step.page:
+        if step.page and not (step.contact == Contact.ONCALL and self.comms.paged()):
             action_key = "trigger" if step.contact == Contact.ONCALL else key
             summary = f"[{incident.severity}] {incident.title}"
             if step.contact != Contact.ONCALL:

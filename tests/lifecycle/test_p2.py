@@ -1,0 +1,168 @@
+"""The P2 diagnoses ("Common P2 Issues") each reach their documented conclusion on the sandbox fault built
+for them, and `respond` runs the P2 timeline (and raises a P2 to P1 when the service is down)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from flows.error_rate_spike import error_rate_spike
+from flows.feature_broken import feature_broken
+from flows.p2 import conclusion_of
+from flows.performance_degradation import performance_degradation
+from flows.respond import respond
+from runbook.models import IncidentRef, IncidentStatus, RunbookOutcome
+from runbook.severity import Severity
+from sandbox.world import GOOD_IMAGE
+from tasks import runtime
+
+from .world import FAST_RUNBOOK, open_incident, ref, text_of
+
+
+@pytest.fixture
+def world(prefect_api: str, sandbox_world):
+    yield sandbox_world
+
+
+def conclusion(result) -> dict:
+    item = next(e for e in result.evidence if e.kind == "conclusion")
+    assert item.data is not None
+    return item.data
+
+
+def test_error_rate_spike_finds_one_pattern_across_endpoints_not_infrastructure_no_deploy(world) -> None:
+    world.inject("error-rate", "8")
+    world.traffic.burst(200)
+
+    result = error_rate_spike(IncidentRef(summary="error rate 8%"), window_s=60)
+
+    assert conclusion_of(result) == "code_defect"
+    data = conclusion(result)
+    assert 5 < data["error_rate_pct"] <= 10
+    assert len(data["endpoints"]) > 1  # the error-rate fault touches every feature endpoint
+    assert "TypeError" in data["pattern"] and "getPreferences" in data["pattern"]
+    assert "shared code" in data["reason"] and "no deploy in the last 15 min" in data["reason"]
+    assert result.outcome == RunbookOutcome.ESCALATED  # no quick fix an automaton can make: hotfix
+    assert [o[:2] for o in data["options"]] == ["a)", "b)", "c)", "d)"]
+    assert world.revision() == 2  # nothing rolled back
+
+
+def test_error_rate_spike_after_a_deploy_rolls_back(world) -> None:
+    world.inject("bad-deploy")
+    world.traffic.burst(40)
+
+    result = error_rate_spike(
+        IncidentRef(summary="error rate"), window_s=60, ready_deadline_s=20, poll_interval_s=0.05
+    )
+
+    assert conclusion_of(result) == "deploy_regression"
+    assert result.outcome == RunbookOutcome.ROLLED_BACK
+    assert world.live_image() == GOOD_IMAGE
+
+
+@contextmanager
+def readers(world, count: int) -> Iterator[None]:
+    """`count` users reading their journal over and over until the block ends."""
+    stop = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                http.get(world.service.url + "/api/journal")
+
+    threads = [threading.Thread(target=read, daemon=True) for _ in range(count)]
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+
+
+def test_performance_degradation_is_consistent_and_points_at_the_slow_query(world) -> None:
+    world.inject("slow-query", ms=3200)
+    with readers(world, 3):
+        # three reads have completed, each 3.2 s in PostgreSQL
+        from .support import wait_for
+
+        assert wait_for(
+            lambda: httpx.get(world.service.url + "/metrics?window_s=60").json()["requests"] >= 3, 20
+        )
+        result = performance_degradation(
+            IncidentRef(summary="journal slow"), samples=3, sample_interval_s=0.3, window_s=60
+        )
+
+    assert conclusion_of(result) == "database_query"
+    data = conclusion(result)
+    assert data["pattern"] == "consistent" and data["samples_over"] == 3
+    assert "GET /api/journal" in data["slow_endpoints"]
+    assert data["slow_endpoints"]["GET /api/journal"] >= 3000
+    assert any("journal_feed" in q or "pg_sleep" in q for q in data["slow_queries"]), data
+    assert "Optimize slow query" in data["options"]
+    assert result.outcome == RunbookOutcome.ESCALATED
+
+
+def test_feature_broken_isolates_journal_creation_and_the_constraint(world) -> None:
+    world.inject("journal-broken")
+    world.traffic.burst(24)  # reads and writes of the journal among the feature calls
+
+    result = feature_broken(IncidentRef(summary="users can't create journal entries"), window_s=60)
+
+    assert conclusion_of(result) == "database_table"
+    data = conclusion(result)
+    assert data["endpoint"] == "POST /api/journal" and data["operation"] == "create"
+    assert data["reads"] == "reads work"
+    assert data["users"].startswith("all users")
+    assert "sentiment_score" in " ".join(data["findings"]) and "NOT VALID" in " ".join(data["findings"])
+    assert "migration" in data["reason"]
+    assert result.outcome == RunbookOutcome.ESCALATED
+
+
+def test_p2_respond_assesses_decides_and_escalates_to_the_lead_without_paging(world) -> None:
+    world.inject("error-rate", "8")
+    world.traffic.burst(200)
+    incident = open_incident(Severity.P2, name="HighErrorRate", title="High Error Rate (8%)")
+
+    result = respond(
+        ref(incident),
+        status_update_interval_s=1.0,
+        escalation_poll_s=0.05,
+        handover_timeout_s=1,
+        handover_poll_s=1,
+        runbook_options={"window_s": 60.0},
+    )
+
+    assert result.outcome == RunbookOutcome.ESCALATED
+    texts = [m["text"] for m in world.slack.all_messages("incidents")]
+    assert any(t.startswith("P2 assessment and decision") and "error-rate-spike" in t for t in texts)
+    assert any(t.startswith("Diagnosis (error-rate-spike): escalated") for t in texts)
+    assert any(t.startswith("🚨 @team-lead: escalated to you") for t in texts)
+    assert world.pagerduty.requests == []  # P2: escalation to lead, no PagerDuty
+    assert runtime.store().get_incident(incident.id).is_open
+
+
+def test_a_p2_that_is_really_a_p1_is_reclassified_paged_and_rolled_back(world) -> None:
+    world.inject("bad-deploy")
+    incident = open_incident(Severity.P2, name="JournalErrors", title="Journal errors")
+
+    result = respond(
+        ref(incident),
+        status_update_interval_s=1.0,
+        escalation_poll_s=0.05,
+        stability_window_s=0.3,
+        runbook_options=FAST_RUNBOOK,
+    )
+
+    stored = runtime.store().get_incident(incident.id)
+    assert stored.severity == Severity.P1 and "reclassified" in stored.severity_rule
+    assert stored.status == IncidentStatus.RESOLVED
+    assert result.outcome == RunbookOutcome.ROLLED_BACK
+    replies = [text_of(r) for r in world.slack.requests if r.path == "/api/chat.postMessage"]
+    assert any(t.startswith("⬆️ Reclassified P2 → P1") for t in replies)
+    assert [r.json()["event_action"] for r in world.pagerduty.requests] == ["trigger", "resolve"]
