@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--gap", type=float, nargs=2, default=[0.2, 1.2], metavar=("LOW", "HIGH"))
     g.add_argument("--seed", type=int, default=6)
     g.add_argument("--api-url", help="use this Prefect API instead of starting `prefect server start`")
+    g.add_argument("--prefect-db", default="sqlite", help="the started server's database: sqlite, postgresql")
     return p
 
 
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             paths=tuple(args.paths),
             gap_s=(args.gap[0], args.gap[1]),
             seed=args.seed,
+            prefect_db=args.prefect_db,
         )
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
@@ -83,22 +86,31 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-"))
     os.environ.setdefault("XDG_RUNTIME_DIR", str(scratch))  # embedded PostgreSQL asks for one
     os.environ.setdefault("PREFECT_HOME", str(scratch / "prefect-home"))
-    raw: dict[str, Any] = {"machine": _machine(), "argv": sys.argv}
-    print(f"# python -m bench {' '.join(argv if argv is not None else sys.argv[1:])}\n# {raw['machine']}\n")
-    if "intake" in benches:
-        started = time.monotonic()
-        rows = intake_throughput.run(intake_options, workdir=_sub(args.keep, "intake"))
-        print(intake_throughput.report(rows, intake_options))
-        print(f"\n(intake bench: {time.monotonic() - started:.0f} s)\n", flush=True)
-        raw["intake"] = [r.as_json() for r in rows]
-    if "latency" in benches:
-        started = time.monotonic()
-        results = alert_latency.run(latency_options, api_url=args.api_url, workdir=_sub(args.keep, "latency"))
-        print(alert_latency.report(results, latency_options))
-        print(f"\n(latency bench: {time.monotonic() - started:.0f} s)\n", flush=True)
-        raw["latency"] = [r.as_json() for r in results]
-    if args.json:
-        args.json.write_text(json.dumps(raw, indent=1, default=str))
+    try:
+        raw: dict[str, Any] = {"machine": _machine(), "argv": sys.argv}
+        print(
+            f"# python -m bench {' '.join(argv if argv is not None else sys.argv[1:])}\n# {raw['machine']}\n"
+        )
+        if "intake" in benches:
+            started = time.monotonic()
+            rows = intake_throughput.run(intake_options, workdir=_sub(args.keep, "intake"))
+            print(intake_throughput.report(rows, intake_options))
+            print(f"\n(intake bench: {time.monotonic() - started:.0f} s)\n", flush=True)
+            raw["intake"] = [r.as_json() for r in rows]
+        if "latency" in benches:
+            started = time.monotonic()
+            results = alert_latency.run(
+                latency_options, api_url=args.api_url, workdir=_sub(args.keep, "latency")
+            )
+            print(alert_latency.report(results, latency_options))
+            print(f"\n(latency bench: {time.monotonic() - started:.0f} s)\n", flush=True)
+            raw["latency"] = [r.as_json() for r in results]
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"# load average at the end {load:.2f}")
+        if args.json:
+            args.json.write_text(json.dumps(raw, indent=1, default=str))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

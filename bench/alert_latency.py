@@ -89,6 +89,8 @@ class Options:
     trial_timeout_s: float = 30.0
     startup_timeout_s: float = 90.0
     warm_poll_s: float = 0.25
+    prefect_db: str = "sqlite"
+    """The database of the Prefect server the bench starts: `sqlite` or `postgresql` (embedded)."""
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.warmup < 0:
@@ -96,6 +98,8 @@ class Options:
         unknown = [p for p in self.paths if p not in PATHS]
         if unknown:
             raise ValueError(f"unknown path(s) {', '.join(unknown)}; known: {', '.join(PATHS)}")
+        if self.prefect_db not in ("sqlite", "postgresql"):
+            raise ValueError(f"prefect_db must be sqlite or postgresql (got {self.prefect_db!r})")
         if not 0 <= self.gap_s[0] <= self.gap_s[1]:
             raise ValueError(f"gap_s must be (low, high) with 0 <= low <= high (got {self.gap_s})")
 
@@ -317,8 +321,16 @@ def run(
             workdir = Path(tempfile.mkdtemp(prefix="bench-latency-"))
             stack.callback(shutil.rmtree, workdir, True)
         if api_url is None:
+            database_url = None
+            if options.prefect_db == "postgresql":
+                from sandbox.postgres import EmbeddedPostgres
+
+                pg = stack.enter_context(EmbeddedPostgres(data_dir=workdir / "pg"))
+                database_url = pg.create_database("prefect").replace("postgresql://", "postgresql+asyncpg://")
             api_url = stack.enter_context(
-                prefect_server(workdir, startup_timeout_s=options.startup_timeout_s)
+                prefect_server(
+                    workdir, database_url=database_url, startup_timeout_s=options.startup_timeout_s
+                )
             )
         return [_run_path(path, api_url, workdir, options, rng) for path in options.paths]
 
@@ -385,7 +397,8 @@ def report(results: list[PathResult], options: Options | None = None) -> str:
     return "\n".join(
         [
             f"Alert POST → first line of `respond` ({STANDIN}); n={options.n} per path after "
-            f"{options.warmup} warm-up; gap {options.gap_s[0]:g}–{options.gap_s[1]:g} s; times in ms",
+            f"{options.warmup} warm-up; gap {options.gap_s[0]:g}–{options.gap_s[1]:g} s; "
+            f"Prefect server on {options.prefect_db}; times in ms",
             "",
             table,
             "",

