@@ -277,10 +277,11 @@ class Board:
             if not any(a.text == text for a in self.actions):
                 self.actions.append(ActionLine(text))
 
-    def done(self, text: str) -> None:
-        """An action done (✓): the one in progress with this text, or a new line."""
+    def done(self, text: str, was: str | None = None) -> None:
+        """An action done (✓): replaces the one in progress called `was` (or `text`), else a new line."""
         with self._lock:
-            self.actions = [a for a in self.actions if a.text != text] + [ActionLine(text, done=True)]
+            gone = {text, was or text}
+            self.actions = [a for a in self.actions if a.text not in gone] + [ActionLine(text, done=True)]
 
     def snapshot(self) -> tuple[str, str, list[str], list[ActionLine]]:
         with self._lock:

@@ -74,7 +74,7 @@ from flows.p2 import (
 )
 from flows.record import Record
 from flows.targets import probe_service, target_workload
-from runbook.messages import AllClear, clock, header_label, render_all_clear
+from runbook.messages import AllClear, clock, format_duration, header_label, render_all_clear, whole_minutes
 from runbook.models import (
     ActionStatus,
     Evidence,
@@ -138,6 +138,8 @@ class Assessment(BaseModel):
     sentry_users: int = 0
     deployed: str = ""
     recent_deploy: bool = False
+    revision: int | None = None
+    images: list[str] = Field(default_factory=list)
 
     def text(self) -> str:
         """The thread message: what failed, Sentry's error and stack, deploys, system metrics."""
@@ -217,6 +219,8 @@ def assess(rec: Record, incident: Incident, rollback_window_min: int = 15) -> As
         sentry_users=issues[0].user_count if issues else 0,
         deployed=deploy.line(utc_now()),
         recent_deploy=deploy.recent,
+        revision=deploy.current.revision if deploy.current else None,
+        images=deploy.current.images if deploy.current else [],
     )
     rec.note("assess", f"{kind.value}: {why}", evidence={"kind": kind.value, "runbook": runbook})
     return found
@@ -539,6 +543,15 @@ def _respond(rec: Record, p: _Params, key: str | None) -> RunbookResult:
 # --- P1 and P2 --------------------------------------------------------------------------------------------
 
 
+def _eta(decided: TriageResult) -> str:
+    """The status update's "Estimated fix": a rollback within the P1 timeline, else the fix's estimate."""
+    if decided.decision == Triage.ROLLBACK:
+        return "Estimated fix: 5 minutes (rollback)"
+    if decided.estimated_fix_min:
+        return f"Estimated fix: {decided.estimated_fix_min:g} minutes"
+    return "Estimated fix: unknown"
+
+
 def _opener(incident: Incident, p: _Params) -> str:
     slack = runtime.settings().slack
     return "\n".join(
@@ -597,7 +610,7 @@ def _urgent(rec: Record, incident: Incident, p: _Params) -> RunbookResult:
             RunbookOutcome.DRY_RUN if p.dry_run else RunbookOutcome.ESCALATED,
             result.summary if p.dry_run else f"{result.summary}; handed over to people, incident open",
         )
-    _all_clear(rec, comms, resolution, result, p)
+    _all_clear(rec, comms, resolution, result, p, board.snapshot()[1])
     return rec.finish(
         result.outcome if result.outcome in FIXED else RunbookOutcome.RECOVERED, resolution.summary
     )
@@ -637,21 +650,18 @@ def _p1(
         f"{found.kind.value.capitalize()}: {found.why}"[:200],
         f"Error messages: {found.sentry_error}"[:200] if found.sentry_error else "",
         f"Affected: {decided.affected}",
-        f"Estimated fix: {decided.estimated_fix_min:g} minutes"
-        if decided.estimated_fix_min
-        else "Estimated fix: unknown",
+        _eta(decided),
     )
     # Minute 3-5: Action
     step = "Rolling back" if decided.decision == Triage.ROLLBACK else "Applying the fix"
     board.doing(f"{step} ({decided.runbook})")
     result = run_runbook(rec, decided.runbook, incident, p.options, p.dry_run)
     comms.post("action", f"Action ({decided.runbook}): {result.outcome.value}: {result.summary}")
-    board.done(f"{step} ({decided.runbook}): {result.outcome.value}")
-    root = (
-        f"Bad deploy: {found.deployed.split(':')[0]} ({found.kind.value})"
-        if found.recent_deploy and found.kind == FailureKind.APPLICATION_CRASH
-        else f"{found.kind.value.capitalize()}: {found.why}"
-    )
+    board.done(f"{step} ({decided.runbook}): {result.outcome.value}", was=f"{step} ({decided.runbook})")
+    if found.recent_deploy and found.kind == FailureKind.APPLICATION_CRASH:
+        root = f"Bad deploy: revision {found.revision} ({', '.join(found.images)}): {found.sentry_error or found.why}"
+    else:
+        root = f"{found.kind.value.capitalize()}: {found.why}"
     return result, _verify(rec, comms, board, incident, result, root, p)
 
 
@@ -712,7 +722,7 @@ def _p2(
     if conclusion is not None:
         text += f"\n{conclusion.title}: {conclusion.content.splitlines()[0]}"
     comms.post("diagnosis", text)
-    board.done(f"Diagnosing ({diagnosis}): {result.outcome.value}")
+    board.done(f"Diagnosing ({diagnosis}): {result.outcome.value}", was=f"Diagnosing ({diagnosis})")
     if utc_now() > due:
         rec.note("deadline", f"the P2 budget of {human_duration(budget)} is spent")
     root = (
@@ -763,7 +773,7 @@ def _verify(
             rec.note("verify", f"unstable: {probe.summary()}")
             comms.post("unstable", f"Not stable: {probe.summary()}")
             return None
-    board.done("Stable")
+    board.done("Stable", was=f"Monitoring stability ({human_duration(timedelta(seconds=p.stability_s))})")
     return _Resolution(summary=result.summary, root_cause=root, resolution=[_sentence(result.summary)])
 
 
@@ -834,12 +844,14 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
 
-def _all_clear(rec: Record, comms: Comms, resolution: _Resolution, result: RunbookResult, p: _Params) -> None:
+def _all_clear(
+    rec: Record, comms: Comms, resolution: _Resolution, result: RunbookResult, p: _Params, estimate: str
+) -> None:
     """Status updates have stopped: resolve, post the guide's all-clear, resolve the page."""
     store = runtime.store()
     incident = comms.incident
     now = utc_now()
-    impact, numbers = _impact(incident, now, p)
+    impact, numbers = _impact(incident, now, p, estimate)
     follow_up = _follow_up(rec, incident, now, p)
     store.set_status(incident.id, IncidentStatus.RESOLVED, now, rec.actor, f"resolved: {resolution.summary}")
     message = AllClear(
@@ -856,17 +868,25 @@ def _all_clear(rec: Record, comms: Comms, resolution: _Resolution, result: Runbo
         comms.page("resolve", "resolve")
 
 
-def _impact(incident: Incident, now: datetime, p: _Params) -> tuple[str, list[str]]:
-    """ "150 requests failed (0.3% of total)" over the incident, and the error rate and p95 now."""
+def _impact(incident: Incident, now: datetime, p: _Params, estimate: str) -> tuple[str, list[str]]:
+    """ "150 requests failed (0.3% of total)" over the incident, and the error rate and p95 now.
+
+    Without the service's metrics, or with no request recorded while it lasted, the triage's estimate
+    for the incident's duration ("All users affected for 8 minutes").
+    """
     window = max(1.0, (now - incident.started_at).total_seconds())
+    lasted = format_duration(whole_minutes(incident.started_at, now))
     try:
         during = read_metrics(window)
         after = read_metrics(max(1.0, p.stability_s))
     except MetricsUnavailable:
-        minutes = int(window // 60)
-        return f"Service degraded for {minutes} minute{'s' if minutes != 1 else ''}", []
-    share = f"{100 * during.errors / during.requests:.2g}%" if during.requests else "0%"
-    impact = f"{during.errors} requests failed ({share} of total)"
+        return f"{estimate} for {lasted} (no metrics)", []
+    if not during.requests:
+        impact = f"{estimate} for {lasted} (no requests recorded)"
+    else:
+        impact = (
+            f"{during.errors} requests failed ({round(100 * during.errors / during.requests, 2):g}% of total)"
+        )
     if not after.requests:
         return impact, []
     return impact, [f"Error rate: {after.error_rate_pct:g}%", f"P95 response time: {after.p95_ms:g}ms"]

@@ -138,3 +138,39 @@ def test_a_second_respond_joins_the_open_incident(world) -> None:
     assert len(world.slack.messages("alerts-critical")) == 1
     assert [r.json()["event_action"] for r in world.pagerduty.requests] == ["trigger", "resolve"]
     assert len([a for a in runtime.store().list_actions(incident.id) if a.action == "rollback"]) == 1
+
+
+def test_a_database_issue_is_triaged_as_a_quick_fix_not_a_rollback(world) -> None:
+    world.inject("db-pool-stale")
+    incident = open_incident(Severity.P1, name="ApiHealthFailing", title="API health failing")
+
+    result = respond(
+        ref(incident), status_update_interval_s=5.0, stability_window_s=0.3, runbook_options=FAST_RUNBOOK
+    )
+
+    assert result.outcome == RunbookOutcome.RECOVERED, result.summary
+    triage = next(e for e in runtime.store().timeline(incident.id) if e.kind == "triage")
+    assert triage.evidence is not None
+    assert (triage.evidence["decision"], triage.evidence["rule"], triage.evidence["runbook"]) == (
+        "attempt_fix",
+        "fix_lt_limit",
+        "database-lost",
+    )
+    assert "Fix time 2 min < 5 min" in triage.evidence["reason"]
+    assert not [a for a in runtime.store().list_actions(incident.id) if a.action == "rollback"]
+    assert runtime.store().get_incident(incident.id).status == IncidentStatus.RESOLVED
+
+
+def test_dry_run_plans_everything_and_sends_nothing(world) -> None:
+    world.inject("bad-deploy")
+    revision = world.revision()
+    incident = open_incident(Severity.P1)
+
+    result = respond(ref(incident), dry_run=True, runbook_options=FAST_RUNBOOK)
+
+    assert result.outcome == RunbookOutcome.DRY_RUN
+    assert world.slack.requests == [] and world.pagerduty.requests == []
+    assert world.revision() == revision
+    plans = [e.message for e in runtime.store().timeline(incident.id) if e.kind == "plan"]
+    assert any("#alerts-critical" in m for m in plans) and any("rollback" in m for m in plans)
+    assert runtime.store().get_incident(incident.id).is_open

@@ -22,7 +22,9 @@ from tasks.backlog import StoreBacklog
 from .support import wait_for
 from .world import FAST_RUNBOOK, open_incident, posts, ref, text_of
 
-QUICK: dict[str, Any] = dict(status_update_interval_s=0.5, escalation_poll_s=0.05, runbook_options=FAST_RUNBOOK)
+QUICK: dict[str, Any] = dict(
+    status_update_interval_s=0.5, escalation_poll_s=0.05, runbook_options=FAST_RUNBOOK
+)
 
 
 @pytest.fixture
@@ -44,7 +46,10 @@ def test_unacknowledged_p1_past_its_deadline_escalates_to_the_team_lead_and_page
 
     assert result.outcome == RunbookOutcome.ROLLED_BACK
     texts = [text_of(r) for r in posts(world)]
-    assert any(t.startswith("🚨 @team-lead: escalated to you (team lead): not acknowledged within 30 s") for t in texts)
+    assert any(
+        t.startswith("🚨 @team-lead: escalated to you (team lead): not acknowledged within 30 s")
+        for t in texts
+    )
     assert events(world) == ["trigger", "trigger", "resolve"]  # the page, the escalation page, the resolve
     escalation = world.pagerduty.requests[1].json()
     assert "team-lead" in escalation["payload"]["summary"]
@@ -89,7 +94,9 @@ def test_automation_hands_over_and_a_person_acknowledges_and_resolves_in_the_ui(
     done: dict[str, Any] = {}
     runner = threading.Thread(
         target=lambda: done.update(
-            result=respond(ref(incident), stability_window_s=0.3, handover_timeout_s=60, handover_poll_s=1, **QUICK)
+            result=respond(
+                ref(incident), stability_window_s=0.3, handover_timeout_s=60, handover_poll_s=1, **QUICK
+            )
         )
     )
     runner.start()
@@ -103,7 +110,9 @@ def test_automation_hands_over_and_a_person_acknowledges_and_resolves_in_the_ui(
         assert events(world) == ["trigger", "trigger"]
 
         resume_flow_run(UUID(run_id), run_input={"acknowledged_by": "alice"})
-        assert wait_for(lambda: runtime.store().get_incident(incident.id).status == IncidentStatus.ACKNOWLEDGED, 20)
+        assert wait_for(
+            lambda: runtime.store().get_incident(incident.id).status == IncidentStatus.ACKNOWLEDGED, 20
+        )
         assert wait_for(lambda: _flow_run_state(run_id) == "PAUSED", 30)
         world.clear()  # alice fixes it by hand
         resume_flow_run(
@@ -124,7 +133,9 @@ def test_automation_hands_over_and_a_person_acknowledges_and_resolves_in_the_ui(
 
 @pytest.mark.parametrize("severity", [Severity.P3, Severity.P4])
 def test_p3_and_p4_create_the_backlog_entry_and_never_page(world, severity: Severity) -> None:
-    incident = open_incident(severity, name="SlowPage", title="Settings page slow", annotations={"workaround": "use the app"})
+    incident = open_incident(
+        severity, name="SlowPage", title="Settings page slow", annotations={"workaround": "use the app"}
+    )
 
     result = respond(ref(incident), **QUICK)
 
@@ -136,7 +147,10 @@ def test_p3_and_p4_create_the_backlog_entry_and_never_page(world, severity: Seve
         assert item.kind == "fix" and item.due is not None and item.due.hour == 2  # the non-critical window
         assert "use the app" in item.description
         [note] = world.slack.messages("incidents")  # the team is notified; no thread, no escalation
-        assert note["text"].startswith("🟡 [P3 - MEDIUM] Settings page slow") and "Workaround: use the app" in note["text"]
+        assert (
+            note["text"].startswith("🟡 [P3 - MEDIUM] Settings page slow")
+            and "Workaround: use the app" in note["text"]
+        )
         assert world.slack.messages("alerts-critical") == []
     else:
         [item] = items
@@ -157,7 +171,11 @@ def test_p3_and_p4_create_the_backlog_entry_and_never_page(world, severity: Seve
     ids=["5xx", "ok_false-429", "timeouts"],
 )
 def test_slack_and_pagerduty_failing_never_stop_the_remediation(
-    world, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, slack_fault: dict, pd_fault: dict
+    world,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    slack_fault: dict,
+    pd_fault: dict,
 ) -> None:
     monkeypatch.setenv("RUNBOOK_SLACK_TIMEOUT_S", "0.3")
     monkeypatch.setenv("RUNBOOK_PAGERDUTY_TIMEOUT_S", "0.3")
@@ -174,10 +192,21 @@ def test_slack_and_pagerduty_failing_never_stop_the_remediation(
     stored = runtime.store().get_incident(incident.id)
     assert stored.status == IncidentStatus.RESOLVED and stored.slack_thread_ts is None
     undelivered = [e.message for e in stored.timeline if e.kind == "undelivered"]
-    for what in ("'ack'", "'thread'", "'assessment'", "'triage'", "'all-clear'", "PagerDuty trigger", "PagerDuty resolve"):
+    for what in (
+        "'ack'",
+        "'thread'",
+        "'assessment'",
+        "'triage'",
+        "'all-clear'",
+        "PagerDuty trigger",
+        "PagerDuty resolve",
+    ):
         assert any(what in m for m in undelivered), (what, undelivered)
     assert all("after 3 attempts" in m for m in undelivered)
     assert world.slack.messages("incidents") == [] and world.pagerduty.alerts() == []
-    for secret in (world.settings_env()["RUNBOOK_SLACK_TOKEN"], world.settings_env()["RUNBOOK_PAGERDUTY_ROUTING_KEY"]):
+    for secret in (
+        world.settings_env()["RUNBOOK_SLACK_TOKEN"],
+        world.settings_env()["RUNBOOK_PAGERDUTY_ROUTING_KEY"],
+    ):
         assert secret not in caplog.text
         assert all(secret not in e.message for e in stored.timeline)
