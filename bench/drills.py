@@ -28,7 +28,7 @@ __all__ = ["main"]
 
 # Runbook parameters for --fast: every wait the guide prescribes set to (nearly) nothing.
 FAST: dict[str, dict[str, Any]] = {
-    "database-failure": {"verify_deadline_s": 10, "poll_interval_s": 0.05},
+    "database-failure": {"verify_deadline_s": 1, "poll_interval_s": 0.05},
     "high-error-rate": {"settle_s": 0, "poll_interval_s": 0.05},
     "performance-degradation": {"samples": 1, "sample_interval_s": 0, "window_s": 60},
     "external-api-failure": {"poll_interval_s": 0.05},

@@ -635,7 +635,7 @@ def _options(**kw: Any) -> DrillOptions:
 
 @flow(
     name="drill-database-failure",
-    description="Drill, Scenario 1: Database Failure (db-pool-stale).",
+    description="Drill, Scenario 1: Database Failure (db-down).",
     **_HOOKS,
 )
 def drill_database_failure(
@@ -648,8 +648,8 @@ def drill_database_failure(
     runbook_parameters: dict[str, Any] | None = None,
     post_to_slack: bool = True,
 ) -> DrillResult:
-    """Scenario 1: Database Failure. Simulate: the database goes away and comes back under the service
-    (its connection pool left dead); Response: the Database Connection Lost recovery procedure.
+    """Scenario 1: Database Failure. Simulate: the database goes away (PostgreSQL stopped); Response: the
+    Database Connection Lost recovery procedure (restart the database, reset the pool, verify).
 
     Args:
         target: where to inject the fault: sandbox (default), or the environment the runbooks' settings name

@@ -18,12 +18,10 @@ times. No Prefect import: flows/drills.py runs the drills, runbook/postmortem.py
 
 Decisions where the guide leaves room (docs/drills.md says the same):
 
-- Scenario 1's "kubectl delete statefulset postgres" is the sandbox fault `db-pool-stale`: the
-  database went away and came back (Kubernetes recreates the statefulset's pod), and the service's
-  connection pool holds dead connections: `/api/health` answers 500 until the pool is reset. That is
-  what the guide's recovery procedure (Database Connection Lost: check, option 1 restart the pool,
-  ...) is for. A database that stays down (`db-down`) has no automated recovery in the sandbox (the
-  runbook escalates with the manual Supabase steps), so a drill of it could only ever fail.
+- Scenario 1's "kubectl delete statefulset postgres" is the sandbox fault `db-down`: PostgreSQL
+  stops, `SELECT 1` is refused, `/api/health` answers 500. The guide's recovery procedure (Database
+  Connection Lost) runs in full: option 3 restarts the hosted database through the provider API (the
+  sandbox has a Supabase-style one), the pool left dead by the restart is reset (option 1), verified.
 - Scenario 3 ("Slow database query … Team troubleshoots and optimizes") is a P2 performance
   degradation (P95 > 3 s): the automation diagnoses; the optimisation itself is people's work, which
   the drill simulates by lifting the fault once the diagnosis is in.
@@ -171,17 +169,17 @@ SCENARIOS: tuple[Scenario, ...] = (
         title="Database Failure",
         simulate="kubectl delete statefulset postgres",
         response="Team exercises recovery procedure",
-        fault="db-pool-stale",
+        fault="db-down",
         fault_args={},
         runbook="database-lost",
         severity=Severity.P1,
         alert_name="DatabaseConnectionLost",
-        summary="emotionscare lost its database connections (drill)",
-        signals={"server_errors_5xx": True},
+        summary="emotionscare cannot reach its database (drill)",
+        signals={"database_reachable": False, "server_errors_5xx": True},
         symptom=Symptom.SERVICE,
         symptom_arg=None,
         lift=Lift.RUNBOOK,
-        mitigation="connection pool reset, pool size raised or database restarted",
+        mitigation="database restarted, connection pool reset or pool size raised",
         mitigating_actions=frozenset({"reset-db-pool", "set-pool-size", "restart-database"}),
     ),
     Scenario(

@@ -39,7 +39,7 @@ def test_the_four_scenarios_of_the_guide_in_order() -> None:
         (4, "External API Failure", "Block Hume API calls", "Team enables fallback/maintenance mode"),
     ]
     assert [s.fault_text for s in SCENARIOS] == [
-        "db-pool-stale",
+        "db-down",
         "bad-deploy",
         "slow-query",
         "api-down api=hume",

@@ -89,7 +89,7 @@ def test_production_with_the_flag_runs_records_the_permission_and_clears(
     assert result.allow_production is True and result.environment == "production"
     assert any("allow_production=True given" in e.message for e in result.timeline)
     paths = [(r.method, r.path) for r in control_api.requests]
-    assert paths[:2] == [("GET", "/faults"), ("POST", "/faults/db-pool-stale")]
+    assert paths[:2] == [("GET", "/faults"), ("POST", "/faults/db-down")]
     assert paths[-1] == ("POST", "/clear") and result.fault_cleared
     assert control_api.requests[1].json() == {}
     with open_history(url) as history:
