@@ -31,7 +31,9 @@ TEMPLATE = ROOT / "deployments" / "work-pool-kubernetes.json"
 
 def image_project_dir() -> str:
     """Where the image keeps the flow code (deployments/Dockerfile's RUNBOOK_PROJECT_DIR)."""
-    match = re.search(r"RUNBOOK_PROJECT_DIR=(\S+)", (ROOT / "deployments" / "Dockerfile").read_text())
+    match = re.search(
+        r"^\s+RUNBOOK_PROJECT_DIR=(\S+)$", (ROOT / "deployments" / "Dockerfile").read_text(), re.MULTILINE
+    )
     assert match is not None
     return match.group(1)
 
