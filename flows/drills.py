@@ -72,7 +72,7 @@ from runbook.postmortem import (
     render_drill_report,
 )
 from tasks import runtime
-from tasks.drill_targets import FaultTarget, open_target, target_environment
+from tasks.drill_targets import FaultFailed, FaultTarget, open_target, target_environment
 from tasks.health import HealthProbe, probe_url
 from tasks.slack import SlackNotConfigured, post_message
 
@@ -84,9 +84,9 @@ __all__ = [
     "drill_high_error_rate",
     "drill_monthly",
     "drill_performance_degradation",
-    "post_to_slack",
     "run_drill",
     "runbook_flow",
+    "send_to_slack",
 ]
 
 Via = Literal["runbook", "respond", "intake"]
@@ -140,9 +140,7 @@ def observe(s: Scenario, *, recovery: bool = False) -> Observation:
         api = settings.api(s.symptom_arg or "")
         probe = probe_url(str(api.health_url), timeout)
         if not recovery:
-            return Observation(
-                utc_now(), not probe.ok, f"{api.name} {probe.status_code or probe.failure.value}"
-            )
+            return Observation(utc_now(), not probe.ok, f"{api.name} {_answer(probe)}")
         flag = _flag_value(api.feature_flag)
         good = probe.ok and service_ok and flag != "false"
         return Observation(
@@ -419,7 +417,7 @@ def measure(s: Scenario, incident_id: str, times: DrillTimes) -> None:
 # --- publishing -------------------------------------------------------------------------------------------
 
 
-def post_to_slack(channel: str, text: str, thread_ts: str | None = None) -> str | None:
+def send_to_slack(channel: str, text: str, thread_ts: str | None = None) -> str | None:
     """Post `text` to Slack through the Slack task (tasks/slack.py); returns the message's ts.
 
     No token configured: None (the caller records the report as not posted). Slack failing after the
@@ -455,7 +453,7 @@ def publish(result: DrillResult, s: Scenario, opts: DrillOptions, log: DrillLog)
         return
     channel = runtime.settings().slack.incidents_channel
     try:
-        ts = post_to_slack(channel, drill_slack_text(result, s))
+        ts = send_to_slack(channel, drill_slack_text(result, s))
     except RunbookError as exc:  # SlackFailed: the report exists as an artifact either way
         log.note("slack", f"drill report not delivered to {channel}: {type(exc).__name__}: {exc}")
         return
@@ -471,6 +469,83 @@ def publish_history(rows: list[HistoryRow]) -> None:
 
 
 # --- the drill --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Exercise:
+    """Steps 2-5 of a drill: inject, detect, respond, let the cause go, verify. `times` and `response`
+    hold what happened so far, whatever stopped it; `stop()` ends a pending outage timer."""
+
+    s: Scenario
+    opts: DrillOptions
+    target: FaultTarget
+    log: DrillLog
+    drill_id: str
+    start: Callable[..., Any] | None
+    times: DrillTimes = field(default_factory=DrillTimes)
+    response: Response = field(default_factory=lambda: Response())
+    lifter: Lifter | None = None
+    inject_error: str | None = None
+
+    def run(self) -> None:
+        s, opts, log, times = self.s, self.opts, self.log, self.times
+        leftover = self.target.active()
+        if leftover:
+            log.note("clean", f"faults left over by an earlier run cleared first: {', '.join(leftover)}")
+            self.target.clear()
+        # 2. Inject ("Simulate: ...")
+        try:
+            self.target.inject(s.fault, s.fault_args)
+        except FaultFailed as exc:
+            self.inject_error = f"fault {s.fault_text} could not be injected: {exc}"
+            log.note("inject", self.inject_error)
+            return
+        times.injected_at = log.note("inject", f"{s.label}: {s.simulate} → fault {s.fault_text}").at
+        # 3. Detect, as monitoring would
+        obs = watch(
+            s, until_bad=True, deadline_s=opts.detect_deadline_s, poll_interval_s=opts.poll_interval_s
+        )
+        if not obs.bad:
+            log.note("detect", f"symptom not seen within {opts.detect_deadline_s:g}s: {obs.detail}")
+            return
+        times.detected_at = log.note(
+            "detect", f"symptom seen: {obs.detail}", actor="drill:monitor", at=obs.at
+        ).at
+        if s.lift == Lift.OUTAGE:
+            delay = max(0.0, opts.outage_s - (utc_now() - times.injected_at).total_seconds())
+            self.lifter = Lifter(self.target, s.fault, delay).start()
+        # 4. Respond ("Response: ...")
+        alert = drill_alert(s, self.drill_id)
+        times.alerted_at = log.note("alert", f"{alert.name}: {alert.summary} ({s.severity})").at
+        if self.start is None:
+            self.response = respond_via_intake(s, alert, opts, log)
+        else:
+            self.response = respond_direct(s, alert, opts, log, self.start)
+        if s.lift == Lift.PEOPLE and self.response.error is None:
+            self.target.lift(s.fault)
+            times.lifted_at = log.note("lift", f"people's fix simulated: fault {s.fault_text} removed").at
+        if self.lifter is not None:
+            self.lifter.wait(timeout_s=opts.outage_s + opts.recover_deadline_s)
+            if self.lifter.lifted_at is not None:
+                times.lifted_at = self.lifter.lifted_at
+                log.note("lift", f"the outage ended after {opts.outage_s:g}s", at=self.lifter.lifted_at)
+            elif self.lifter.error:
+                log.note("lift", f"could not end the outage: {self.lifter.error}")
+        # 5. Verify recovery, independently (once only when the response failed)
+        deadline = 0.0 if self.response.error else opts.recover_deadline_s
+        obs = watch(
+            s, until_bad=False, deadline_s=deadline, poll_interval_s=opts.poll_interval_s, recovery=True
+        )
+        if obs.bad:
+            log.note("verify", f"not recovered: {obs.detail}", actor="drill:monitor", at=obs.at)
+        else:
+            times.recovered_at = log.note(
+                "verify", f"recovered: {obs.detail}", actor="drill:monitor", at=obs.at
+            ).at
+
+    def stop(self) -> None:
+        if self.lifter is not None:
+            self.lifter.finish()
 
 
 def run_drill(s: Scenario, opts: DrillOptions) -> DrillResult:
@@ -508,69 +583,21 @@ def run_drill(s: Scenario, opts: DrillOptions) -> DrillResult:
     _name, start = responder(s, opts.via)
     target = open_target(opts.target)
 
-    times = DrillTimes()
-    response = Response()
-    lifter: Lifter | None = None
+    exercise = Exercise(s, opts, target, log, result.drill_id, start)
     try:
-        leftover = target.active()
-        if leftover:
-            log.note("clean", f"faults left over by an earlier run cleared first: {', '.join(leftover)}")
-            target.clear()
-        # 2. Inject ("Simulate: ...")
-        target.inject(s.fault, s.fault_args)
-        times.injected_at = log.note("inject", f"{s.label}: {s.simulate} → fault {s.fault_text}").at
-        # 3. Detect, as monitoring would
-        obs = watch(
-            s, until_bad=True, deadline_s=opts.detect_deadline_s, poll_interval_s=opts.poll_interval_s
-        )
-        if not obs.bad:
-            log.note("detect", f"symptom not seen within {opts.detect_deadline_s:g}s: {obs.detail}")
-        else:
-            times.detected_at = log.note(
-                "detect", f"symptom seen: {obs.detail}", actor="drill:monitor", at=obs.at
-            ).at
-            if s.lift == Lift.OUTAGE:
-                delay = max(0.0, opts.outage_s - (utc_now() - times.injected_at).total_seconds())
-                lifter = Lifter(target, s.fault, delay).start()
-            # 4. Respond ("Response: ...")
-            alert = drill_alert(s, result.drill_id)
-            times.alerted_at = log.note("alert", f"{alert.name}: {alert.summary} ({s.severity})").at
-            if start is None:
-                response = respond_via_intake(s, alert, opts, log)
-            else:
-                response = respond_direct(s, alert, opts, log, start)
-            if s.lift == Lift.PEOPLE and response.error is None:
-                target.lift(s.fault)
-                times.lifted_at = log.note("lift", f"people's fix simulated: fault {s.fault_text} removed").at
-            if lifter is not None:
-                lifter.wait(timeout_s=opts.outage_s + opts.recover_deadline_s)
-                if lifter.lifted_at is not None:
-                    times.lifted_at = lifter.lifted_at
-                    log.note("lift", f"the outage ended after {opts.outage_s:g}s", at=lifter.lifted_at)
-                elif lifter.error:
-                    log.note("lift", f"could not end the outage: {lifter.error}")
-            # 5. Verify recovery, independently
-            deadline = 0.0 if response.error else opts.recover_deadline_s
-            obs = watch(
-                s, until_bad=False, deadline_s=deadline, poll_interval_s=opts.poll_interval_s, recovery=True
-            )
-            if obs.bad:
-                log.note("verify", f"not recovered: {obs.detail}", actor="drill:monitor", at=obs.at)
-            else:
-                times.recovered_at = log.note(
-                    "verify", f"recovered: {obs.detail}", actor="drill:monitor", at=obs.at
-                ).at
+        exercise.run()
     finally:
-        # 6. Always remove the fault, whatever happened above (BaseException included: cancellation).
-        if lifter is not None:
-            lifter.finish()
+        # 6. Always remove the fault, whatever happened (BaseException included: a cancellation's SIGTERM).
+        exercise.stop()
         try:
             target.clear()
             result.fault_cleared = True
-            times.cleared_at = log.note("clear", f"fault {s.fault_text} cleared").at
+            exercise.times.cleared_at = log.note("clear", f"fault {s.fault_text} cleared").at
         except Exception as exc:  # reported as a failed drill and an improvement; never hidden
             result.clear_error = f"{type(exc).__name__}: {exc}"
             log.note("clear", f"fault {s.fault_text} NOT cleared: {result.clear_error}")
+    times, response = exercise.times, exercise.response
+    result.reason = exercise.inject_error or ""
 
     # 7. Measure, judge, record, publish
     result.incident_id, result.runbook_outcome, result.runbook_error = (
@@ -583,7 +610,12 @@ def run_drill(s: Scenario, opts: DrillOptions) -> DrillResult:
         _close_incident(response.incident_id, log)
     result.times = times
     result.steps = judge(s, times)
-    ok = all(step.passed for step in result.steps) and result.fault_cleared and response.error is None
+    ok = (
+        all(step.passed for step in result.steps)
+        and result.fault_cleared
+        and response.error is None
+        and exercise.inject_error is None
+    )
     result.status = DrillStatus.PASSED if ok else DrillStatus.FAILED
     result.improvements = improvements(s, result)
     result.timeline, result.finished_at = log.entries, utc_now()

@@ -506,6 +506,11 @@ _ADVICE = {
 def improvements(s: Scenario, result: DrillResult) -> list[str]:
     """What to improve, from the steps that failed and what went wrong around them."""
     out: list[str] = []
+    if result.times.injected_at is None:
+        out.append(
+            f"Nothing was exercised: {result.reason or 'the fault was not injected'}; fix the target first."
+        )
+        return out
     if result.runbook_error:
         out.append(
             f"The runbook {result.runbook or s.runbook} failed ({result.runbook_error}): fix it and add "

@@ -177,6 +177,7 @@ def test_a_step_that_never_happened_fails() -> None:
 
 def _result(**kw) -> DrillResult:
     base = dict(
+        times=DrillTimes(injected_at=at(0)),
         drill_id="d1",
         scenario="high-error-rate",
         target="sandbox",
@@ -223,4 +224,12 @@ def test_a_clean_drill_says_so() -> None:
 def test_mttr_is_fault_to_verified_recovery() -> None:
     assert _result(times=DrillTimes(injected_at=at(0), recovered_at=at(90))).mttr_s == 90
     assert _result().mttr_s is None
+
+
+def test_improvements_when_nothing_was_injected() -> None:
+    s = scenario("high-error-rate")
+    result = _result(times=DrillTimes(), reason="fault bad-deploy could not be injected: HTTP 409")
+    assert improvements(s, result) == [
+        "Nothing was exercised: fault bad-deploy could not be injected: HTTP 409; fix the target first."
+    ]
     assert [human_s(x) for x in (None, 4.25, 90, 7200)] == ["-", "4.2 s", "1.5 min", "2.0 h"]

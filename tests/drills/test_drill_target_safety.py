@@ -11,7 +11,7 @@ from runbook.drill_history import open_history
 from runbook.errors import RunbookError
 from runbook.store import open_store
 from sandbox.httpserver import HttpServer
-from tasks.drill_targets import ControlApiTarget, TargetUnavailable, register_target
+from tasks.drill_targets import ControlApiTarget, FaultFailed, TargetUnavailable, register_target
 
 
 @pytest.fixture
@@ -129,3 +129,45 @@ def test_a_runbook_that_cannot_be_found_fails_the_drill_before_the_target_is_tou
     finally:
         unregister()
     assert control_api.requests == []
+
+
+class RefusingTarget:
+    """A FaultTarget whose injections are refused (as a control API answering 409 would)."""
+
+    name = "stuck"
+    environment = "sandbox"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def inject(self, fault: str, args: object = None) -> None:
+        self.calls.append(f"inject {fault}")
+        raise FaultFailed("stuck: POST /faults/bad-deploy: HTTP 409: the database is down")
+
+    def lift(self, fault: str) -> None:
+        self.calls.append(f"lift {fault}")
+
+    def clear(self) -> None:
+        self.calls.append("clear")
+
+    def active(self) -> list[str]:
+        self.calls.append("active")
+        return []
+
+
+def test_a_fault_that_cannot_be_injected_fails_the_drill_with_the_reason(
+    prefect_api: str, drill_env: Callable[..., str]
+) -> None:
+    url = drill_env()
+    target = RefusingTarget()
+    unregister = register_target(target)
+    try:
+        result = drill_high_error_rate(target="stuck", post_to_slack=False)
+    finally:
+        unregister()
+    assert result.status == "failed" and "HTTP 409: the database is down" in result.reason
+    assert result.incident_id is None and result.times.injected_at is None
+    assert target.calls == ["active", "inject bad-deploy", "clear"]
+    assert result.improvements[0].startswith("Nothing was exercised: fault bad-deploy could not be injected")
+    with open_store(url) as store:
+        assert store.list_incidents() == []
