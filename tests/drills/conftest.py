@@ -2,7 +2,8 @@
 
 - `drill_env(**env)`: sets `RUNBOOK_*` variables (a fresh SQLite store, Slack unset, the service on a
   closed loopback port unless told otherwise) and resets `tasks.runtime`, restored after the test.
-- `world_target`: the session's `sandbox_world` registered as the drill target "sandbox" (in-process).
+- `drill_world`: a fresh sandbox world (sandbox/world.py) for one test, settings pointed at it.
+- `world_target`: that world registered as the drill target "sandbox" (in-process).
 - `control_api`: an HTTP fault-control API on 127.0.0.1 speaking sandbox/control.py's
   protocol (what `ControlApiTarget` sends), recording every request (to prove a refused drill sends none).
 """
@@ -79,11 +80,21 @@ def control_api() -> Iterator[HttpServer]:
 
 
 @pytest.fixture
-def world_target(sandbox_world: Any) -> Iterator[Any]:
+def drill_world(pg_server: Any) -> Iterator[Any]:
+    """A fresh sandbox world for one test (its own database on the session's PostgreSQL), the runbooks'
+    settings pointed at it."""
+    from sandbox.testing import running_world
+
+    with running_world(postgres=pg_server) as world:
+        yield world
+
+
+@pytest.fixture
+def world_target(drill_world: Any) -> Iterator[Any]:
     from tasks.drill_targets import WorldTarget, register_target
 
-    unregister = register_target(WorldTarget(sandbox_world))
+    unregister = register_target(WorldTarget(drill_world))
     try:
-        yield sandbox_world
+        yield drill_world
     finally:
         unregister()

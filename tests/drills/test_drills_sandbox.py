@@ -136,13 +136,13 @@ drill_external_api_failure(outage_s=600, poll_interval_s=0.05, detect_deadline_s
 """
 
 
-def test_a_cancelled_drill_still_clears_its_fault(prefect_api: str, sandbox_world: Any) -> None:
+def test_a_cancelled_drill_still_clears_its_fault(prefect_api: str, drill_world: Any) -> None:
     """Cancelling a run delivers SIGTERM to its process (the runner does); Prefect raises it in the flow
     as TerminationSignal. The drill runs in its own process against the sandbox's control API."""
-    control = ControlServer(sandbox_world).start()
+    control = ControlServer(drill_world).start()
     env = {
         **os.environ,
-        **sandbox_world.settings_env(),
+        **drill_world.settings_env(),
         "PREFECT_API_URL": prefect_api,
         "SANDBOX_CONTROL_URL": control.url,
     }
@@ -157,8 +157,8 @@ def test_a_cancelled_drill_still_clears_its_fault(prefect_api: str, sandbox_worl
     )
     try:
         # the drill is in the middle of its response: Hume blocked, the feature turned off, polling
-        wait_for(lambda: sandbox_world.live_env().get(flag) == "false", timeout_s=60)
-        assert sandbox_world.active_faults() != []
+        wait_for(lambda: drill_world.live_env().get(flag) == "false", timeout_s=60)
+        assert drill_world.active_faults() != []
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
     finally:
@@ -167,8 +167,8 @@ def test_a_cancelled_drill_still_clears_its_fault(prefect_api: str, sandbox_worl
             proc.communicate(timeout=10)
         control.stop()
     assert "[clear] fault api-down api=hume cleared" in output, output[-3000:]
-    assert sandbox_world.active_faults() == []
-    assert sandbox_world.apis.mode("hume") == "up"
+    assert drill_world.active_faults() == []
+    assert drill_world.apis.mode("hume") == "up"
 
 
 def test_high_error_rate_drill_through_respond(prefect_api: str, world_target: Any) -> None:
