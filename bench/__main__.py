@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--stores", nargs="+", default=list(intake_throughput.STORES))
     g.add_argument("--scenarios", nargs="+", default=list(intake_throughput.SCENARIOS))
     g.add_argument("--intake-workers", type=int, default=1)
+    g.add_argument("--repeat", type=int, default=1, help="rounds, stores interleaved (default 1)")
     g = p.add_argument_group("latency")
     g.add_argument("--n", type=int, default=20, help="trials per path (after the warm-up)")
     g.add_argument("--warmup", type=int, default=1, help="warm-up trials per path, not counted")
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             stores=tuple(args.stores),
             scenarios=tuple(args.scenarios),
             intake_workers=args.intake_workers,
+            repeat=args.repeat,
         )
         latency_options = alert_latency.Options(
             n=args.n,

@@ -56,13 +56,15 @@ class Options:
     stores: tuple[str, ...] = STORES
     scenarios: tuple[str, ...] = SCENARIOS
     intake_workers: int = 1
+    repeat: int = 1
+    """Rounds; in each, for each scenario, the stores run back to back (load drift hits both alike)."""
     max_s: float = 300.0
     """No new request is sent after this many seconds of one scenario (the count is then lower)."""
     request_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.requests < 1 or self.concurrency < 1 or self.warmup < 0:
-            raise ValueError("requests and concurrency must be >= 1, warmup >= 0")
+        if self.requests < 1 or self.concurrency < 1 or self.warmup < 0 or self.repeat < 1:
+            raise ValueError("requests, concurrency and repeat must be >= 1, warmup >= 0")
         for store in self.stores:
             if store not in STORES:
                 raise ValueError(f"unknown store {store!r}; known: {', '.join(STORES)}")
@@ -75,6 +77,7 @@ class Options:
 class ThroughputRow:
     store: str
     scenario: str
+    round: int
     concurrency: int
     elapsed_s: float
     latencies_s: list[float]
@@ -113,6 +116,7 @@ class ThroughputRow:
         return {
             "store": self.store,
             "scenario": self.scenario,
+            "round": self.round,
             "sent": self.sent,
             "accepted": self.accepted,
             "codes": dict(self.codes),
@@ -211,8 +215,10 @@ def _count(store_url: str, scenario: str, tag: str, limit: int) -> tuple[int, in
     return sum(i.dedupe_key.startswith(f"alertmanager:distinct-{tag}-") for i in incidents), None
 
 
-def _one(options: Options, store: str, scenario: str, store_url: str, workdir: Path) -> ThroughputRow:
-    tag = f"{store}-{scenario}"
+def _one(
+    options: Options, store: str, scenario: str, rnd: int, store_url: str, workdir: Path
+) -> ThroughputRow:
+    tag = f"{store}-{scenario}-{rnd}"
     with intake_process(workdir, store_url, name=f"intake-{tag}", extra_args=_workers(options)) as (_, url):
         warm = _scenario_bodies("distinct", options.warmup, f"warmup-{tag}")
         if warm:
@@ -223,7 +229,7 @@ def _one(options: Options, store: str, scenario: str, store_url: str, workdir: P
         )
     incidents, alerts = _count(store_url, scenario, tag, limit=options.requests + options.warmup + 10)
     return ThroughputRow(
-        store, scenario, options.concurrency, elapsed, latencies, codes, incidents, alerts, errors
+        store, scenario, rnd, options.concurrency, elapsed, latencies, codes, incidents, alerts, errors
     )
 
 
@@ -249,7 +255,7 @@ def _postgres(workdir: Path, postgres: Any | None) -> Iterator[Any]:
 def run(
     options: Options | None = None, *, postgres: Any | None = None, workdir: Path | None = None
 ) -> list[ThroughputRow]:
-    """Every store x scenario, one after the other. `postgres`: a started `EmbeddedPostgres` to use."""
+    """Every round x scenario x store, one after the other. `postgres`: a started `EmbeddedPostgres`."""
     options = options or Options()
     rows: list[ThroughputRow] = []
     with ExitStack() as stack:
@@ -257,58 +263,104 @@ def run(
             workdir = Path(tempfile.mkdtemp(prefix="bench-intake-"))
             stack.callback(shutil.rmtree, workdir, True)
         pg = stack.enter_context(_postgres(workdir, postgres)) if "postgresql" in options.stores else None
-        for store in options.stores:
+        for rnd in range(options.repeat):
             for scenario in options.scenarios:
-                if store == "sqlite":
-                    store_url = f"sqlite:///{workdir / f'incidents-{scenario}.sqlite3'}"
-                else:
-                    assert pg is not None  # started above whenever postgresql is asked for
-                    store_url = pg.create_database(f"bench_{scenario}_{int(time.time() * 1000) % 10**9}")
-                rows.append(_one(options, store, scenario, store_url, workdir))
+                for store in options.stores:
+                    if store == "sqlite":
+                        store_url = f"sqlite:///{workdir / f'incidents-{scenario}-{rnd}.sqlite3'}"
+                    else:
+                        assert pg is not None  # started above whenever postgresql is asked for
+                        store_url = pg.create_database(
+                            f"bench_{scenario}_{rnd}_{int(time.time() * 1000) % 10**9}"
+                        )
+                    rows.append(_one(options, store, scenario, rnd, store_url, workdir))
     return rows
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """The rounds of one store and scenario: alerts/s per round, latencies pooled."""
+
+    store: str
+    scenario: str
+    rows: tuple[ThroughputRow, ...]
+
+    @property
+    def rates(self) -> list[float]:
+        return [r.alerts_per_s for r in self.rows]
+
+    @property
+    def rate(self) -> float:
+        return Summary.of(self.rates).median
+
+    @property
+    def latency(self) -> Summary:
+        return Summary.of([x for r in self.rows for x in r.latencies_s])
+
+    def rate_text(self) -> str:
+        if len(self.rows) == 1:
+            return f"{self.rate:.1f}"
+        return f"{self.rate:.1f} ({min(self.rates):.0f}–{max(self.rates):.0f})"
+
+    def check_text(self) -> str:
+        wrong = [r.store_check for r in self.rows if not r.store_check.startswith("ok")]
+        if wrong:
+            return wrong[0]
+        return self.rows[-1].store_check + (f" (each of {len(self.rows)})" if len(self.rows) > 1 else "")
+
+
+def aggregate(rows: list[ThroughputRow]) -> list[Aggregate]:
+    """One Aggregate per store and scenario, in STORES x SCENARIOS order."""
+    keys = sorted(
+        {(r.store, r.scenario) for r in rows}, key=lambda k: (STORES.index(k[0]), SCENARIOS.index(k[1]))
+    )
+    return [Aggregate(st, sc, tuple(r for r in rows if (r.store, r.scenario) == (st, sc))) for st, sc in keys]
 
 
 def report(rows: list[ThroughputRow], options: Options | None = None) -> str:
     """The table, then the ratios (PostgreSQL / SQLite per scenario, storm / distinct per store)."""
     options = options or Options()
+    groups = aggregate(rows)
     table = markdown_table(
         ["store", "scenario", "accepted / sent", "alerts/s", "p50 ms", "p99 ms", "max ms", "store check"],
         [
             [
-                r.store,
-                r.scenario,
-                f"{r.accepted} / {r.sent}",
-                round(r.alerts_per_s, 1),
-                r.latency.median * 1000,
-                r.latency.p99 * 1000,
-                r.latency.max * 1000,
-                r.store_check,
+                g.store,
+                g.scenario,
+                f"{sum(r.accepted for r in g.rows)} / {sum(r.sent for r in g.rows)}",
+                g.rate_text(),
+                g.latency.median * 1000,
+                g.latency.p99 * 1000,
+                g.latency.max * 1000,
+                g.check_text(),
             ]
-            for r in rows
+            for g in groups
         ],
     )
-    by = {(r.store, r.scenario): r for r in rows}
+    by = {(g.store, g.scenario): g for g in groups}
     ratios = []
     for scenario in SCENARIOS:
         a, b = by.get(("postgresql", scenario)), by.get(("sqlite", scenario))
-        if a and b and b.alerts_per_s:
+        if a and b and b.rate:
             ratios.append(
-                f"- {scenario}: PostgreSQL / SQLite = {a.alerts_per_s / b.alerts_per_s:.2f}x alerts/s, "
-                f"p99 {a.latency.p99 / b.latency.p99:.2f}x"
+                f"- {scenario}: PostgreSQL / SQLite = {a.rate / b.rate:.2f}x alerts/s, "
+                f"p50 {a.latency.median / b.latency.median:.2f}x, p99 {a.latency.p99 / b.latency.p99:.2f}x"
             )
     for store in STORES:
         a, b = by.get((store, "storm")), by.get((store, "distinct"))
-        if a and b and b.alerts_per_s:
-            ratios.append(f"- {store}: storm / distinct = {a.alerts_per_s / b.alerts_per_s:.2f}x alerts/s")
-    errors = [f"- {r.store}/{r.scenario}: {e}" for r in rows for e in r.errors[:3]]
+        if a and b and b.rate:
+            ratios.append(f"- {store}: storm / distinct = {a.rate / b.rate:.2f}x alerts/s")
+    errors = [f"- {r.store}/{r.scenario}/round {r.round}: {e}" for r in rows for e in r.errors[:3]]
+    rounds = f", {options.repeat} rounds (alerts/s: median (min–max) of the rounds; latencies pooled)"
     parts = [
         f"Intake throughput: {options.requests} requests per scenario (+{options.warmup} warm-up), "
-        f"{options.concurrency} concurrent, intake workers {options.intake_workers}, --no-dispatch",
+        f"{options.concurrency} concurrent, intake workers {options.intake_workers}, --no-dispatch"
+        + (rounds if options.repeat > 1 else ""),
         "",
         table,
     ]
     if ratios:
         parts += ["", "Ratios:", *ratios]
     if errors:
-        parts += ["", "Errors (first 3 per scenario):", *errors]
+        parts += ["", "Errors (first 3 per scenario and round):", *errors]
     return "\n".join(parts)
