@@ -3,7 +3,6 @@
 Usage (inside a diagnosis flow)::
 
     metrics = read_metrics(window_s=300)                 # ServiceMetrics: overall and per route
-    samples = sample_metrics(count=5, interval_s=10, window_s=60)   # "watch metrics in real-time"
     issues = sentry_grouping(rec)                        # Sentry's unresolved issues, top first
     infra = check_infrastructure(rec, target)            # logs, database, CPU/memory
     deploy = deploy_correlation(rec, target, window_min=15)
@@ -20,7 +19,6 @@ requests, errors, error_rate_pct, p95_ms, and the same per route), the sandbox s
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,7 +61,6 @@ __all__ = [
     "get_service_metrics",
     "read_metrics",
     "rollback_and_verify",
-    "sample_metrics",
     "sentry_grouping",
     "split_route",
 ]
@@ -151,18 +148,6 @@ def get_service_metrics(
 
 def read_metrics(window_s: float, path: str = METRICS_PATH) -> ServiceMetrics:
     return get_service_metrics(base_url(), path, window_s, runtime.settings().service.http_timeout_s)
-
-
-def sample_metrics(
-    count: int, interval_s: float, window_s: float, path: str = METRICS_PATH
-) -> list[ServiceMetrics]:
-    """`count` readings `interval_s` apart ("watch metrics in real-time"); bounded: count × interval."""
-    samples: list[ServiceMetrics] = []
-    for i in range(count):
-        samples.append(read_metrics(window_s, path))
-        if i + 1 < count:
-            time.sleep(interval_s)
-    return samples
 
 
 # --- Sentry grouping --------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ Conclusions (the `conclusion` evidence of the result), checked in this order:
   at all.
 - `database_query`: the slow endpoints do database work while `/health`, the external APIs and memory
   are fine; the statements the database has been running for longer than `slow_query_ms`
-  (`pg_stat_activity`, read at every sample) name the slow query when one is caught in flight; a slow
+  (`pg_stat_activity`, watched between the samples) name the slow query when one is caught in flight; a slow
   `SELECT 1` makes it the database itself → "Optimize slow query" / "Enable database connection
   pooling": escalated with the evidence.
 Each conclusion also says `consistent` or `intermittent` (how many samples were over the threshold).
@@ -41,7 +41,7 @@ from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
 from tasks import runtime
 from tasks.external_apis import check_external_api
 
-__all__ = ["SOLUTIONS", "SlowQuery", "list_slow_queries", "performance_degradation"]
+__all__ = ["SOLUTIONS", "SlowQuery", "performance_degradation", "watch_slow_queries"]
 
 RUNBOOK = "performance-degradation"
 
@@ -59,26 +59,40 @@ class SlowQuery(BaseModel):
     running_ms: float
 
 
-@task(name="list_slow_queries", cache_policy=NO_CACHE)
-def list_slow_queries(dsn: SecretStr, min_ms: float, connect_timeout_s: float = 5.0) -> list[SlowQuery]:
-    """Statements the database has been running for longer than `min_ms` now (`pg_stat_activity`,
-    read-only; ours excluded): "Database query changes?" seen from the database's side."""
+_ACTIVITY = (
+    "SELECT query, EXTRACT(EPOCH FROM clock_timestamp() - query_start) * 1000 FROM pg_stat_activity"
+    " WHERE state = 'active' AND pid <> pg_backend_pid() AND datname = current_database()"
+    " AND query_start IS NOT NULL AND clock_timestamp() - query_start > make_interval(secs => %s)"
+)
+
+
+@task(name="watch_slow_queries", cache_policy=NO_CACHE)
+def watch_slow_queries(
+    dsn: SecretStr,
+    min_ms: float,
+    duration_s: float = 0.0,
+    poll_s: float = 0.1,
+    connect_timeout_s: float = 5.0,
+) -> list[SlowQuery]:
+    """Statements the database runs for longer than `min_ms`, looked at every `poll_s` for `duration_s`
+    (at least once) on one read-only connection (`pg_stat_activity`, ours excluded): "Database query
+    changes?" seen from the database's side. Each statement once, with the longest time seen."""
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + duration_s
     try:
         with psycopg.connect(
             dsn.get_secret_value(), connect_timeout=max(1, round(connect_timeout_s)), autocommit=True
         ) as conn:
-            rows = conn.execute(
-                "SELECT query, EXTRACT(EPOCH FROM clock_timestamp() - query_start) * 1000 FROM pg_stat_activity"
-                " WHERE state = 'active' AND pid <> pg_backend_pid() AND datname = current_database()"
-                " AND query_start IS NOT NULL"
-                " AND clock_timestamp() - query_start > make_interval(secs => %s)",
-                (min_ms / 1000,),
-            ).fetchall()
+            while True:
+                for query, ms in conn.execute(_ACTIVITY, (min_ms / 1000,)).fetchall():
+                    seen[str(query)[:500]] = max(seen.get(str(query)[:500], 0.0), float(ms))
+                if time.monotonic() + poll_s > deadline:
+                    break
+                time.sleep(poll_s)
     except psycopg.Error as exc:
         # an unreachable database is the database check's finding, not this one's: noted, not raised
         get_run_logger().warning("pg_stat_activity unavailable: %s", type(exc).__name__)
-        return []
-    return [SlowQuery(query=str(r[0])[:500], running_ms=float(r[1])) for r in rows]
+    return [SlowQuery(query=q, running_ms=ms) for q, ms in seen.items()]
 
 
 def _short(query: str) -> str:
@@ -128,13 +142,19 @@ def performance_degradation(
     queries: dict[str, float] = {}
     for i in range(samples):
         readings.append(read_metrics(window_s, metrics_path))
-        if settings.database.dsn is not None:
-            for query in list_slow_queries(
-                settings.database.dsn, slow_query_ms, settings.database.connect_timeout_s
-            ):
-                queries[query.query] = max(queries.get(query.query, 0.0), query.running_ms)
-        if i + 1 < samples:
-            time.sleep(sample_interval_s)
+        wait = sample_interval_s if i + 1 < samples else 0.0
+        if settings.database.dsn is None:
+            time.sleep(wait)
+            continue
+        # between two readings, watch what the database is running
+        for query in watch_slow_queries(
+            settings.database.dsn,
+            slow_query_ms,
+            wait,
+            min(0.1, wait or 0.1),
+            settings.database.connect_timeout_s,
+        ):
+            queries[query.query] = max(queries.get(query.query, 0.0), query.running_ms)
     over = [m for m in readings if m.p95_ms > threshold_ms or m.slow_routes(threshold_ms)]
     slow: dict[str, float] = {}
     for reading in readings:

@@ -4,6 +4,8 @@ and the environment (RUNBOOK_*) pointing the tasks at them.
 - `slack`, `pagerduty`, `sentry`: started stand-ins, stopped after the test.
 - `comms_env`: RUNBOOK_ settings for the three stand-ins and a SQLite store in tmp_path; the process
   settings and store (`tasks.runtime`) are reset before and after, so no test sees another's world.
+- `world`: a fresh sandbox world (sandbox/world.py) on the session's PostgreSQL, the runbooks' settings
+  pointed at it, with the session's Prefect server up (flows report to it).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from pathlib import Path
 import pytest
 
 from sandbox.pagerduty import PagerDutyStandIn
+from sandbox.postgres import EmbeddedPostgres
 from sandbox.sentry import SentryStandIn
 from sandbox.slack import SlackStandIn
+from sandbox.testing import running_world
+from sandbox.world import World
 from tasks import runtime
 
 SLACK_TOKEN = "xoxb-lifecycle-test-token-0001"
@@ -80,3 +85,9 @@ def comms_env(
         yield
     finally:
         runtime.reset()
+
+
+@pytest.fixture
+def world(prefect_api: str, pg_server: EmbeddedPostgres) -> Iterator[World]:
+    with running_world(postgres=pg_server, step_interval_s=0) as started:
+        yield started

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
-import pytest
 
 from flows.error_rate_spike import error_rate_spike
 from flows.feature_broken import feature_broken
@@ -21,11 +20,6 @@ from sandbox.world import GOOD_IMAGE
 from tasks import runtime
 
 from .world import FAST_RUNBOOK, open_incident, ref, text_of
-
-
-@pytest.fixture
-def world(prefect_api: str, sandbox_world):
-    yield sandbox_world
 
 
 def conclusion(result) -> dict:
@@ -69,12 +63,14 @@ def readers(world, count: int) -> Iterator[None]:
     """`count` users reading their journal over and over until the block ends."""
     stop = threading.Event()
 
-    def read() -> None:
+    def read(offset_s: float) -> None:
+        if stop.wait(offset_s):  # staggered, so some read is always well under way
+            return
         with httpx.Client(timeout=30) as http:
             while not stop.is_set():
                 http.get(world.service.url + "/api/journal")
 
-    threads = [threading.Thread(target=read, daemon=True) for _ in range(count)]
+    threads = [threading.Thread(target=read, args=(i * 1.1,), daemon=True) for i in range(count)]
     for t in threads:
         t.start()
     try:
@@ -95,7 +91,7 @@ def test_performance_degradation_is_consistent_and_points_at_the_slow_query(worl
             lambda: httpx.get(world.service.url + "/metrics?window_s=60").json()["requests"] >= 3, 20
         )
         result = performance_degradation(
-            IncidentRef(summary="journal slow"), samples=3, sample_interval_s=0.3, window_s=60
+            IncidentRef(summary="journal slow"), samples=3, sample_interval_s=0.8, window_s=60
         )
 
     assert conclusion_of(result) == "database_query"

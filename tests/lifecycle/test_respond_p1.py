@@ -6,7 +6,6 @@ import threading
 from typing import Any
 
 import httpx
-import pytest
 
 from flows.respond import respond
 from runbook.messages import parse_message
@@ -18,11 +17,6 @@ from tasks import runtime
 from .world import FAST_RUNBOOK, open_incident, posts, ref, text_of
 
 INTERVAL_S = 0.3
-
-
-@pytest.fixture
-def world(prefect_api: str, sandbox_world):
-    yield sandbox_world
 
 
 def test_p1_bad_deploy_acknowledge_thread_page_assess_triage_rollback_updates_all_clear_resolve(
@@ -120,7 +114,7 @@ def test_a_second_respond_joins_the_open_incident(world) -> None:
     results = {}
 
     def first() -> None:
-        results["first"] = respond(ref(incident), stability_window_s=3.0, **options)
+        results["first"] = respond(ref(incident), stability_window_s=6.0, **options)
 
     runner = threading.Thread(target=first)
     runner.start()

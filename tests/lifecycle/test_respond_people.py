@@ -27,11 +27,6 @@ QUICK: dict[str, Any] = dict(
 )
 
 
-@pytest.fixture
-def world(prefect_api: str, sandbox_world):
-    yield sandbox_world
-
-
 def events(world) -> list[str]:
     return [r.json()["event_action"] for r in world.pagerduty.requests]
 
