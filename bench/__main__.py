@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("latency")
     g.add_argument("--n", type=int, default=20, help="trials per path (after the warm-up)")
     g.add_argument("--warmup", type=int, default=1, help="warm-up trials per path, not counted")
-    g.add_argument("--paths", nargs="+", default=list(alert_latency.PATHS))
+    g.add_argument("--paths", nargs="+", default=list(alert_latency.PATHS), help="also: warm-and-serve")
     g.add_argument("--gap", type=float, nargs=2, default=[0.2, 1.2], metavar=("LOW", "HIGH"))
     g.add_argument("--seed", type=int, default=6)
     g.add_argument("--api-url", help="use this Prefect API instead of starting `prefect server start`")

@@ -30,7 +30,9 @@ Paths:
   process per run;
 - `worker`: `prefect worker start --type process`, PREFECT_WORKER_QUERY_SECONDS=1: a new process per run;
 - `warm`: `python -m flows.warm` (in-process runs; woken by the server's event stream, poll 0.25 s);
-- `warm-poll`: the same with `--no-events`: polling every 0.25 s only.
+- `warm-poll`: the same with `--no-events`: polling every 0.25 s only;
+- `warm-and-serve` (only when asked for): `flows.warm` and `serve()` both watching one deployment;
+  each run is executed once, and the table says how many ran in a new process (serve won the claim).
 """
 
 from __future__ import annotations
@@ -68,15 +70,12 @@ from bench.stats import Summary, markdown_table
 __all__ = ["PATHS", "Options", "PathResult", "Trial", "report", "run"]
 
 PATHS = ("serve", "worker", "warm", "warm-poll")
+EXTRA_PATHS = ("warm-and-serve",)
+"""Not run unless asked: `flows.warm` and `serve()` watching one deployment (who claims the runs?)."""
 STANDIN = "bench.standin:respond"
 STANDIN_ENTRYPOINT = "bench/standin.py:respond"
 WORK_POOL = "bench-process"
-READY = {
-    "serve": "Your deployments are being served",
-    "worker": "started!",
-    "warm": "warm runner ready",
-    "warm-poll": "warm runner ready",
-}
+READY = {"serve": "Your deployments are being served", "worker": "started!", "warm": "warm runner ready"}
 
 
 @dataclass(frozen=True)
@@ -95,9 +94,10 @@ class Options:
     def __post_init__(self) -> None:
         if self.n < 1 or self.warmup < 0:
             raise ValueError("n must be >= 1 and warmup >= 0")
-        unknown = [p for p in self.paths if p not in PATHS]
+        unknown = [p for p in self.paths if p not in PATHS + EXTRA_PATHS]
         if unknown:
-            raise ValueError(f"unknown path(s) {', '.join(unknown)}; known: {', '.join(PATHS)}")
+            known = ", ".join(PATHS + EXTRA_PATHS)
+            raise ValueError(f"unknown path(s) {', '.join(unknown)}; known: {known}")
         if self.prefect_db not in ("sqlite", "postgresql"):
             raise ValueError(f"prefect_db must be sqlite or postgresql (got {self.prefect_db!r})")
         if not 0 <= self.gap_s[0] <= self.gap_s[1]:
@@ -130,6 +130,7 @@ class Trial:
 class PathResult:
     path: str
     executor_pid: int
+    """The warm runner's process when the path has one, else the executor's (runs never run in it)."""
     trials: list[Trial] = field(default_factory=list)
     executions: Counter[str] = field(default_factory=Counter)
 
@@ -143,7 +144,12 @@ class PathResult:
 
     @property
     def in_process(self) -> bool:
-        return bool(self.measured) and all(t.pid == self.executor_pid for t in self.measured)
+        return bool(self.measured) and self.in_new_process == 0
+
+    @property
+    def in_new_process(self) -> int:
+        """Measured trials whose flow ran in a process other than the warm runner's."""
+        return sum(t.pid != self.executor_pid for t in self.measured)
 
     @property
     def exactly_once(self) -> bool:
@@ -157,6 +163,7 @@ class PathResult:
             "api_running_s": _summary_json(self.summary("running")),
             "warmup_first_line_s": [t.first_line_s for t in self.trials if t.warmup],
             "in_executor_process": self.in_process,
+            "in_new_process": self.in_new_process,
             "exactly_once": self.exactly_once,
             "trials": [t.__dict__ for t in self.trials],
         }
@@ -198,25 +205,39 @@ async def _register_worker_deployment(api_url: str) -> None:
             await deployment.aapply()
 
 
+@dataclass
+class _Executor:
+    proc: Proc
+    ready: re.Pattern[str]
+
+
 @contextmanager
-def _executor(
+def _executors(
     path: str, api_url: str, workdir: Path, env: dict[str, str], options: Options
-) -> Iterator[Proc]:
+) -> Iterator[list[_Executor]]:
+    """The path's executor processes, started (the caller waits for each one's `ready` line)."""
     python = sys.executable
-    if path == "serve":
-        argv = [python, "-m", "bench.serve_standin", "serve"]
-        env = {**env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    elif path == "worker":
+    specs: list[tuple[str, list[str], dict[str, str], str]] = []
+    if path in ("serve", "warm-and-serve"):
+        argv = [python, "-m", "bench.serve_standin", path]
+        specs.append(("serve", argv, {**env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}, READY["serve"]))
+    if path == "worker":
         asyncio.run(_register_worker_deployment(api_url))
         argv = [python, "-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--type", "process"]
-        env = {**env, "PREFECT_WORKER_QUERY_SECONDS": "1"}
-    else:
+        specs.append(("worker", argv, {**env, "PREFECT_WORKER_QUERY_SECONDS": "1"}, READY["worker"]))
+    if path in ("warm", "warm-poll", "warm-and-serve"):
         argv = [python, "-m", "flows.warm", "--flow", f"{STANDIN}={path}", "--poll", str(options.warm_poll_s)]
         if path == "warm-poll":
             argv.append("--no-events")
-    with Proc.start(f"executor-{path}", argv, workdir / "logs", env=env) as proc:
-        proc.wait_for_log(re.compile(re.escape(READY[path])), options.startup_timeout_s)
-        yield proc
+        specs.append(("warm", argv, env, READY["warm"]))
+    with ExitStack() as stack:
+        yield [
+            _Executor(
+                stack.enter_context(Proc.start(f"{name}-{path}", argv, workdir / "logs", env=e)),
+                re.compile(re.escape(ready)),
+            )
+            for name, argv, e, ready in specs
+        ]
 
 
 # -- one path -------------------------------------------------------------------------------------
@@ -227,19 +248,17 @@ def _generic_alert(name: str) -> bytes:
     return json.dumps({"alerts": [alert]}).encode()
 
 
-def _wait_mark(
-    mark_dir: Path, incident_id: str, timeout_s: float, intake: Proc, executor: Proc
-) -> dict[str, Any]:
+def _wait_mark(mark_dir: Path, incident_id: str, timeout_s: float, procs: list[Proc]) -> dict[str, Any]:
     path = mark_path(mark_dir, incident_id)
     deadline = time.monotonic() + timeout_s
     while not path.exists():
-        for proc in (intake, executor):
+        for proc in procs:
             if proc.popen.poll() is not None:
                 raise BenchProcessFailed(f"{proc.name} exited ({proc.popen.returncode}):\n{proc.tail()}")
         if time.monotonic() > deadline:
+            tails = "".join(f"\n-- {proc.name}:\n{proc.tail(15)}" for proc in procs)
             raise BenchProcessFailed(
-                f"no first line for incident {incident_id} within {timeout_s:g} s\n"
-                f"-- intake:\n{intake.tail(15)}\n-- executor:\n{executor.tail(15)}"
+                f"no first line for incident {incident_id} within {timeout_s:g} s{tails}"
             )
         time.sleep(0.002)
     mark: dict[str, Any] = json.loads(path.read_text())
@@ -271,15 +290,17 @@ def _run_path(path: str, api_url: str, workdir: Path, options: Options, rng: ran
     store_url = f"sqlite:///{workdir / f'incidents-{path}.sqlite3'}"
     intake_env = {**env, "RUNBOOK_PREFECT_RESPOND_DEPLOYMENT": f"respond/{path}"}
     with (
-        _executor(path, api_url, workdir, env, options) as executor,
+        _executors(path, api_url, workdir, env, options) as executors,
         intake_process(workdir, store_url, name=f"intake-{path}", dispatch=True, env=intake_env) as (
             intake,
             url,
         ),
         httpx.Client(base_url=url, timeout=10.0) as client,
     ):
-        executor.wait_for_log(re.compile(re.escape(READY[path])), options.startup_timeout_s)
-        result = PathResult(path, executor.pid)
+        for executor in executors:
+            executor.proc.wait_for_log(executor.ready, options.startup_timeout_s)
+        procs = [intake, *(e.proc for e in executors)]
+        result = PathResult(path, executors[-1].proc.pid)  # the warm runner is last when there is one
         token = uuid.uuid4().hex[:6]
         for i in range(options.warmup + options.n):
             body = _generic_alert(f"BenchLatency-{path}-{token}-{i}")
@@ -289,7 +310,7 @@ def _run_path(path: str, api_url: str, workdir: Path, options: Options, rng: ran
             if answer.status_code != 202:
                 raise BenchProcessFailed(f"intake answered {answer.status_code}: {answer.text[:300]}")
             [incident_id] = answer.json()["incidents_created"]
-            mark = _wait_mark(mark_dir, incident_id, options.trial_timeout_s, intake, executor)
+            mark = _wait_mark(mark_dir, incident_id, options.trial_timeout_s, procs)
             result.trials.append(
                 Trial(
                     index=i,
@@ -335,6 +356,14 @@ def run(
         return [_run_path(path, api_url, workdir, options, rng) for path in options.paths]
 
 
+def _new_process_text(result: PathResult) -> str:
+    if result.in_process:
+        return "no (in-process)"
+    if result.in_new_process == len(result.measured) and result.path != "warm-and-serve":
+        return "yes"
+    return f"{result.in_new_process} of {len(result.measured)}"
+
+
 def report(results: list[PathResult], options: Options | None = None) -> str:
     options = options or Options()
 
@@ -353,7 +382,7 @@ def report(results: list[PathResult], options: Options | None = None) -> str:
                 ms(first.max),
                 ms(api.median),
                 ms(api.p95),
-                "no (in-process)" if r.in_process else "yes",
+                _new_process_text(r),
                 "yes" if r.exactly_once else "NO",
             ]
         )
