@@ -1,7 +1,7 @@
 """flows/warm.py: runs executed in the runner's own process, each exactly once, however many runners.
 
 - the claim: Prefect's orchestration accepts one `Pending` proposal per scheduled run and refuses the
-  next (what makes two runners safe);
+  next (what makes two runners safe), and refuses it for a run cancelled before it was claimed;
 - two `python -m flows.warm` processes on one server, 5 runs created at once: each run executed
   exactly once (one line per execution), Completed, in one of the two runners' processes, its logs
   in the API; both runners stop cleanly on SIGTERM;
@@ -86,6 +86,19 @@ def test_the_server_accepts_one_claim_per_run(prefect_api: str) -> None:
     assert won is not None and won.is_pending()
     assert lost is None
     assert _flow_runs([flow_run.id])[0].state.is_pending()
+
+    # A run cancelled before any runner claimed it is never started: its claim is refused too.
+    from prefect.states import Cancelled
+
+    [cancelled] = asyncio.run(_create_runs("warm-claim-probe/unserved", 1, incident=False))
+
+    async def cancel_then_claim() -> Any:
+        async with get_client() as client:
+            await client.set_flow_run_state(cancelled.id, Cancelled(), force=True)
+            return await claim(client, cancelled)
+
+    assert asyncio.run(cancel_then_claim()) is None
+    assert _flow_runs([cancelled.id])[0].state.is_cancelled()
 
 
 @pytest.fixture
