@@ -61,3 +61,12 @@ def prefect_api() -> Iterator[str]:
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture
+def sandbox_world(pg_server) -> Iterator[object]:
+    """A fresh sandbox world (sandbox/world.py) for one test, the runbooks' settings pointed at it."""
+    from sandbox.testing import running_world
+
+    with running_world(postgres=pg_server, leak_interval_s=0) as world:
+        yield world
