@@ -59,10 +59,10 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout, ObjectNotFound
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.states import Running
 from pydantic import BaseModel, Field
 
 from flows import catalogue
+from flows.approval import resume_running
 from flows.escalation import Board, Comms, EscalationWatch, StatusUpdates, background, human_duration
 from flows.p2 import (
     Infrastructure,
@@ -800,7 +800,7 @@ def _hand_over(
                 key=f"handover-{n}",
             )
         except FlowPauseTimeout:
-            _resume_running("no answer to the hand-over form in time")
+            resume_running("no answer to the hand-over form in time")
             break
         if answer is None:
             continue
@@ -828,15 +828,6 @@ def _hand_over(
         "handover-end", "Automation stops following this incident here; it stays open with the team lead."
     )
     return None
-
-
-def _resume_running(why: str) -> None:
-    """After a pause timed out the server still holds the run Paused: put it back to Running."""
-    ctx = FlowRunContext.get()
-    if ctx is None or ctx.flow_run is None:
-        return
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(ctx.flow_run.id, Running(message=why), force=True)
 
 
 def _sentence(text: str) -> str:

@@ -14,10 +14,10 @@ from datetime import timedelta
 from typing import Annotated
 
 from prefect import flow
-from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
+from flows.approval import ask
 from flows.record import Record
 from flows.targets import probe_service, target_workload
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult, utc_now
@@ -153,6 +153,7 @@ def service_down(
     poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
     require_approval: bool = False,
     approval_timeout_s: Annotated[int, Field(ge=1, le=3600)] = 120,
+    approval_poll_s: Annotated[int, Field(ge=1, le=60)] = 1,
     dry_run: bool = False,
 ) -> RunbookResult:
     """Service Completely Down: probe, recent deploy → rollback, verify; otherwise investigate and escalate.
@@ -165,6 +166,7 @@ def service_down(
         poll_interval_s: how often to look at the rollout
         require_approval: pause for the team lead to approve the rollback (shown as a form in the UI)
         approval_timeout_s: with no answer by then, the guide's default applies: roll back
+        approval_poll_s: how often the paused run looks for the answer
         dry_run: record and log the plan, change nothing
     """
     rec = Record.open(RUNBOOK, incident or IncidentRef(summary="service completely down"), dry_run=dry_run)
@@ -206,16 +208,14 @@ def service_down(
         rec.note(
             "approval", f"waiting up to {approval_timeout_s:.0f}s for the team lead to approve the rollback"
         )
-        try:
-            answer = pause_flow_run(
-                wait_for_input=RollbackApproval, timeout=approval_timeout_s, poll_interval=1
-            )
+        answer = ask(RollbackApproval, timeout_s=approval_timeout_s, poll_interval_s=approval_poll_s)
+        if answer is None:
+            rec.note("approval", "no answer in time: the guide's default applies (rollback)")
+        else:
             rec.note("approval", f"answered: approve={answer.approve} {answer.comment}".rstrip())
             if not answer.approve:
                 investigate(rec, target)
                 return rec.finish(RunbookOutcome.ESCALATED, "rollback declined by a person; escalated")
-        except TimeoutError:
-            rec.note("approval", "no answer in time: the guide's default applies (rollback)")
 
     # Step 4: rollback, wait for the pods, settle, verify
     plan = f"kubectl rollout undo deployment/{target.name}: revision {current.revision} → {previous.revision}"
