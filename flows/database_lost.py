@@ -104,12 +104,21 @@ def database_lost(
         )
         if restart.dry_run:
             return rec.finish(RunbookOutcome.RECOVERED, "would restart the database, then reset the pool")
+        if restart.error is not None:
+            rec.add_evidence(Evidence(kind="follow-up", title="manual steps", content=MANUAL_STEPS))
+            return rec.finish(
+                RunbookOutcome.ESCALATED, f"the provider's restart failed ({restart.error}); escalated"
+            )
         back = wait_for_database(dsn, db_restart_deadline_s, poll_interval_s) if dsn else None
         if back is None or not back.ok:
             rec.note("verify", "database still unreachable after the provider restart")
             rec.add_evidence(Evidence(kind="follow-up", title="manual steps", content=MANUAL_STEPS))
             return rec.finish(RunbookOutcome.ESCALATED, "database still down after restart; escalated")
-        if verified("the database restart"):
+        # A restarted database leaves the application's pool holding dead connections; if the
+        # application does not answer at once, go straight on to option 1 instead of waiting.
+        probe = probe_service()
+        rec.note("verify", f"after the database restart: {probe.summary()}")
+        if probe.healthy:
             return rec.finish(RunbookOutcome.RECOVERED, "database restarted; /api/health 200")
 
     # Option 1: restart the connection pool

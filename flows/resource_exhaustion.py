@@ -8,6 +8,7 @@ current count); wait, verify; record the permanent fix (profiling, the leak chec
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from prefect import flow
@@ -38,6 +39,7 @@ FOLLOW_UP = """Permanent fix: find the memory leak (the guide's steps)
 - [ ] Scale back down once the fix is deployed"""
 
 OOM_PATTERN = r"memory|OutOfMemory|OOMKilled"
+FATAL_PATTERN = r"OutOfMemory|OOMKilled|heap out of memory"
 
 
 def _mib(n: int) -> str:
@@ -114,6 +116,24 @@ def resource_exhaustion(
         )
     except KubernetesError as exc:
         rec.note("assess", f"logs unavailable: {exc}")
+    # A container the kernel killed for memory was restarted: its last words are in the previous log.
+    if not any(re.search(FATAL_PATTERN, line, re.IGNORECASE) for line in oom_lines):
+        try:
+            before = get_deployment_logs(target, tail_lines=100, grep=OOM_PATTERN, previous=True)
+            if before.matches:
+                oom_lines += before.matches
+                rec.add_evidence(
+                    Evidence(
+                        kind="logs",
+                        title=f'kubectl logs {before.pod} --previous | grep -i "memory\\|OutOfMemory"',
+                        content="\n".join(before.matches),
+                    )
+                )
+                rec.note(
+                    "assess", f"{len(before.matches)} memory lines in the previous container of {before.pod}"
+                )
+        except KubernetesError:
+            pass  # no previous container: the pod was never restarted
 
     # Temporary relief: scale up (never below the current count)
     current = get_replicas(target)

@@ -111,9 +111,11 @@ def get_replicas(target: Workload) -> Replicas:
 
 
 @task(name="get_deployment_logs", **_READ)  # type: ignore[call-overload]
-def get_deployment_logs(target: Workload, tail_lines: int = 100, grep: str | None = None) -> DeploymentLogs:
-    """`kubectl logs deployment/X --tail=100` (kubectl's pod choice), optionally `| grep -i PATTERN`."""
-    return kubectl.deployment_logs(_api(), target, tail_lines=tail_lines, grep=grep)
+def get_deployment_logs(
+    target: Workload, tail_lines: int = 100, grep: str | None = None, previous: bool = False
+) -> DeploymentLogs:
+    """`kubectl logs deployment/X --tail=100 [--previous]` (kubectl's pod choice), optionally `| grep -i`."""
+    return kubectl.deployment_logs(_api(), target, tail_lines=tail_lines, grep=grep, previous=previous)
 
 
 @task(name="list_events", **_READ)  # type: ignore[call-overload]

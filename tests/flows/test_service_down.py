@@ -10,7 +10,6 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.service_down import service_down
 from runbook.models import ActionStatus, IncidentRef, RunbookOutcome
-from sandbox.httpserver import Response
 from sandbox.world import GOOD_IMAGE
 from tasks import runtime
 
@@ -137,7 +136,9 @@ def test_two_copies_at_once_roll_back_exactly_once(world, monkeypatch) -> None:
     statuses = sorted(a.status.value for r in results for a in r.actions if a.action == "rollback")
     assert statuses == ["refused", "succeeded"]
     assert world.revision() == bad_revision + 1
-    assert {r.outcome for r in results} == {RunbookOutcome.ROLLED_BACK}  # the loser verifies the winner's work
+    assert {r.outcome for r in results} == {
+        RunbookOutcome.ROLLED_BACK
+    }  # the loser verifies the winner's work
     claims = [a for a in runtime.store().list_actions(first.incident_id) if a.action == "rollback"]
     assert len(claims) == 1
 
