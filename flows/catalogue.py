@@ -24,7 +24,22 @@ class Entry:
     description: str
     tags: tuple[str, ...] = ()
     cron: str | None = None
+    timezone: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+
+    def deployment_options(self) -> dict[str, Any]:
+        """What `flow.to_deployment(name=..., **options)` needs to match prefect.yaml (schedule included)."""
+        options: dict[str, Any] = {
+            "description": self.description,
+            "tags": list(self.tags),
+            "enforce_parameter_schema": True,
+        }
+        if self.cron:
+            from prefect.schedules import Cron
+
+            options["schedule"] = Cron(self.cron, timezone=self.timezone)
+            options["parameters"] = self.parameters
+        return options
 
     @property
     def flow(self) -> Any:
@@ -111,6 +126,7 @@ def _drills() -> list[Entry]:
             "Running Incident Drill: monthly (rotate / quarterly / all)",
             drill,
             cron="0 10 1 * *",
+            timezone="Europe/Paris",
             parameters={"plan": "rotate"},
         ),
         Entry(

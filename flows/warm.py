@@ -519,11 +519,7 @@ def _catalogue_targets(names: Sequence[str]) -> list[WarmTarget]:
         )
     targets = []
     for entry in (entries[n] for n in names) if names else entries.values():
-        options: dict[str, Any] = {"description": entry.description, "tags": list(entry.tags)}
-        options["enforce_parameter_schema"] = True
-        if entry.cron:
-            options.update(cron=entry.cron, parameters=entry.parameters)
-        targets.append(WarmTarget.of(entry.flow, entry.name, **options))
+        targets.append(WarmTarget.of(entry.flow, entry.name, **entry.deployment_options()))
     return targets
 
 

@@ -385,6 +385,16 @@ class ResponseSettings(_Group):
     api_recovery_deadline_min: float = Field(60.0, gt=0, le=24 * 60, description="poll a down API this long")
 
 
+class DemoSettings(_Group):
+    """`make demo` (sandbox/demo.py): where its Prefect server, sandbox and files live."""
+
+    prefect_port: int = Field(4200, ge=1024, le=65535, description="the demo's Prefect server and UI port")
+    sandbox_port_base: int = Field(
+        8100, ge=1024, le=65525, description="the sandbox listens on this port and the next ten"
+    )
+    var: Path = Field(Path("var/demo"), description="the demo's state and logs (emptied at each start)")
+
+
 # --- the settings ----------------------------------------------------------------------------------------
 
 Environment = Literal["sandbox", "development", "staging", "production"]
@@ -422,6 +432,7 @@ class Settings(BaseSettings):
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     response: ResponseSettings = Field(default_factory=ResponseSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -9,6 +9,7 @@ from flows.external_api_failure import external_api_failure
 from flows.resource_exhaustion import resource_exhaustion
 from flows.service_down import service_down
 from runbook.models import ActionStatus, RunbookOutcome
+from sandbox.testing import wait_for
 from tasks import runtime
 
 CASES = {
@@ -24,10 +25,20 @@ CASES = {
 }
 
 
+def _rolled_out(world) -> bool:
+    world.service.sync()  # the service has taken the live revision (its pool built for it)
+    dep = world.deployment()
+    status, want = dep.get("status") or {}, dep["spec"]["replicas"]
+    return status.get("observedGeneration") == dep["metadata"]["generation"] and status.get(
+        "updatedReplicas"
+    ) == want == status.get("replicas")
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_dry_run_changes_nothing(world, sandbox_state, case) -> None:
     (fault, arg, args), runbook, params = CASES[case]
     world.inject(fault, arg, **args)
+    wait_for(lambda: _rolled_out(world), timeout_s=30)  # a fault's own rollout is over before we look
     before = sandbox_state()
 
     result = runbook(dry_run=True, poll_interval_s=0.05, **params)
