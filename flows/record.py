@@ -36,6 +36,7 @@ from runbook.models import (
     Evidence,
     Incident,
     IncidentRef,
+    IncidentStatus,
     RunbookOutcome,
     RunbookResult,
     TimelineEntry,
@@ -104,6 +105,7 @@ class Record:
     runbook: str
     incident: Incident
     dry_run: bool = False
+    by_hand: bool = False
     started_at: Any = field(default_factory=utc_now)
     timeline: list[TimelineEntry] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
@@ -111,7 +113,12 @@ class Record:
 
     @classmethod
     def open(cls, runbook: str, ref: IncidentRef, dry_run: bool = False) -> Record:
-        rec = cls(runbook=runbook, incident=open_incident(ref, runbook), dry_run=dry_run)
+        rec = cls(
+            runbook=runbook,
+            incident=open_incident(ref, runbook),
+            dry_run=dry_run,
+            by_hand=ref.incident_id is None,
+        )
         mode = " (dry run: nothing will be changed)" if dry_run else ""
         rec.note("start", f"{runbook} started for incident {rec.incident.id} ({rec.incident.severity}){mode}")
         return rec
@@ -180,6 +187,13 @@ class Record:
             summary = f"dry run, planned outcome {outcome.value}: {summary}"
             outcome = RunbookOutcome.DRY_RUN
         self.note("outcome", f"{outcome.value}: {summary}")
+        if self.by_hand and not self.dry_run and outcome in _RESOLVES_BY_HAND:
+            # Started by hand, nobody else follows this incident (respond resolves the ones it runs):
+            # verified healthy closes it, so a later outage by hand is a new incident with its own
+            # claims. Escalated or mitigated ones stay open; a later run joins them and cannot act twice.
+            runtime.store().set_status(
+                self.incident.id, IncidentStatus.RESOLVED, utc_now(), self.actor, f"resolved: {summary}"
+            )
         result = RunbookResult(
             runbook=self.runbook,
             incident_id=self.incident.id,
@@ -198,6 +212,9 @@ class Record:
                 description=f"{self.runbook}: {outcome.value}",
             )
         return result
+
+
+_RESOLVES_BY_HAND = (RunbookOutcome.RECOVERED, RunbookOutcome.ROLLED_BACK, RunbookOutcome.RECOVERED_BY_ITSELF)
 
 
 def _artifact_key(raw: str) -> str:

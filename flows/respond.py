@@ -857,6 +857,33 @@ def _all_clear(
     comms.post("all-clear", render_all_clear(message))
     if comms.paged():
         comms.page("resolve", "resolve")
+    _start_postmortem(rec, incident)
+
+
+def _start_postmortem(rec: Record, incident: Incident) -> None:
+    """Post-Incident: the post-mortem run of this incident (once: keyed by the incident), not awaited."""
+    from prefect.deployments import run_deployment
+
+    name = runtime.settings().prefect.postmortem_deployment
+    try:
+        run = run_deployment(
+            name,
+            parameters={"incident_id": incident.id},
+            timeout=0,
+            idempotency_key=f"postmortem:{incident.id}",
+            as_subflow=False,
+        )
+    except ObjectNotFound:
+        rec.note(
+            "postmortem", f"no deployment {name!r}: run the post-mortem by hand (incident {incident.id})"
+        )
+        return
+    except Exception as exc:  # the all-clear is out; a post-mortem that cannot start is said, not fatal
+        rec.note("postmortem", f"could not start {name!r}: {type(exc).__name__}: {exc}"[:300])
+        return
+    rec.note(
+        "postmortem", f"post-mortem started: {name} run {getattr(run, 'name', '')} ({getattr(run, 'id', '')})"
+    )
 
 
 def _impact(incident: Incident, now: datetime, p: _Params, estimate: str) -> tuple[str, list[str]]:

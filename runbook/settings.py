@@ -359,8 +359,11 @@ class PrefectSettings(_Group):
     runbook_deployments: dict[str, str] = Field(
         default_factory=_default_runbooks, description="runbook name → its deployment, JSON"
     )
+    postmortem_deployment: str = Field(
+        "postmortem/postmortem", description="the deployment respond starts once an incident is resolved"
+    )
 
-    @field_validator("respond_deployment")
+    @field_validator("respond_deployment", "postmortem_deployment")
     @classmethod
     def _slash(cls, value: str) -> str:
         if value.count("/") != 1 or value.startswith("/") or value.endswith("/"):

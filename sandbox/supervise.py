@@ -125,24 +125,26 @@ class Supervisor:
         )
 
     def stop_all(self, grace_s: float = 10.0) -> None:
+        """Stop the children one by one, the last started first (a runner before the server it talks
+        to, so it can still say goodbye to it): SIGINT, then SIGTERM after `grace_s`, then SIGKILL;
+        finally whatever the child left in its process group (a served flow's run, a server worker)."""
         for child in reversed(self.children):
+            started = time.monotonic()
             if child.alive:
                 self.say(f"… stopping {child.name}")
                 _signal_group(child.proc, signal.SIGINT)
-        deadline = time.monotonic() + grace_s
-        for child in reversed(self.children):
-            remaining = max(0.1, deadline - time.monotonic())
             try:
-                child.proc.wait(timeout=remaining)
+                child.proc.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
+                self.say(f"  {child.name} still running after {grace_s:.0f}s: SIGTERM")
                 _signal_group(child.proc, signal.SIGTERM)
                 try:
                     child.proc.wait(timeout=3)
                 except subprocess.TimeoutExpired:
                     _signal_group(child.proc, signal.SIGKILL)
                     child.proc.wait(timeout=3)
-            # whatever the child left in its group (a served flow's run, a server worker)
             _signal_group(child.proc, signal.SIGKILL)
+            self.say(f"✓ {child.name} stopped ({time.monotonic() - started:.1f}s)")
         self.children.clear()
 
     def __enter__(self) -> Supervisor:

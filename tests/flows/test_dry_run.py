@@ -26,12 +26,14 @@ CASES = {
 
 
 def _rolled_out(world) -> bool:
-    world.service.sync()  # the service has taken the live revision (its pool built for it)
     dep = world.deployment()
     status, want = dep.get("status") or {}, dep["spec"]["replicas"]
-    return status.get("observedGeneration") == dep["metadata"]["generation"] and status.get(
+    done = status.get("observedGeneration") == dep["metadata"]["generation"] and status.get(
         "updatedReplicas"
     ) == want == status.get("replicas")
+    if done:
+        world.service.sync()  # the service takes the live revision now (its pool built for it)
+    return done
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

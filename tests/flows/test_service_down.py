@@ -9,7 +9,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.service_down import service_down
-from runbook.models import ActionStatus, IncidentRef, RunbookOutcome
+from runbook.models import ActionStatus, IncidentRef, IncidentStatus, RunbookOutcome
 from sandbox.world import GOOD_IMAGE
 from tasks import runtime
 
@@ -46,7 +46,9 @@ def test_rolls_back_a_bad_deploy_made_2_minutes_ago_and_verifies_health(world) -
     assert kinds.index("assess") < kinds.index("decide") < kinds.index("action") < kinds.index("outcome")
     # the timeline is in the store, and the run published it as a markdown artifact
     stored = runtime.store().timeline(result.incident_id)
-    assert [e.message for e in stored][-1] == result.timeline[-1].message
+    assert [e.message for e in stored if e.kind == "outcome"][-1] == result.timeline[-1].message
+    # started by hand and verified healthy: the incident is resolved (nobody else would resolve it)
+    assert runtime.store().get_incident(result.incident_id).status == IncidentStatus.RESOLVED
     artifacts = _artifacts(state.state_details.flow_run_id)
     assert any("rolled_back" in (a.data or "") and "## Timeline" in (a.data or "") for a in artifacts)
 
@@ -65,6 +67,8 @@ def test_an_old_deploy_is_not_rolled_back_and_escalates_with_evidence(world) -> 
     sentry = next(e for e in result.evidence if e.title.startswith("Sentry: latest event"))
     assert "TypeError" in sentry.content or "Cannot read properties" in sentry.content
     assert "Traceback" in sentry.content
+    # escalated: the incident stays open for the people it was escalated to
+    assert runtime.store().get_incident(result.incident_id).status != IncidentStatus.RESOLVED
 
 
 def test_health_refused_is_classified_as_infrastructure(world) -> None:
