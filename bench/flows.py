@@ -94,11 +94,19 @@ class IoMeter:
             (psycopg.Cursor, "execute", lambda *a, **k: "world"),
             (time, "sleep", lambda *a, **k: "sleep"),
         ]
+        import tasks.kubectl
+
+        real_sleep = time.sleep
         originals = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
         connect = psycopg.Connection.__dict__["connect"]  # a classmethod
+        # functions that took `sleep=time.sleep` as a default captured the real one: swap it too
+        with_sleep = [tasks.kubectl.wait_for_rollout]
+        defaults = [(fn, fn.__defaults__) for fn in with_sleep]
         try:
             for owner, name, category in patches:
                 setattr(owner, name, self._timed(category, getattr(owner, name)))
+            for fn, old in defaults:
+                fn.__defaults__ = tuple(time.sleep if d is real_sleep else d for d in old or ())
             psycopg.Connection.connect = classmethod(  # type: ignore[method-assign,assignment]
                 self._timed(lambda *a, **k: "world", connect.__func__)
             )
@@ -106,6 +114,8 @@ class IoMeter:
         finally:
             for owner, name, original in originals:
                 setattr(owner, name, original)
+            for fn, old in defaults:
+                fn.__defaults__ = old
             psycopg.Connection.connect = connect  # type: ignore[method-assign]
 
 
@@ -189,12 +199,13 @@ def _runbook(name: str) -> Callable[..., Any]:
     from flows.resource_exhaustion import resource_exhaustion
     from flows.service_down import service_down
 
-    return {
+    runbooks: dict[str, Callable[..., Any]] = {
         "service_down": service_down,
         "database_lost": database_lost,
         "resource_exhaustion": resource_exhaustion,
         "external_api_failure": external_api_failure,
-    }[name]
+    }
+    return runbooks[name]
 
 
 def _lift_after(world: Any, api: str, requests: int) -> threading.Thread:
