@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -53,6 +53,7 @@ __all__ = ["main"]
 SANDBOX_PORTS = 11  # `python -m sandbox up --port-base N` listens on N .. N+10
 INTAKE_SOURCES = ("alertmanager", "generic", "grafana")
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+LATER = timedelta(seconds=30)  # a scheduled run due later than this is a schedule's, not the incident's
 
 
 class DemoError(Exception):
@@ -298,7 +299,12 @@ class Follower:
             if created < self.since:
                 continue
             rid, state = run["id"], (run.get("state") or {}).get("type", "?")
-            if state == "SCHEDULED" and rid not in self.states:
+            expected = run.get("expected_start_time")
+            later = (
+                expected
+                and datetime.fromisoformat(expected.replace("Z", "+00:00")) > datetime.now(UTC) + LATER
+            )
+            if state == "SCHEDULED" and rid not in self.states and later:
                 continue  # a schedule's future run (the monthly drill), not part of this incident
             name = f"{self._flow_name(run['flow_id'])}/{run['name']}"
             if rid not in self.states:
@@ -384,36 +390,52 @@ def play_incident(demo: Demo, stop: threading.Event, deadline_s: float) -> bool:
         f"  Alertmanager → intake: 202, incident {', '.join(receipt.get('incidents_created') or receipt.get('incidents_joined') or ['?'])}"
     )
     follower = Follower(demo, since)
-    respond_state = None
     try:
-        while not stop.is_set():
-            try:
-                runs = follower.runs()
-                follower.slack_messages()
-            except (httpx.HTTPError, ValueError) as exc:
-                say(f"  (could not read progress: {type(exc).__name__}; retrying)")
-                runs = {}
-            respond_state = next((s for n, s in runs.items() if n.startswith("respond/")), respond_state)
-            if follower.all_clear and respond_state in FINAL_STATES:
-                break
-            if respond_state in FINAL_STATES - {"COMPLETED"}:
-                break
-            if time.monotonic() - started > deadline_s:
-                say(f"✗ no all-clear after {deadline_s:.0f}s (logs: {demo.var / 'logs'})")
-                return False
-            stop.wait(0.5)
+        return _follow(demo, follower, stop, started, deadline_s)
     finally:
         follower.close()
+
+
+def _follow(demo: Demo, follower: Follower, stop: threading.Event, started: float, deadline_s: float) -> bool:
+    """Until the all-clear (and respond's end), then the post-mortem run it starts (bounded)."""
+    respond_state = None
+    while not stop.is_set():
+        try:
+            runs = follower.runs()
+            follower.slack_messages()
+        except (httpx.HTTPError, ValueError) as exc:
+            say(f"  (could not read progress: {type(exc).__name__}; retrying)")
+            runs = {}
+        respond_state = next((s for n, s in runs.items() if n.startswith("respond/")), respond_state)
+        if follower.all_clear and respond_state in FINAL_STATES:
+            break
+        if respond_state in FINAL_STATES - {"COMPLETED"}:
+            break
+        if time.monotonic() - started > deadline_s:
+            say(f"✗ no all-clear after {deadline_s:.0f}s (logs: {demo.var / 'logs'})")
+            return False
+        stop.wait(0.5)
     if stop.is_set():
         return False
-    status = httpx.get(f"{control}/status", timeout=10).json()
+    status = httpx.get(f"{demo.sandbox_env[CONTROL_VAR]}/status", timeout=10).json()
     dep = status.get("deployment", {})
     say(f"  sandbox: {dep.get('name')} revision {dep.get('revision')}, image {dep.get('image')}")
-    if follower.all_clear and respond_state == "COMPLETED":
-        say(f"✅ all-clear {time.monotonic() - started:.1f}s after the bad deploy; the rollback held")
-        return True
-    say(f"✗ respond ended {respond_state} without an all-clear (logs: {demo.var / 'logs'})")
-    return False
+    if not (follower.all_clear and respond_state == "COMPLETED"):
+        say(f"✗ respond ended {respond_state} without an all-clear (logs: {demo.var / 'logs'})")
+        return False
+    say(f"✅ all-clear {time.monotonic() - started:.1f}s after the bad deploy; the rollback held")
+    # Post-Incident: respond started the post-mortem run; show it to its end (bounded, not required)
+    deadline = time.monotonic() + 60
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            runs = follower.runs()
+        except (httpx.HTTPError, ValueError):
+            runs = {}
+        if any(n.startswith("postmortem/") and s in FINAL_STATES for n, s in runs.items()):
+            say("  post-mortem written: the markdown artifact on its run, and a file in var/postmortems/")
+            break
+        stop.wait(0.5)
+    return True
 
 
 # --- main ----------------------------------------------------------------------------------------------

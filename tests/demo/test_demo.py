@@ -36,7 +36,9 @@ def test_the_demo_gets_ready_and_plays_the_incident_to_its_all_clear(running_dem
     assert re.search(rf"flow run respond/[\w-]+: {re.escape(demo.ui)}/runs/flow-run/[0-9a-f-]{{36}}", text)
     assert re.search(r"flow run service-down/[\w-]+: ", text)
     assert re.search(r"service-down/[\w-]+ → Completed", text)
-    assert re.search(r"flow run postmortem/[\w-]+: ", text)  # started once the incident was resolved
+    # Post-Incident: respond started the post-mortem once the incident was resolved
+    demo.wait_for_line(r"post-mortem written", timeout_s=90)
+    assert re.search(r"flow run postmortem/[\w-]+: ", demo.text())
     # the Slack stand-in's thread, to the guide's all-clear
     assert "slack #alerts-critical: 👀 Acknowledged" in text
     assert re.search(r"slack #incidents \(thread\): Action \(service-down\): rolled_back", text)
@@ -49,6 +51,7 @@ def test_the_demo_gets_ready_and_plays_the_incident_to_its_all_clear(running_dem
 def test_a_person_starts_service_down_from_the_ui_form_and_sees_its_timeline(
     running_demo: DemoProcess,
 ) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
     demo = running_demo
@@ -72,6 +75,7 @@ def test_a_person_starts_service_down_from_the_ui_form_and_sees_its_timeline(
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(30_000)
+            expect.set_options(timeout=30_000)  # its 5 s default is short on a busy 2-core machine
             # Deployments › service-down
             page.goto(f"{demo.ui}/deployments", wait_until="networkidle")
             page.get_by_placeholder("Search deployments").fill("service-down")
@@ -89,13 +93,23 @@ def test_a_person_starts_service_down_from_the_ui_form_and_sees_its_timeline(
             settle = page.get_by_text("settle_s (Optional)", exact=True).locator("xpath=following::input[1]")
             settle.fill("0")
             page.get_by_role("button", name="Submit").click()
-            # back on the deployment, its new run is listed: open it
-            expect(page.locator("p", has_text="scheduled to start").first).to_be_visible()
-            run_link = page.locator("main a[href^='/runs/flow-run/'], a[href^='/runs/flow-run/']").first
-            href = run_link.get_attribute("href")
-            assert href is not None
-            page.goto(f"{demo.ui}{href}", wait_until="networkidle")
-            run_id = href.rsplit("/", 1)[-1]
+            # the toast names the new run and links it ("<name> scheduled to start now", View run)
+            toast = page.locator("p", has_text="scheduled to start").first
+            expect(toast).to_be_visible()
+            run_name = toast.inner_text().split(" scheduled to start")[0].strip()
+            runs = httpx.post(
+                f"{demo.ui}/api/flow_runs/filter",
+                json={"flow_runs": {"name": {"any_": [run_name]}}},
+                timeout=10,
+            ).json()
+            assert len(runs) == 1, (run_name, runs)  # one click, one run
+            run_id = runs[0]["id"]
+            # toasts slide in (and Prefect shows two): click without waiting for them to stand still
+            toast.get_by_role("button", name="View run").click(force=True)
+            try:
+                page.wait_for_url(re.compile(rf"/runs/flow-run/{run_id}"), timeout=10_000)
+            except PlaywrightTimeout:  # the click landed during the animation: open the link it carries
+                page.goto(f"{demo.ui}/runs/flow-run/{run_id}", wait_until="networkidle")
             expect(page.get_by_text("Completed", exact=True).first).to_be_visible(timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "ui-service-down-run.png"), full_page=True)
             # Artifacts › the markdown timeline

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from flows.database_lost import database_lost
@@ -25,22 +27,33 @@ CASES = {
 }
 
 
-def _rolled_out(world) -> bool:
-    dep = world.deployment()
-    status, want = dep.get("status") or {}, dep["spec"]["replicas"]
-    done = status.get("observedGeneration") == dep["metadata"]["generation"] and status.get(
-        "updatedReplicas"
-    ) == want == status.get("replicas")
-    if done:
-        world.service.sync()  # the service takes the live revision now (its pool built for it)
-    return done
+def _settled(world):
+    """True once the fault's rollout is over and the service has built its pool for it: the pool
+    generation stays the same across 0.2 s (the service builds it from a background thread)."""
+    seen: dict[str, float] = {}
+
+    def check() -> bool:
+        dep = world.deployment()
+        status, want = dep.get("status") or {}, dep["spec"]["replicas"]
+        if not (
+            status.get("observedGeneration") == dep["metadata"]["generation"]
+            and status.get("updatedReplicas") == want == status.get("replicas")
+        ):
+            return False
+        generation, now = world.service.db.generation, time.monotonic()
+        if seen.get("generation") != generation:
+            seen.update(generation=generation, since=now)
+            return False
+        return now - seen["since"] >= 0.2
+
+    return check
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_dry_run_changes_nothing(world, sandbox_state, case) -> None:
     (fault, arg, args), runbook, params = CASES[case]
     world.inject(fault, arg, **args)
-    wait_for(lambda: _rolled_out(world), timeout_s=30)  # a fault's own rollout is over before we look
+    wait_for(_settled(world), timeout_s=30)  # a fault's own rollout is over before we look
     before = sandbox_state()
 
     result = runbook(dry_run=True, poll_interval_s=0.05, **params)
