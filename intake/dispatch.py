@@ -24,6 +24,7 @@ rows whose lease expired are claimed again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
@@ -125,6 +126,16 @@ class PrefectStarter:
             tags=["intake"],
         )
         return str(flow_run.id)
+
+    async def warm(self, deployment: str) -> None:
+        """Open the client and read the deployment once, so the first alert does not pay for it
+        (CSRF and version round trips, ~1 s after a start: docs/latency.md). Failures are logged only:
+        the first dispatch retries as usual."""
+        try:
+            client = await self._get_client()
+            await client.read_deployment_by_name(deployment)
+        except Exception as exc:  # the server may not be up yet, or the deployment not registered
+            log.info("dispatcher warm-up: %s: %s (the first dispatch will retry)", type(exc).__name__, exc)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -251,6 +262,10 @@ class Dispatcher:
         try:
             # Our backoff replaces the client's own retries (they would hold a row for minutes).
             with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: self.config.client_max_retries}):
+                warm = getattr(starter, "warm", None)
+                if warm is not None:  # bounded: stored work must not wait long on a slow server
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(warm(self.config.deployment), timeout=3.0)
                 while not self._stopping.is_set():
                     done = await self._pass(starter)
                     if done == 0:
