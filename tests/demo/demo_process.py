@@ -22,8 +22,21 @@ REPO = Path(__file__).resolve().parents[2]
 SANDBOX_PORTS = 11
 
 
-def _free_ports(count: int, start: int = 20000, stop: int = 60000, step: int = 97) -> list[int]:
-    """`count` consecutive free ports (for the sandbox's --port-base), searched deterministically."""
+def _ephemeral_start() -> int:
+    """The first port the kernel hands out to outgoing connections (32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _free_ports(count: int, start: int = 20000, stop: int | None = None, step: int = 97) -> list[int]:
+    """`count` consecutive free ports (for the sandbox's --port-base), searched deterministically
+    *below* the ephemeral range: a port there can be free when checked and taken a moment later by
+    an outgoing connection of the processes starting alongside (it happened in CI)."""
+    stop = min(stop or 65535, _ephemeral_start())
+    if stop - start < 10 * count:  # an unusual ephemeral range: search from the first unprivileged port
+        start = 1024
     base = start + (os.getpid() * 131) % (stop - start)
     for _ in range(400):
         ports = list(range(base, base + count))
