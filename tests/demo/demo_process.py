@@ -12,11 +12,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.supervise import port_free
+from sandbox.testing import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SANDBOX_PORTS = 11
@@ -68,15 +68,18 @@ class DemoProcess:
         return self.output.read_text(errors="replace")
 
     def wait_for_line(self, pattern: str, timeout_s: float) -> re.Match[str]:
-        """Poll the output until a line matches `pattern`; fail with the output's tail otherwise."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """Poll the output until a line matches `pattern` (or the demo exits); fail with the tail."""
+
+        def matched_or_exited() -> tuple[re.Match[str] | None] | None:
             match = re.search(pattern, self.text(), re.MULTILINE)
-            if match:
-                return match
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.5)
+            return (match,) if match or self.proc.poll() is not None else None
+
+        try:
+            (match,) = wait_for(matched_or_exited, timeout_s=timeout_s, interval_s=0.5)
+        except AssertionError:
+            match = None
+        if match is not None:
+            return match
         tail = "\n".join(self.text().splitlines()[-40:])
         raise AssertionError(f"no line matching {pattern!r} (exit {self.proc.poll()}); output tail:\n{tail}")
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import signal
-import time
 
 import httpx
 import pytest
 from demo_process import ARTIFACTS, DemoProcess, start_demo, stop_demo
 
 from sandbox.supervise import port_free
+from sandbox.testing import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -139,10 +139,7 @@ def test_ctrl_c_stops_every_process_and_frees_every_port(running_demo: DemoProce
 
     assert code == 0, demo.text()[-3000:]
     assert "stopped: every process ended" in demo.text()
-    deadline = time.monotonic() + 10
-    while demo.processes() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert demo.processes() == []
+    wait_for(lambda: demo.processes() == [], timeout_s=10, interval_s=0.2)  # reaped by now, at the latest
     assert [p for p in demo.ports if not port_free(p)] == []
 
 
