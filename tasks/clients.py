@@ -47,7 +47,7 @@ class KubernetesApiClient(ApiClient):
     """An `ApiClient` that carries the per-request timeout its settings asked for.
 
     The official client has no default timeout (a call without `_request_timeout` can block for
-    ever), so every call in `tasks.kubectl` passes `request_timeout_s(api)`.
+    ever), so every call in `kubeops` passes `request_timeout_s(api)`.
     """
 
     def __init__(

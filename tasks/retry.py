@@ -21,10 +21,14 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import psycopg
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
 
-__all__ = ["backoff", "is_transient", "retry_if_transient"]
+__all__ = ["TRANSIENT_STATUS", "backoff", "is_transient", "is_transient_status", "retry_if_transient"]
 
-_TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+"""Request timeout, too early, too many requests, and the 5xx that mean "not now" (not 501/505: never)."""
 
 
 def _scale() -> float:
@@ -48,28 +52,27 @@ def backoff(base_s: float, cap_s: float = 60.0) -> Callable[[int], list[float]]:
     return delays
 
 
+def is_transient_status(status: int | None) -> bool:
+    """True for an HTTP status that another try may fix (`TRANSIENT_STATUS`), whichever client got it."""
+    return status in TRANSIENT_STATUS
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for failures that another try may fix: the network, the other side overloaded or restarting."""
+    """True for failures that another try may fix: the network, the other side overloaded or restarting.
+
+    The one rule set for every client: Kubernetes (`kubeops`), HTTP (Slack, PagerDuty, Sentry, health)
+    and the database. Our own errors say it themselves (`transient = True`, e.g. `SlackFailed`,
+    `kubeops.KubernetesUnavailable`); a raw client exception is judged by its status or its kind.
+    """
     if getattr(exc, "transient", False):
         return True
     if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code in _TRANSIENT_STATUS
+        return is_transient_status(exc.response.status_code)
     if isinstance(exc, httpx.TransportError):  # connect/read/write errors and timeouts
         return True
-    try:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError as Urllib3Error
-    except ImportError:  # pragma: no cover - both are dependencies
-        return False
-    if isinstance(exc, ApiException):
-        return exc.status in _TRANSIENT_STATUS or exc.status == 0
-    if isinstance(exc, Urllib3Error):
-        return True
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, psycopg.OperationalError)
+    if isinstance(exc, ApiException):  # status 0: the Kubernetes client got no answer at all
+        return exc.status == 0 or is_transient_status(exc.status)
+    return isinstance(exc, Urllib3Error | ConnectionError | TimeoutError | psycopg.OperationalError)
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
