@@ -24,7 +24,7 @@ from kubeops.models import Workload
 from tasks import runtime
 from tasks.clients import kubernetes_api
 
-__all__ = ["DeploymentEnvFlags", "FlagBackend", "FlagChange", "get_feature_flag", "set_feature_flag"]
+__all__ = ["DeploymentEnvFlags", "FlagBackend", "FlagChange", "set_feature_flag"]
 
 
 class FlagChange(BaseModel):
@@ -58,11 +58,6 @@ class DeploymentEnvFlags:
 
 def flag_backend(target: Workload) -> FlagBackend:
     return DeploymentEnvFlags(target)
-
-
-@task(name="get_feature_flag", cache_policy=NO_CACHE)
-def get_feature_flag(target: Workload, flag: str) -> str | None:
-    return flag_backend(target).get(flag)
 
 
 @task(name="set_feature_flag", cache_policy=NO_CACHE)

@@ -42,7 +42,6 @@ __all__ = [
     "get_deployment_logs",
     "get_replicas",
     "get_rollout_history",
-    "get_rollout_status",
     "list_events",
     "rollout_undo",
     "scale_deployment",
@@ -69,12 +68,6 @@ def _api() -> ApiClient:
 def get_rollout_history(target: Workload) -> list[Revision]:
     """`kubectl rollout history deployment/X`, with each revision's creation time."""
     return kubeops.rollout_history(_api(), target)
-
-
-@task(name="get_rollout_status", **_READ)  # type: ignore[call-overload]
-def get_rollout_status(target: Workload) -> RolloutStatus:
-    """`kubectl rollout status`, one look."""
-    return kubeops.rollout_status(_api(), target)
 
 
 @task(name="wait_for_rollout", cache_policy=NO_CACHE)

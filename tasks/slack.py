@@ -51,7 +51,6 @@ __all__ = [
     "bot_user_id",
     "call",
     "get_reactions",
-    "get_thread",
     "post_message",
     "update_message",
 ]
@@ -273,13 +272,6 @@ def read_reactions(channel: str, ts: str) -> list[Reaction]:
 def get_reactions(channel: str, ts: str) -> list[Reaction]:
     """Who reacted to a message, and with what (a person acknowledging an alert reacts to it)."""
     return read_reactions(channel, ts)
-
-
-@task(name="get_thread", cache_policy=NO_CACHE)
-def get_thread(channel: str, ts: str, limit: int = 200) -> list[dict[str, Any]]:
-    """`conversations.replies`: the thread's parent and replies, oldest first."""
-    body = call("conversations.replies", {"channel": channel, "ts": ts, "limit": limit})
-    return list(body.get("messages", []))
 
 
 def whoami() -> str:
