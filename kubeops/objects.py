@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from kubernetes.client import (
     ApiClient,
@@ -41,6 +42,28 @@ def read_deployment(api: ApiClient, workload: Workload) -> V1Deployment:
     with api_call(f"reading {workload}"):
         return AppsV1Api(api).read_namespaced_deployment(
             workload.name, workload.namespace, _request_timeout=request_timeout_s(api)
+        )
+
+
+def patch_deployment(
+    api: ApiClient,
+    workload: Workload,
+    patch: dict[str, Any] | list[dict[str, Any]],
+    *,
+    what: str,
+    dry_run: bool,
+    content_type: str | None = None,
+) -> None:
+    """PATCH the Deployment (`dryRun=All` when `dry_run`: validated, not persisted). A list is sent as a
+    JSON Patch; `content_type` names another kind (strategic merge for `set env` and `rollout restart`)."""
+    with api_call(what):
+        AppsV1Api(api).patch_namespaced_deployment(
+            workload.name,
+            workload.namespace,
+            patch,
+            dry_run="All" if dry_run else None,
+            _content_type=content_type,
+            _request_timeout=request_timeout_s(api),
         )
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes.client import ApiClient, AppsV1Api, V1ReplicaSet
+from kubernetes.client import ApiClient, V1ReplicaSet
 
 from kubeops.errors import (
     DeploymentPaused,
@@ -26,10 +26,15 @@ from kubeops.errors import (
     RevisionNotFound,
     RolloutFailed,
     RolloutTimedOut,
-    api_call,
 )
 from kubeops.models import Revision, RolloutState, RolloutStatus, UndoResult, Workload
-from kubeops.objects import LAST_APPLIED_ANNOTATION, annotations_of, name_of, read_deployment
+from kubeops.objects import (
+    LAST_APPLIED_ANNOTATION,
+    annotations_of,
+    name_of,
+    patch_deployment,
+    read_deployment,
+)
 from kubeops.replicasets import (
     ANNOTATIONS_TO_SKIP,
     all_replica_sets,
@@ -39,7 +44,6 @@ from kubeops.replicasets import (
     revision_of,
     template_json,
 )
-from tasks.clients import request_timeout_s
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +141,13 @@ def rollout_undo(
             "value": annotations,
         },
     ]
-    with api_call(f"failed restoring revision {target_revision} of {workload}"):
-        AppsV1Api(api).patch_namespaced_deployment(
-            workload.name,
-            workload.namespace,
-            patch,
-            dry_run="All" if dry_run else None,
-            _request_timeout=request_timeout_s(api),
-        )
+    patch_deployment(
+        api,
+        workload,
+        patch,
+        what=f"failed restoring revision {target_revision} of {workload}",
+        dry_run=dry_run,
+    )
     return result(skipped=False, message=f"deployment.apps/{workload.name} rolled back{suffix}")
 
 

@@ -20,8 +20,10 @@ from kubernetes.client import ApiClient, AppsV1Api
 
 from kubeops.errors import DeploymentPaused, api_call
 from kubeops.models import EnvChange, Replicas, RestartResult, ScaleResult, Workload
-from kubeops.objects import RESTARTED_AT_ANNOTATION, read_deployment, template_container
+from kubeops.objects import RESTARTED_AT_ANNOTATION, patch_deployment, read_deployment, template_container
 from tasks.clients import request_timeout_s
+
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
 
 def scale(api: ApiClient, workload: Workload, replicas: int, dry_run: bool = False) -> ScaleResult:
@@ -115,15 +117,9 @@ def set_env(
         entries.append(entry)
     entries.extend({"name": key, "$patch": "delete"} for key in to_remove)
     patch = {"spec": {"template": {"spec": {"containers": [{"name": container.name, "env": entries}]}}}}
-    with api_call(f"setting env on {workload}"):
-        AppsV1Api(api).patch_namespaced_deployment(
-            workload.name,
-            workload.namespace,
-            patch,
-            dry_run="All" if dry_run else None,
-            _content_type="application/strategic-merge-patch+json",
-            _request_timeout=request_timeout_s(api),
-        )
+    patch_deployment(
+        api, workload, patch, what=f"setting env on {workload}", dry_run=dry_run, content_type=STRATEGIC_MERGE
+    )
     return change(changed=True)
 
 
@@ -150,13 +146,7 @@ def restart(api: ApiClient, workload: Workload, now: datetime, dry_run: bool = F
     if existing.get(RESTARTED_AT_ANNOTATION) == stamp:
         return RestartResult(workload=workload, restarted_at=stamp, changed=False, dry_run=dry_run)
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}}
-    with api_call(f"restarting {workload}"):
-        AppsV1Api(api).patch_namespaced_deployment(
-            workload.name,
-            workload.namespace,
-            patch,
-            dry_run="All" if dry_run else None,
-            _content_type="application/strategic-merge-patch+json",
-            _request_timeout=request_timeout_s(api),
-        )
+    patch_deployment(
+        api, workload, patch, what=f"restarting {workload}", dry_run=dry_run, content_type=STRATEGIC_MERGE
+    )
     return RestartResult(workload=workload, restarted_at=stamp, changed=True, dry_run=dry_run)

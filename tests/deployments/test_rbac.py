@@ -603,7 +603,6 @@ def test_the_used_set_is_the_runbooks_kubectl_commands(sources: dict[str, str]) 
         "kubeops/logs.py",
         "kubeops/objects.py",
         "kubeops/replicasets.py",
-        "kubeops/rollout.py",
         "kubeops/top.py",
         "kubeops/workload.py",
     }
