@@ -23,7 +23,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy runbook tasks flows intake sandbox
+	$(BIN)/mypy runbook tasks kubeops flows intake sandbox
 
 # The README's test command: lint, types, then the whole suite (pytest's exit 5, "no tests", fails).
 test: lint typecheck

@@ -94,13 +94,13 @@ class IoMeter:
             (psycopg.Cursor, "execute", lambda *a, **k: "world"),
             (time, "sleep", lambda *a, **k: "sleep"),
         ]
-        import tasks.kubectl
+        import kubeops
 
         real_sleep = time.sleep
         originals = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
         connect = psycopg.Connection.__dict__["connect"]  # a classmethod
         # functions that took `sleep=time.sleep` as a default captured the real one: swap it too
-        with_sleep = [tasks.kubectl.wait_for_rollout]
+        with_sleep = [kubeops.wait_for_rollout]
         defaults = [(fn, fn.__defaults__) for fn in with_sleep]
         try:
             for owner, name, category in patches:

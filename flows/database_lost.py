@@ -18,10 +18,10 @@ from pydantic import Field
 
 from flows.record import Record
 from flows.targets import base_url, probe_service, target_workload, wait_healthy
+from kubeops import KubernetesError
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
 from tasks import runtime
 from tasks.database import DbFailure, check_database, restart_supabase_project, wait_for_database
-from tasks.kubectl import KubernetesError
 from tasks.kubernetes import set_deployment_env, wait_for_rollout
 from tasks.service import reset_db_pool
 

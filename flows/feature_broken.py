@@ -43,10 +43,10 @@ from flows.p2 import (
 )
 from flows.record import Record
 from flows.targets import base_url, target_workload
+from kubeops import KubernetesError
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
 from tasks import runtime
 from tasks.health import probe_url
-from tasks.kubectl import KubernetesError
 from tasks.kubernetes import get_deployment_logs
 
 __all__ = [

@@ -29,13 +29,13 @@ from pydantic import BaseModel, Field
 
 from flows.record import Record
 from flows.targets import base_url, probe_service
+from kubeops import KubernetesError
+from kubeops.models import Revision, Workload
 from runbook.errors import RunbookError
 from runbook.models import Evidence, RunbookOutcome, RunbookResult, utc_now
 from runbook.policy import deployed_recently
 from tasks import runtime
 from tasks.database import DbCheck, check_database
-from tasks.k8s_models import Revision, Workload
-from tasks.kubectl import KubernetesError
 from tasks.kubernetes import (
     get_deployment_logs,
     get_rollout_history,

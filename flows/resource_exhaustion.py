@@ -16,8 +16,8 @@ from pydantic import Field
 
 from flows.record import Record
 from flows.targets import probe_service, target_workload, wait_healthy
+from kubeops import KubernetesError
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
-from tasks.kubectl import KubernetesError
 from tasks.kubernetes import (
     get_deployment_logs,
     get_replicas,

@@ -20,12 +20,12 @@ from pydantic import Field
 from flows.approval import ask
 from flows.record import Record
 from flows.targets import probe_service, target_workload
+from kubeops import KubernetesError
+from kubeops.models import Revision, Workload
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult, utc_now
 from runbook.policy import deployed_recently
 from tasks import runtime
 from tasks.deploys import GitLogFailed, list_recent_commits
-from tasks.k8s_models import Revision, Workload
-from tasks.kubectl import KubernetesError
 from tasks.kubernetes import (
     get_deployment_logs,
     get_rollout_history,

@@ -8,9 +8,9 @@ Usage::
 
 from __future__ import annotations
 
+from kubeops.models import Workload
 from tasks import runtime
 from tasks.health import ServiceProbe, check_service, wait_until_healthy
-from tasks.k8s_models import Workload
 
 __all__ = ["base_url", "probe_service", "target_workload", "wait_healthy"]
 

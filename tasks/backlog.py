@@ -6,7 +6,7 @@ Usage (inside a flow; outside one call `.fn`)::
                                     description="workaround: ...", due=next_window(now, "02:00"))
     entry = add_backlog_item(item)        # BacklogEntry(item=..., created=True, ref="store:...")
     add_backlog_item(item).created        # False: the same item (same key) is never added twice
-    list_backlog_items(incident.id)       # what this incident put on the backlog
+    backlog().items(incident.id)          # what this incident put on the backlog
 
 Guide: P3 "Schedule fix for non-critical window"; P4 "Add to backlog · Discuss in standup · Schedule in
 next sprint"; Post-Mortem "within 24 hours".
@@ -41,7 +41,6 @@ __all__ = [
     "StoreBacklog",
     "add_backlog_item",
     "backlog",
-    "list_backlog_items",
     "next_window",
 ]
 
@@ -176,9 +175,3 @@ def next_window(
 def add_backlog_item(item: BacklogItem) -> BacklogEntry:
     """Put `item` on the backlog (once: the same key for the same incident is never added twice)."""
     return backlog().add(item)
-
-
-@task(name="list_backlog_items", cache_policy=NO_CACHE)
-def list_backlog_items(incident_id: str) -> list[BacklogItem]:
-    """What an incident put on the backlog."""
-    return backlog().items(incident_id)

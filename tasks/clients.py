@@ -8,6 +8,8 @@ Usage::
 
     with http_client(settings) as http:            # httpx.Client with connect/read/write/pool timeouts
         http.get(str(settings.service.base_url) + settings.service.health_path)
+    with new_http_client(timeout_s=5.0) as http:   # the same, for a task given its own timeout
+        ...
 
 Where the Kubernetes client connects (`settings.kubernetes`):
 - `in_cluster`: the pod's service account (`load_incluster_config`);
@@ -36,6 +38,7 @@ __all__ = [
     "http_client",
     "kubernetes_api",
     "kubernetes_configuration",
+    "new_http_client",
     "request_timeout_s",
 ]
 
@@ -47,7 +50,7 @@ class KubernetesApiClient(ApiClient):
     """An `ApiClient` that carries the per-request timeout its settings asked for.
 
     The official client has no default timeout (a call without `_request_timeout` can block for
-    ever), so every call in `tasks.kubectl` passes `request_timeout_s(api)`.
+    ever), so every call in `kubeops` passes `request_timeout_s(api)`.
     """
 
     def __init__(
@@ -125,11 +128,16 @@ def close_clients() -> None:
 def http_client(settings: Settings, base_url: str = "", timeout_s: float | None = None) -> httpx.Client:
     """A new `httpx.Client` with every timeout set (the caller closes it: `with http_client(s) as c:`).
 
-    `timeout_s` defaults to `settings.service.http_timeout_s` (the timeout of every call to the service);
-    connecting gets half of it.
+    `timeout_s` defaults to `settings.service.http_timeout_s` (the timeout of every call to the service).
     """
     total = timeout_s if timeout_s is not None else float(settings.service.http_timeout_s)
-    if total <= 0:
-        raise ValueError(f"timeout_s must be > 0 (got {total})")
-    timeout = httpx.Timeout(total, connect=min(total, max(total / 2, 0.1)))
+    return new_http_client(total, base_url=base_url)
+
+
+def new_http_client(timeout_s: float, *, base_url: str = "") -> httpx.Client:
+    """Every `httpx.Client` of the package is made here: `timeout_s` for reading, writing and the pool,
+    half of it for connecting; redirects not followed (an answer is judged as the server gave it)."""
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s must be > 0 (got {timeout_s})")
+    timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, max(timeout_s / 2, 0.1)))
     return httpx.Client(base_url=base_url, timeout=timeout, follow_redirects=False)

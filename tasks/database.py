@@ -115,12 +115,11 @@ def restart_supabase_project(
     api_url: str, project_ref: str, token: SecretStr, timeout_s: float = 30.0
 ) -> int:
     """Option 3, hosted: Supabase Management API `POST /v1/projects/{ref}/restart`. Never retried."""
-    import httpx
+    from tasks.clients import new_http_client
 
     url = f"{api_url.rstrip('/')}/v1/projects/{project_ref}/restart"
-    response = httpx.post(
-        url, headers={"Authorization": f"Bearer {token.get_secret_value()}"}, timeout=timeout_s
-    )
+    with new_http_client(timeout_s) as http:
+        response = http.post(url, headers={"Authorization": f"Bearer {token.get_secret_value()}"})
     if response.status_code >= 400:
         raise DatabaseRestartFailed(
             f"Supabase restart of {project_ref}: HTTP {response.status_code} {response.text[:200]}"

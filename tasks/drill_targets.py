@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from runbook.errors import RunbookError
+from tasks.clients import new_http_client
 
 __all__ = [
     "ControlApiTarget",
@@ -165,7 +166,7 @@ class ControlApiTarget:
 
     def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         try:
-            with httpx.Client(timeout=self.timeout_s) as http:
+            with new_http_client(self.timeout_s) as http:
                 response = http.request(
                     method, f"{self.url}{path}", json=dict(body) if body is not None else None
                 )

@@ -19,11 +19,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from tasks import kubectl, runtime
+import kubeops
+from kubeops.models import Workload
+from tasks import runtime
 from tasks.clients import kubernetes_api
-from tasks.k8s_models import Workload
 
-__all__ = ["DeploymentEnvFlags", "FlagBackend", "FlagChange", "get_feature_flag", "set_feature_flag"]
+__all__ = ["DeploymentEnvFlags", "FlagBackend", "FlagChange", "set_feature_flag"]
 
 
 class FlagChange(BaseModel):
@@ -46,22 +47,17 @@ class DeploymentEnvFlags:
 
     def get(self, flag: str) -> str | None:
         api = kubernetes_api(runtime.settings())
-        return kubectl.get_deployment_env(api, self.target).get(flag)
+        return kubeops.get_deployment_env(api, self.target).get(flag)
 
     def set(self, flag: str, enabled: bool) -> FlagChange:
         api = kubernetes_api(runtime.settings())
-        previous = kubectl.get_deployment_env(api, self.target).get(flag)
-        change = kubectl.set_env(api, self.target, {flag: "true" if enabled else "false"})
+        previous = kubeops.get_deployment_env(api, self.target).get(flag)
+        change = kubeops.set_env(api, self.target, {flag: "true" if enabled else "false"})
         return FlagChange(flag=flag, enabled=enabled, previous=previous, changed=change.changed)
 
 
 def flag_backend(target: Workload) -> FlagBackend:
     return DeploymentEnvFlags(target)
-
-
-@task(name="get_feature_flag", cache_policy=NO_CACHE)
-def get_feature_flag(target: Workload, flag: str) -> str | None:
-    return flag_backend(target).get(flag)
 
 
 @task(name="set_feature_flag", cache_policy=NO_CACHE)

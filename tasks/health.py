@@ -20,13 +20,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from tasks.clients import new_http_client
+
 __all__ = [
     "HealthProbe",
     "ProbeFailure",
     "ServiceProbe",
     "Verdict",
     "check_service",
-    "check_url",
     "probe_url",
     "wait_until_healthy",
 ]
@@ -82,7 +83,7 @@ def probe_url(url: str, timeout_s: float, client: httpx.Client | None = None) ->
     """GET `url` once and classify the answer; never raises for a failing service."""
     start = time.perf_counter()
     own = client is None
-    http = client or httpx.Client(timeout=timeout_s, follow_redirects=False)
+    http = client or new_http_client(timeout_s)
     try:
         response = http.get(url, timeout=timeout_s)
     except httpx.ConnectError as exc:
@@ -143,19 +144,13 @@ def judge(health: HealthProbe, api_health: HealthProbe) -> Verdict:
     return Verdict.UNKNOWN
 
 
-@task(name="check_url", cache_policy=NO_CACHE)
-def check_url(url: str, timeout_s: float = 5.0) -> HealthProbe:
-    """`curl URL`: one probe, the failure kind recorded."""
-    return probe_url(url, timeout_s)
-
-
 @task(name="check_service", cache_policy=NO_CACHE)
 def check_service(
     base_url: str, health_path: str, api_health_path: str, timeout_s: float = 5.0
 ) -> ServiceProbe:
     """Step 1: `curl /health` (timeout/refused → infra) and `curl /api/health` (500 → app)."""
     base = base_url.rstrip("/")
-    with httpx.Client(timeout=timeout_s) as http:
+    with new_http_client(timeout_s) as http:
         health = probe_url(base + health_path, timeout_s, http)
         api_health = probe_url(base + api_health_path, timeout_s, http)
     return ServiceProbe(health=health, api_health=api_health, verdict=judge(health, api_health))

@@ -1,4 +1,4 @@
-"""Kubernetes reads and writes as Prefect tasks, over `tasks.kubectl` (kubectl's algorithms, official client).
+"""Kubernetes reads and writes as Prefect tasks, over `kubeops` (kubectl's algorithms, official client).
 
 Usage (inside a flow)::
 
@@ -19,9 +19,8 @@ from kubernetes.client import ApiClient
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import kubectl, runtime
-from tasks.clients import kubernetes_api
-from tasks.k8s_models import (
+import kubeops
+from kubeops.models import (
     DeploymentLogs,
     EnvChange,
     EventInfo,
@@ -34,6 +33,8 @@ from tasks.k8s_models import (
     UndoResult,
     Workload,
 )
+from tasks import runtime
+from tasks.clients import kubernetes_api
 from tasks.retry import backoff, retry_if_transient
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "get_deployment_logs",
     "get_replicas",
     "get_rollout_history",
-    "get_rollout_status",
     "list_events",
     "rollout_undo",
     "scale_deployment",
@@ -67,47 +67,41 @@ def _api() -> ApiClient:
 @task(name="get_rollout_history", **_READ)  # type: ignore[call-overload]
 def get_rollout_history(target: Workload) -> list[Revision]:
     """`kubectl rollout history deployment/X`, with each revision's creation time."""
-    return kubectl.rollout_history(_api(), target)
-
-
-@task(name="get_rollout_status", **_READ)  # type: ignore[call-overload]
-def get_rollout_status(target: Workload) -> RolloutStatus:
-    """`kubectl rollout status`, one look."""
-    return kubectl.rollout_status(_api(), target)
+    return kubeops.rollout_history(_api(), target)
 
 
 @task(name="wait_for_rollout", cache_policy=NO_CACHE)
 def wait_for_rollout(target: Workload, deadline_s: float, poll_interval_s: float) -> RolloutStatus:
     """`kubectl get pods` until the rollout completes: bounded by `deadline_s` (raises RolloutTimedOut)."""
-    return kubectl.wait_for_rollout(_api(), target, deadline_s=deadline_s, poll_interval_s=poll_interval_s)
+    return kubeops.wait_for_rollout(_api(), target, deadline_s=deadline_s, poll_interval_s=poll_interval_s)
 
 
 @task(name="rollout_undo", cache_policy=NO_CACHE)
 def rollout_undo(target: Workload, to_revision: int = 0) -> UndoResult:
     """`kubectl rollout undo deployment/X` (to the previous revision unless told otherwise). Never retried."""
-    return kubectl.rollout_undo(_api(), target, to_revision=to_revision)
+    return kubeops.rollout_undo(_api(), target, to_revision=to_revision)
 
 
 @task(name="scale_deployment", cache_policy=NO_CACHE)
 def scale_deployment(target: Workload, replicas: int) -> ScaleResult:
     """`kubectl scale deployment X --replicas=N` (idempotent: same count, no change)."""
-    return kubectl.scale(_api(), target, replicas)
+    return kubeops.scale(_api(), target, replicas)
 
 
 @task(name="set_deployment_env", cache_policy=NO_CACHE)
 def set_deployment_env(target: Workload, env: dict[str, str | None]) -> EnvChange:
     """`kubectl set env deployment/X K=V` (idempotent: already set, no patch)."""
-    return kubectl.set_env(_api(), target, env)
+    return kubeops.set_env(_api(), target, env)
 
 
 @task(name="get_deployment_env", **_READ)  # type: ignore[call-overload]
 def get_deployment_env(target: Workload) -> dict[str, str]:
-    return kubectl.get_deployment_env(_api(), target)
+    return kubeops.get_deployment_env(_api(), target)
 
 
 @task(name="get_replicas", **_READ)  # type: ignore[call-overload]
 def get_replicas(target: Workload) -> Replicas:
-    return kubectl.get_replicas(_api(), target)
+    return kubeops.get_replicas(_api(), target)
 
 
 @task(name="get_deployment_logs", **_READ)  # type: ignore[call-overload]
@@ -115,22 +109,22 @@ def get_deployment_logs(
     target: Workload, tail_lines: int = 100, grep: str | None = None, previous: bool = False
 ) -> DeploymentLogs:
     """`kubectl logs deployment/X --tail=100 [--previous]` (kubectl's pod choice), optionally `| grep -i`."""
-    return kubectl.deployment_logs(_api(), target, tail_lines=tail_lines, grep=grep, previous=previous)
+    return kubeops.deployment_logs(_api(), target, tail_lines=tail_lines, grep=grep, previous=previous)
 
 
 @task(name="list_events", **_READ)  # type: ignore[call-overload]
 def list_events(namespace: str, involved_name: str | None = None, limit: int = 20) -> list[EventInfo]:
     """`kubectl get events --sort-by=.lastTimestamp` (newest last), for one object or the namespace."""
-    return kubectl.list_events(_api(), namespace, involved_name=involved_name, limit=limit)
+    return kubeops.list_events(_api(), namespace, involved_name=involved_name, limit=limit)
 
 
 @task(name="top_pods", **_READ)  # type: ignore[call-overload]
 def top_pods(namespace: str, sort_by: Literal["memory", "cpu"] = "memory") -> list[PodUsage]:
     """`kubectl top pods --sort-by=memory`."""
-    return kubectl.top_pods(_api(), namespace, sort_by=sort_by)
+    return kubeops.top_pods(_api(), namespace, sort_by=sort_by)
 
 
 @task(name="top_nodes", **_READ)  # type: ignore[call-overload]
 def top_nodes() -> list[NodeUsage]:
     """`kubectl top nodes`."""
-    return kubectl.top_nodes(_api())
+    return kubeops.top_nodes(_api())

@@ -14,27 +14,25 @@ every event can be retried safely. The routing key comes from `settings.pagerdut
 a result. Unset: `PagerDutyNotConfigured` at once (the caller records the page as undelivered).
 
 Answers: 202 accepted; 400 an invalid event (permanent, PagerDuty's `errors` in the message);
-429 and 5xx, timeouts and refused connections are transient and retried by `RETRY` (3 attempts,
-exponential backoff, Retry-After honoured up to a cap; `RUNBOOK_RETRY_BACKOFF_SCALE=0` removes the
-waits in tests). Prefect itself does not retry these tasks: the retry policy here is the only one.
+429 and 5xx, timeouts and refused connections are transient (`tasks.retry.is_transient`) and retried
+by the declared policy `tasks.retry.RETRY`, the same as Slack's (stamina: 3 attempts, exponential
+backoff, Retry-After honoured up to a cap; `RUNBOOK_RETRY_BACKOFF_SCALE=0` removes the waits in
+tests). Prefect itself does not retry these tasks: the retry policy here is the only one.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 import httpx
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
 from pydantic import BaseModel
 
 from runbook.errors import RunbookError
 from tasks import runtime
 from tasks.clients import http_client
-from tasks.slack import RETRY, RetryPolicy
+from tasks.retry import RETRY, RetryPolicy, is_transient_status, retried, retry_after_s
 
 __all__ = [
     "EventAction",
@@ -90,14 +88,8 @@ class PagerDutyEvent(BaseModel):
     attempts: int = 1
 
 
-def _log() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger("tasks.pagerduty")
-
-
 def _once(http: httpx.Client, url: str, action: str, event: dict[str, Any]) -> dict[str, Any]:
+    """One POST of one event; raises `PagerDutyFailed` for every kind of failure."""
     try:
         response = http.post(url, json=event)
     except httpx.TransportError as exc:
@@ -111,22 +103,14 @@ def _once(http: httpx.Client, url: str, action: str, event: dict[str, Any]) -> d
     if response.status_code == 202:
         return body
     if response.status_code == 429:
-        retry_after = response.headers.get("Retry-After")
-        _raise(action, "rate limited (429)", transient=True, retry_after=retry_after)
-    if response.status_code >= 500:
-        _raise(action, f"http_{response.status_code}", transient=True)
+        raise PagerDutyFailed(
+            action, "rate limited (429)", transient=True, retry_after_s=retry_after_s(response)
+        )
+    if response.status_code >= 500 or is_transient_status(response.status_code):
+        transient = is_transient_status(response.status_code)
+        raise PagerDutyFailed(action, f"http_{response.status_code}", transient=transient)
     errors = "; ".join(str(e) for e in body.get("errors", [])) or str(body.get("message", ""))
-    _raise(action, f"http_{response.status_code}: {errors}".rstrip(": "), transient=False)
-
-
-def _raise(action: str, error: str, *, transient: bool, retry_after: str | None = None) -> NoReturn:
-    seconds: float | None = None
-    if retry_after is not None:
-        try:
-            seconds = max(0.0, float(retry_after))
-        except ValueError:
-            seconds = None
-    raise PagerDutyFailed(action, error, transient=transient, retry_after_s=seconds)
+    raise PagerDutyFailed(action, f"http_{response.status_code}: {errors}".rstrip(": "), transient=False)
 
 
 def send_event(
@@ -167,38 +151,20 @@ def send_event(
         event["payload"] = payload
         if links:
             event["links"] = links
-    delays = policy.delays()
     with http_client(settings, timeout_s=pd.timeout_s) as http:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                body = _once(http, str(pd.events_url), action, event)
-            except PagerDutyFailed as failure:
-                if not failure.transient or attempt >= policy.attempts:
-                    raise PagerDutyFailed(
-                        action, failure.error, transient=failure.transient, attempts=attempt
-                    ) from failure
-                wait = delays[attempt - 1]
-                if failure.retry_after_s is not None:
-                    wait = max(wait, policy.retry_after(failure.retry_after_s))
-                _log().warning(
-                    "PagerDuty %s failed (%s), attempt %d of %d; retrying in %.1fs",
-                    action,
-                    failure.error,
-                    attempt,
-                    policy.attempts,
-                    wait,
-                )
-                time.sleep(wait)
-                continue
-            return PagerDutyEvent(
-                action=action,
-                dedup_key=str(body.get("dedup_key") or dedup_key),
-                status=str(body.get("status", "success")),
-                message=str(body.get("message", "")),
-                attempts=attempt,
-            )
+        try:
+            body, attempts = retried(policy, lambda: _once(http, str(pd.events_url), action, event))
+        except PagerDutyFailed as failure:
+            raise PagerDutyFailed(
+                action, failure.error, transient=failure.transient, attempts=failure.attempts
+            ) from failure
+    return PagerDutyEvent(
+        action=action,
+        dedup_key=str(body.get("dedup_key") or dedup_key),
+        status=str(body.get("status", "success")),
+        message=str(body.get("message", "")),
+        attempts=attempts,
+    )
 
 
 @task(name="trigger_page", cache_policy=NO_CACHE)

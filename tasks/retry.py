@@ -4,27 +4,57 @@ Usage::
 
     @task(retries=3, retry_delay_seconds=backoff(1.0), retry_jitter_factor=0.5,
           retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
-    def check_service(...): ...
+    def check_service(...): ...                      # Prefect retries a read task
+
+    answer, attempts = retried(RETRY, lambda: post_once(...))    # raises the last failure
 
 Reads retry on transient failures only (connection refused or reset, timeouts, 429, 5xx, and our own
 errors marked `transient = True`); a 4xx, a validation error or a bug fails at once, because another
-try would only hide it. Writes do not retry unless they are idempotent.
+try would only hide it. Writes do not retry unless they are idempotent, or the caller first checks
+that the lost attempt did not land (`before_retry`, how Slack posts avoid posting twice).
+`is_transient` is the one rule set, for every client: Kubernetes (`kubeops`), HTTP, the database.
 
-Testing switch: `RUNBOOK_RETRY_BACKOFF_SCALE` (a float, default 1) multiplies every delay; the test
-suite sets it to 0 so no test ever waits for a backoff. It is read when a task is declared.
+Two ways to retry, one rule set: Prefect's own task retries (`retry_if_transient`, `backoff`) for
+tasks that Prefect may run again whole; `retried(policy, ...)` (the `stamina` library: bounded
+attempts, exponential backoff with jitter, a 429's `Retry-After` honoured up to the policy's cap)
+inside the Slack and PagerDuty calls, which must not be re-run whole.
+
+Testing switch: `RUNBOOK_RETRY_BACKOFF_SCALE` (a float, default 1) multiplies every delay, Prefect's
+and stamina's; the test suite sets it to 0 so no test ever waits for a backoff (the attempts stay as
+declared). Prefect's delays are read when a task is declared, stamina's at each call.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
+import psycopg
+import stamina
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
 
-__all__ = ["backoff", "is_transient", "retry_if_transient"]
+from tasks import runtime
 
-_TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+__all__ = [
+    "RETRY",
+    "TRANSIENT_STATUS",
+    "RetryPolicy",
+    "backoff",
+    "is_transient",
+    "is_transient_status",
+    "retried",
+    "retry_after_s",
+    "retry_if_transient",
+]
+
+T = TypeVar("T")
+
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+"""Request timeout, too early, too many requests, and the 5xx that mean "not now" (not 501/505: never)."""
 
 
 def _scale() -> float:
@@ -48,28 +78,36 @@ def backoff(base_s: float, cap_s: float = 60.0) -> Callable[[int], list[float]]:
     return delays
 
 
+def is_transient_status(status: int | None) -> bool:
+    """True for an HTTP status that another try may fix (`TRANSIENT_STATUS`), whichever client got it."""
+    return status in TRANSIENT_STATUS
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """The wait a server asked for in `Retry-After` (seconds), or None when absent or not a number."""
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for failures that another try may fix: the network, the other side overloaded or restarting."""
+    """True for failures that another try may fix: the network, the other side overloaded or restarting.
+
+    The one rule set for every client: Kubernetes (`kubeops`), HTTP (Slack, PagerDuty, Sentry, health)
+    and the database. Our own errors say it themselves (`transient = True`, e.g. `SlackFailed`,
+    `kubeops.KubernetesUnavailable`); a raw client exception is judged by its status or its kind.
+    """
     if getattr(exc, "transient", False):
         return True
     if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code in _TRANSIENT_STATUS
+        return is_transient_status(exc.response.status_code)
     if isinstance(exc, httpx.TransportError):  # connect/read/write errors and timeouts
         return True
-    try:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError as Urllib3Error
-    except ImportError:  # pragma: no cover - both are dependencies
-        return False
-    if isinstance(exc, ApiException):
-        return exc.status in _TRANSIENT_STATUS or exc.status == 0
-    if isinstance(exc, Urllib3Error):
-        return True
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, psycopg.OperationalError)
+    if isinstance(exc, ApiException):  # status 0: the Kubernetes client got no answer at all
+        return exc.status == 0 or is_transient_status(exc.status)
+    return isinstance(exc, Urllib3Error | ConnectionError | TimeoutError | psycopg.OperationalError)
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -79,3 +117,72 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     except BaseException as exc:  # the task's own failure, re-raised by result()
         return is_transient(exc)
     return False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to try a call again: attempts in all, exponential backoff between them."""
+
+    attempts: int = 3
+    base_s: float = 1.0
+    cap_s: float = 30.0
+    """Longest single wait, also the cap on a server's `Retry-After`."""
+
+    def wait_for(self, exc: Exception) -> bool | float:
+        """stamina's `on` hook: False for a permanent failure (no retry); for a transient one the wait
+        the server asked for (`retry_after_s`, capped and scaled), else True (the exponential backoff)."""
+        if not is_transient(exc):
+            return False
+        asked = getattr(exc, "retry_after_s", None)
+        if asked is not None:
+            return min(self.cap_s, max(0.0, float(asked))) * _scale()
+        return True
+
+
+RETRY = RetryPolicy()
+
+
+def retried(
+    policy: RetryPolicy,
+    once: Callable[[], T],
+    *,
+    before_retry: Callable[[Exception], T | None] | None = None,
+) -> tuple[T, int]:
+    """Call `once` until it succeeds, fails for good, or `policy.attempts` are spent: (answer, attempts).
+
+    `before_retry(failure)`, if given, runs before each new attempt (after the wait) and may return the
+    answer to use instead of trying again (a lost write that landed after all). The last failure is
+    raised with `attempts` (the number of calls made) set on it.
+    """
+    scale = _scale()
+    made = 0
+    last: Exception | None = None
+    try:
+        for attempt in stamina.retry_context(
+            on=policy.wait_for,
+            attempts=policy.attempts,
+            timeout=None,  # bounded by the attempts and each call's own timeout
+            wait_initial=policy.base_s * scale,
+            wait_max=policy.cap_s * scale,
+            wait_jitter=policy.base_s * scale / 2,
+        ):
+            with attempt:
+                if last is not None and before_retry is not None:
+                    found = before_retry(last)
+                    if found is not None:
+                        return found, made
+                made += 1
+                try:
+                    return once(), made
+                except Exception as exc:
+                    last = exc
+                    if made < policy.attempts and policy.wait_for(exc) is not False:
+                        runtime.logger(__name__).warning(
+                            "%s (attempt %d of %d); retrying", exc, made, policy.attempts
+                        )
+                    raise
+    except Exception as exc:
+        if hasattr(exc, "attempts"):
+            exc.attempts = made
+        raise
+    raise RuntimeError("unreachable: stamina either returned an answer or raised")  # pragma: no cover

@@ -6,6 +6,7 @@ Usage::
     s = runtime.settings()      # runbook.settings.load_settings(), once per process
     st = runtime.store()        # runbook.store.open_store(s.store.url), once per process
     runtime.reset()             # forget both (tests change the environment between worlds)
+    runtime.logger("tasks.slack").warning(...)   # the flow run's logger, else the named one
 
 Flows never take settings or secrets as parameters (parameters are stored on the Prefect server and
 shown in the UI); they read them here, inside the worker process.
@@ -13,6 +14,7 @@ shown in the UI); they read them here, inside the worker process.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from runbook.settings import Settings
     from runbook.store import Store
 
-__all__ = ["reset", "settings", "store"]
+__all__ = ["logger", "reset", "settings", "store"]
 
 _lock = threading.Lock()
 _settings: Settings | None = None
@@ -61,3 +63,14 @@ def reset() -> None:
     except ImportError:  # pragma: no cover - clients is part of this package
         return
     close_clients()
+
+
+def logger(name: str) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The Prefect run logger when called inside a flow or task run (its lines reach the UI), else `name`'s."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(name)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, SecretStr
 
 from runbook.errors import RunbookError
+from tasks.clients import new_http_client
 from tasks.retry import backoff, retry_if_transient
 
 __all__ = [
@@ -58,7 +58,8 @@ class SentryEventSummary(BaseModel):
 
 def _get(url: str, token: SecretStr, params: dict[str, Any] | None, timeout_s: float) -> Any:
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
-    response = httpx.get(url, params=params, headers=headers, timeout=timeout_s)
+    with new_http_client(timeout_s) as http:
+        response = http.get(url, params=params, headers=headers)
     if response.status_code >= 500 or response.status_code == 429:
         response.raise_for_status()  # transient: HTTPStatusError, retried
     if response.status_code >= 400:

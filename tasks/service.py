@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, SecretStr
 
 from runbook.errors import RunbookError
+from tasks.clients import new_http_client
 
 __all__ = ["ServiceCallFailed", "ServiceWrite", "notify_users", "reset_db_pool"]
 
@@ -41,7 +42,8 @@ def _post(
 ) -> ServiceWrite:
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     try:
-        response = httpx.post(url, json=payload or {}, headers=headers, timeout=timeout_s)
+        with new_http_client(timeout_s) as http:
+            response = http.post(url, json=payload or {}, headers=headers)
     except httpx.TransportError as exc:
         raise ServiceCallFailed(f"POST {url}: {type(exc).__name__}: {exc}") from exc
     try:

@@ -14,9 +14,11 @@ undelivered; the remediation goes on).
 
 Failures, as Slack reports them (HTTP 200 with `{"ok": false, "error": CODE}`, or HTTP 429/5xx, or no
 answer at all) become `SlackFailed` with `.error` (Slack's code, or the HTTP/transport failure) and
-`.transient`. Transient ones are retried by `RETRY` (3 attempts, exponential backoff, a 429's
-`Retry-After` honoured up to a cap; the testing switch `RUNBOOK_RETRY_BACKOFF_SCALE=0` removes every
-wait), the others fail at once. Prefect itself never retries these tasks: a post is not idempotent.
+`.transient`. Transient ones are retried by the declared policy `tasks.retry.RETRY` (stamina: 3
+attempts, exponential backoff, a 429's `Retry-After` honoured up to a cap; the testing switch
+`RUNBOOK_RETRY_BACKOFF_SCALE=0` removes every wait), the others fail at once. Prefect itself never
+retries these tasks: a post is not idempotent. (slack_sdk's retry handlers would honour Retry-After
+too, but not look for a lost post before sending it again; one policy serves Slack and PagerDuty.)
 
 A post whose answer was lost (read timeout, connection dropped, 5xx) may have landed. Before posting it
 again, `post_message` looks for it (the thread's replies, or the channel's recent history) and returns
@@ -27,34 +29,28 @@ message once per incident in the store.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
 from pydantic import BaseModel
 
 from runbook.errors import RunbookError
 from tasks import runtime
 from tasks.clients import http_client
-from tasks.retry import backoff
+from tasks.retry import RETRY, RetryPolicy, is_transient_status, retried, retry_after_s
 
 __all__ = [
-    "RETRY",
     "Reaction",
-    "RetryPolicy",
     "SlackFailed",
     "SlackMessage",
     "SlackNotConfigured",
     "bot_user_id",
     "call",
     "get_reactions",
-    "get_thread",
     "post_message",
     "update_message",
 ]
@@ -95,28 +91,6 @@ class SlackNotConfigured(SlackFailed):
         super().__init__(method, "not_configured (RUNBOOK_SLACK_TOKEN is unset)", transient=False)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to try a Slack call again: attempts in all, backoff between them."""
-
-    attempts: int = 3
-    base_s: float = 1.0
-    cap_s: float = 30.0
-    """Longest single wait, also the cap on a 429's Retry-After."""
-
-    def delays(self) -> list[float]:
-        """The wait before each retry (already scaled by the testing switch)."""
-        return backoff(self.base_s, self.cap_s)(max(0, self.attempts - 1))
-
-    def retry_after(self, seconds: float) -> float:
-        """A server-requested wait (a 429's Retry-After), capped and scaled like the backoff."""
-        scale = backoff(1.0, 1.0)(1)[0]  # the testing switch's factor (tasks.retry)
-        return min(self.cap_s, max(0.0, seconds)) * scale
-
-
-RETRY = RetryPolicy()
-
-
 class SlackMessage(BaseModel):
     """A message Slack accepted: its channel ID and `ts` (a reply also has `thread_ts`)."""
 
@@ -135,13 +109,6 @@ class Reaction(BaseModel):
     count: int
 
 
-def _log() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger("tasks.slack")
-
-
 def _once(http: httpx.Client, method: str, args: dict[str, Any]) -> dict[str, Any]:
     """One HTTP call of one Web API method; raises `SlackFailed` for every kind of failure."""
     try:
@@ -155,10 +122,11 @@ def _once(http: httpx.Client, method: str, args: dict[str, Any]) -> dict[str, An
             method,
             "ratelimited",
             transient=True,
-            retry_after_s=_seconds(response.headers.get("Retry-After")),
+            retry_after_s=retry_after_s(response),
         )
-    if response.status_code >= 500:
-        raise SlackFailed(method, f"http_{response.status_code}", transient=True, ambiguous=True)
+    if response.status_code >= 500 or is_transient_status(response.status_code):
+        transient = is_transient_status(response.status_code)  # 5xx: it may have been carried out
+        raise SlackFailed(method, f"http_{response.status_code}", transient=transient, ambiguous=transient)
     try:
         body = response.json()
     except ValueError:
@@ -169,13 +137,6 @@ def _once(http: httpx.Client, method: str, args: dict[str, Any]) -> dict[str, An
         error = str(body.get("error") or f"http_{response.status_code}")
         raise SlackFailed(method, error, transient=error in _TRANSIENT_ERRORS)
     return body
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def call(
@@ -196,39 +157,25 @@ def call(
     slack = settings.slack
     if slack.token is None:
         raise SlackNotConfigured(method)
-    delays = policy.delays()
     with http_client(settings, base_url=str(slack.api_url), timeout_s=slack.timeout_s) as http:
         http.headers["Authorization"] = f"Bearer {slack.token.get_secret_value()}"
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return {**_once(http, method, args), "_attempts": attempt}
-            except SlackFailed as failure:
-                if not failure.transient or attempt >= policy.attempts:
-                    raise SlackFailed(
-                        method,
-                        failure.error,
-                        transient=failure.transient,
-                        ambiguous=failure.ambiguous,
-                        attempts=attempt,
-                    ) from failure
-                wait = delays[attempt - 1]
-                if failure.retry_after_s is not None:
-                    wait = max(wait, policy.retry_after(failure.retry_after_s))
-                _log().warning(
-                    "Slack %s failed (%s), attempt %d of %d; retrying in %.1fs",
-                    method,
-                    failure.error,
-                    attempt,
-                    policy.attempts,
-                    wait,
-                )
-                time.sleep(wait)
-                if before_retry is not None:
-                    found = before_retry(failure, http)
-                    if found is not None:
-                        return {**found, "_attempts": attempt}
+
+        def look_first(failure: Exception) -> dict[str, Any] | None:
+            if before_retry is None or not isinstance(failure, SlackFailed):
+                return None
+            return before_retry(failure, http)
+
+        try:
+            body, attempts = retried(policy, lambda: _once(http, method, args), before_retry=look_first)
+        except SlackFailed as failure:
+            raise SlackFailed(
+                method,
+                failure.error,
+                transient=failure.transient,
+                ambiguous=failure.ambiguous,
+                attempts=failure.attempts,
+            ) from failure
+    return {**body, "_attempts": attempts}
 
 
 def _landed(
@@ -243,7 +190,7 @@ def _landed(
                 http, "conversations.history", {"channel": channel, "oldest": f"{since:.6f}", "limit": 50}
             )
     except SlackFailed as exc:
-        _log().warning("could not check whether the lost post landed: %s", exc)
+        runtime.logger(__name__).warning("could not check whether the lost post landed: %s", exc)
         return None
     for message in body.get("messages", []):
         if (
@@ -325,13 +272,6 @@ def read_reactions(channel: str, ts: str) -> list[Reaction]:
 def get_reactions(channel: str, ts: str) -> list[Reaction]:
     """Who reacted to a message, and with what (a person acknowledging an alert reacts to it)."""
     return read_reactions(channel, ts)
-
-
-@task(name="get_thread", cache_policy=NO_CACHE)
-def get_thread(channel: str, ts: str, limit: int = 200) -> list[dict[str, Any]]:
-    """`conversations.replies`: the thread's parent and replies, oldest first."""
-    body = call("conversations.replies", {"channel": channel, "ts": ts, "limit": limit})
-    return list(body.get("messages", []))
 
 
 def whoami() -> str:

@@ -25,7 +25,7 @@ How the used set is found, statically, so that it cannot silently miss a call:
   not a constant, a raw `call_api`, `kubernetes.watch/stream/dynamic/utils` (but `parse_quantity`), or
   another Kubernetes client library.
 
-Then, dynamically: every function of `tasks.kubectl` runs against the sandbox API emulator through the
+Then, dynamically: every function of `kubeops` runs against the sandbox API emulator through the
 official client, and every request the emulator received is authorised against the manifests' Role
 and ClusterRole (an RBAC evaluation, `resourceNames` included) and must be in the static set.
 """
@@ -50,7 +50,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deployments"
 RBAC_FILE = DEPLOY / "runbooks-rbac.yaml"
-SCANNED_PACKAGES = ("tasks", "flows", "runbook")
+SCANNED_PACKAGES = ("tasks", "kubeops", "flows", "runbook")
 SERVICE_ACCOUNT = ("incident-runbooks", "incident-runbooks")  # (namespace, name)
 NAMESPACED, CLUSTER = "namespaced", "cluster"
 
@@ -580,7 +580,7 @@ def test_role_grants_exactly_what_the_code_uses(
 
 
 def test_the_used_set_is_the_runbooks_kubectl_commands(sources: dict[str, str]) -> None:
-    """What the checker reads from tasks/kubectl.py today, spelled out (a blind checker fails here)."""
+    """What the checker reads from kubeops/ today, spelled out (a blind checker fails here)."""
     uses, errors = used_permissions(sources)
     assert not errors, "\n".join(errors)
     assert {u.permission for u in uses if u.permission} == {
@@ -598,7 +598,14 @@ def test_the_used_set_is_the_runbooks_kubectl_commands(sources: dict[str, str]) 
     }
     # kubectl top's check that metrics.k8s.io is served: discovery, allowed by system:discovery
     assert {u.route for u in uses if u.permission is None} == {"/apis/"}
-    assert {u.where.split(":")[0] for u in uses} == {"tasks/kubectl.py"}
+    assert {u.where.split(":")[0] for u in uses} == {
+        "kubeops/events.py",
+        "kubeops/logs.py",
+        "kubeops/objects.py",
+        "kubeops/replicasets.py",
+        "kubeops/top.py",
+        "kubeops/workload.py",
+    }
 
 
 def test_role_is_in_the_service_namespace_and_names_its_deployment(
@@ -698,7 +705,7 @@ def test_a_call_no_longer_made_leaves_its_rule_unused(
     sources: dict[str, str], rbac_objects: list[dict[str, Any]]
 ) -> None:
     mutated = dict(sources)
-    mutated["tasks.kubectl"] = mutated["tasks.kubectl"].replace(
+    mutated["kubeops.events"] = mutated["kubeops.events"].replace(
         ".list_namespaced_event(", ".list_namespaced_pod("
     )
     report, _errors = check(mutated, rbac_objects)
@@ -813,9 +820,9 @@ def test_every_request_the_tasks_send_is_authorised_and_statically_known(
 ) -> None:
     from kubernetes.client import ApiClient, Configuration
 
+    import kubeops
+    from kubeops.models import Workload
     from sandbox.k8s import Cluster, serve_cluster
-    from tasks import kubectl
-    from tasks.k8s_models import Workload
 
     namespace = runbook_config["RUNBOOK_KUBERNETES_NAMESPACE"]
     target = Workload(namespace=namespace, name=runbook_config["RUNBOOK_KUBERNETES_DEPLOYMENT"])
@@ -844,20 +851,20 @@ def test_every_request_the_tasks_send_is_authorised_and_statically_known(
     api = ApiClient(Configuration(host=server.url))
     try:
         exercised = {
-            "rollout_history": lambda: kubectl.rollout_history(api, target),
-            "last_rollout": lambda: kubectl.last_rollout(api, target),
-            "rollout_status": lambda: kubectl.rollout_status(api, target),
-            "wait_for_rollout": lambda: kubectl.wait_for_rollout(api, target, deadline_s=0),
-            "rollout_undo": lambda: kubectl.rollout_undo(api, target, dry_run=True),
-            "scale": lambda: kubectl.scale(api, target, 3, dry_run=True),
-            "set_env": lambda: kubectl.set_env(api, target, {"FEATURE_X_ENABLED": "false"}, dry_run=True),
-            "restart": lambda: kubectl.restart(api, target, now, dry_run=True),
-            "get_deployment_env": lambda: kubectl.get_deployment_env(api, target),
-            "get_replicas": lambda: kubectl.get_replicas(api, target),
-            "deployment_logs": lambda: kubectl.deployment_logs(api, target, grep="memory"),
-            "list_events": lambda: kubectl.list_events(api, namespace, involved_name=target.name),
-            "top_pods": lambda: kubectl.top_pods(api, namespace),
-            "top_nodes": lambda: kubectl.top_nodes(api),
+            "rollout_history": lambda: kubeops.rollout_history(api, target),
+            "last_rollout": lambda: kubeops.last_rollout(api, target),
+            "rollout_status": lambda: kubeops.rollout_status(api, target),
+            "wait_for_rollout": lambda: kubeops.wait_for_rollout(api, target, deadline_s=0),
+            "rollout_undo": lambda: kubeops.rollout_undo(api, target, dry_run=True),
+            "scale": lambda: kubeops.scale(api, target, 3, dry_run=True),
+            "set_env": lambda: kubeops.set_env(api, target, {"FEATURE_X_ENABLED": "false"}, dry_run=True),
+            "restart": lambda: kubeops.restart(api, target, now, dry_run=True),
+            "get_deployment_env": lambda: kubeops.get_deployment_env(api, target),
+            "get_replicas": lambda: kubeops.get_replicas(api, target),
+            "deployment_logs": lambda: kubeops.deployment_logs(api, target, grep="memory"),
+            "list_events": lambda: kubeops.list_events(api, namespace, involved_name=target.name),
+            "top_pods": lambda: kubeops.top_pods(api, namespace),
+            "top_nodes": lambda: kubeops.top_nodes(api),
         }
         for run in exercised.values():
             run()
@@ -866,8 +873,8 @@ def test_every_request_the_tasks_send_is_authorised_and_statically_known(
         api.close()
         server.stop()
 
-    # every operation of tasks.kubectl was exercised (a new one must be added above)
-    operations = {n for n in kubectl.__all__ if n[0].islower() and n != "is_transient"}
+    # every operation of kubeops was exercised (a new one must be added above)
+    operations = {n for n in kubeops.__all__ if n[0].islower()}
     assert operations == set(exercised)
 
     uses, _errors = used_permissions(sources)

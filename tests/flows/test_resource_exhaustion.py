@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import kubeops
 from flows.resource_exhaustion import FOLLOW_UP, resource_exhaustion
 from flows.targets import target_workload
 from runbook.models import ActionStatus, IncidentRef, RunbookOutcome
-from tasks import kubectl, runtime
+from tasks import runtime
 from tasks.clients import kubernetes_api
 
 FAST = dict(ready_deadline_s=15.0, verify_deadline_s=5.0, poll_interval_s=0.05)
@@ -32,7 +33,7 @@ def test_a_leaking_deployment_is_scaled_to_3_with_oom_evidence(world) -> None:
 
 def test_never_scales_below_the_current_count(world) -> None:
     world.inject("cpu-hog")
-    kubectl.scale(kubernetes_api(runtime.settings()), target_workload(), 5)
+    kubeops.scale(kubernetes_api(runtime.settings()), target_workload(), 5)
     world.wait_healthy(15)
 
     result = resource_exhaustion(**FAST)
@@ -45,7 +46,7 @@ def test_never_scales_below_the_current_count(world) -> None:
 def test_a_second_run_does_not_scale_again(world) -> None:
     world.inject("memory-leak")
     first = resource_exhaustion(**FAST)
-    kubectl.scale(
+    kubeops.scale(
         kubernetes_api(runtime.settings()), target_workload(), 2
     )  # someone scaled back down by hand during the incident
     world.wait_healthy(15)

@@ -1,5 +1,5 @@
 """Rollouts end to end through the official client, with kubectl's client-side algorithms from
-`tasks.kubectl` (rollout undo/status/history as kubectl runs them) and the emulated deployment controller
+`kubeops` (rollout undo/status/history as kubectl runs them) and the emulated deployment controller
 driven one tick at a time."""
 
 from __future__ import annotations
@@ -10,10 +10,7 @@ from datetime import timedelta
 import pytest
 from kubernetes import client, watch
 
-from sandbox.k8s import Cluster, ClusterServer
-from sandbox.k8s.clock import ManualClock
-from tasks.k8s_models import RolloutState, Workload
-from tasks.kubectl import (
+from kubeops import (
     DeploymentPaused,
     NoRolloutHistory,
     last_rollout,
@@ -21,6 +18,9 @@ from tasks.kubectl import (
     rollout_status,
     rollout_undo,
 )
+from kubeops.models import RolloutState, Workload
+from sandbox.k8s import Cluster, ClusterServer
+from sandbox.k8s.clock import ManualClock
 
 from .support import IMAGE, NAME, NS, T0
 

@@ -1,4 +1,4 @@
-"""Typed inputs and outputs of the Kubernetes operations in `tasks.kubectl`.
+"""Typed inputs and outputs of the Kubernetes operations in `kubeops` (kubectl's algorithms).
 
 Usage::
 

@@ -9,10 +9,10 @@ import pytest
 from kubectl_world import NS, T0, WEB, deployment
 from kubernetes.client import ApiClient, AppsV1Api
 
+import kubeops
+from kubeops.models import Workload
 from sandbox.k8s import Cluster, ClusterServer
 from sandbox.k8s.server import RecordedRequest
-from tasks import kubectl
-from tasks.k8s_models import Workload
 
 SMP = "application/strategic-merge-patch+json"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -35,7 +35,7 @@ def env_of(cluster: Cluster) -> list[dict[str, object]]:
 def test_scale_patches_the_scale_subresource_with_a_merge_patch(
     api: ApiClient, cluster: Cluster, server: ClusterServer
 ) -> None:
-    result = kubectl.scale(api, WEB, 3)
+    result = kubeops.scale(api, WEB, 3)
 
     assert (result.previous_replicas, result.replicas, result.changed) == (2, 3, True)
     (sent,) = patches(server)
@@ -43,18 +43,18 @@ def test_scale_patches_the_scale_subresource_with_a_merge_patch(
     assert sent.content_type == "application/merge-patch+json"
     assert json.loads(sent.body) == {"spec": {"replicas": 3}}
     cluster.settle(instant=True)
-    replicas = kubectl.get_replicas(api, WEB)
+    replicas = kubeops.get_replicas(api, WEB)
     assert (replicas.desired, replicas.ready, replicas.available) == (3, 3, 3)
 
 
 def test_scale_to_the_current_count_sends_nothing(api: ApiClient, server: ClusterServer) -> None:
-    result = kubectl.scale(api, WEB, 2)
+    result = kubeops.scale(api, WEB, 2)
     assert (result.previous_replicas, result.replicas, result.changed) == (2, 2, False)
     assert patches(server) == []
 
 
 def test_scale_dry_run_changes_nothing(api: ApiClient, cluster: Cluster, server: ClusterServer) -> None:
-    result = kubectl.scale(api, WEB, 5, dry_run=True)
+    result = kubeops.scale(api, WEB, 5, dry_run=True)
     assert result.dry_run and result.replicas == 5
     assert patches(server)[0].query.get("dryRun") == ["All"]
     assert deployment(cluster)["spec"]["replicas"] == 2
@@ -62,9 +62,9 @@ def test_scale_dry_run_changes_nothing(api: ApiClient, cluster: Cluster, server:
 
 def test_scale_refuses_bad_input_and_missing_deployments(api: ApiClient) -> None:
     with pytest.raises(ValueError, match="replicas"):
-        kubectl.scale(api, WEB, -1)
-    with pytest.raises(kubectl.WorkloadNotFound):
-        kubectl.scale(api, Workload(namespace=NS, name="nope"), 3)
+        kubeops.scale(api, WEB, -1)
+    with pytest.raises(kubeops.WorkloadNotFound):
+        kubeops.scale(api, Workload(namespace=NS, name="nope"), 3)
 
 
 # --- set env ----------------------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def test_scale_refuses_bad_input_and_missing_deployments(api: ApiClient) -> None
 def test_set_env_adds_a_variable_by_strategic_merge_and_is_idempotent(
     api: ApiClient, cluster: Cluster, server: ClusterServer
 ) -> None:
-    change = kubectl.set_env(api, WEB, {"DB_POOL_SIZE": "10"})
+    change = kubeops.set_env(api, WEB, {"DB_POOL_SIZE": "10"})
 
     assert change.changed and change.set == {"DB_POOL_SIZE": "10"} and change.container == "web"
     (sent,) = patches(server)
@@ -86,10 +86,10 @@ def test_set_env_adds_a_variable_by_strategic_merge_and_is_idempotent(
         }
     }
     # merged by name: the existing variable stays
-    assert kubectl.get_deployment_env(api, WEB) == {"LOG_LEVEL": "info", "DB_POOL_SIZE": "10"}
+    assert kubeops.get_deployment_env(api, WEB) == {"LOG_LEVEL": "info", "DB_POOL_SIZE": "10"}
 
     server.clear_requests()
-    again = kubectl.set_env(api, WEB, {"DB_POOL_SIZE": "10", "LOG_LEVEL": "info"})
+    again = kubeops.set_env(api, WEB, {"DB_POOL_SIZE": "10", "LOG_LEVEL": "info"})
     assert not again.changed and again.set == {} and again.removed == []
     assert patches(server) == []
 
@@ -97,16 +97,16 @@ def test_set_env_adds_a_variable_by_strategic_merge_and_is_idempotent(
 def test_set_env_deletes_with_a_patch_directive(
     api: ApiClient, cluster: Cluster, server: ClusterServer
 ) -> None:
-    change = kubectl.set_env(api, WEB, {"LOG_LEVEL": None, "NEVER_SET": None})
+    change = kubeops.set_env(api, WEB, {"LOG_LEVEL": None, "NEVER_SET": None})
 
     assert change.changed and change.removed == ["LOG_LEVEL"]
     (sent,) = patches(server)
     entries = json.loads(sent.body)["spec"]["template"]["spec"]["containers"][0]["env"]
     assert entries == [{"name": "LOG_LEVEL", "$patch": "delete"}]
-    assert kubectl.get_deployment_env(api, WEB) == {}
+    assert kubeops.get_deployment_env(api, WEB) == {}
 
     server.clear_requests()
-    assert not kubectl.set_env(api, WEB, {"LOG_LEVEL": None}).changed
+    assert not kubeops.set_env(api, WEB, {"LOG_LEVEL": None}).changed
     assert patches(server) == []
 
 
@@ -114,9 +114,9 @@ def test_set_env_replaces_a_value_from_a_source(api: ApiClient, cluster: Cluster
     from_secret = {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "web", "key": "api-key"}}}
     patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "env": [from_secret]}]}}}}
     AppsV1Api(api).patch_namespaced_deployment("web", NS, patch, _request_timeout=5)
-    assert "API_KEY" not in kubectl.get_deployment_env(api, WEB)  # a source has no literal value
+    assert "API_KEY" not in kubeops.get_deployment_env(api, WEB)  # a source has no literal value
 
-    assert kubectl.set_env(api, WEB, {"API_KEY": "literal"}).changed
+    assert kubeops.set_env(api, WEB, {"API_KEY": "literal"}).changed
 
     (api_key,) = [e for e in env_of(cluster) if e["name"] == "API_KEY"]
     assert api_key == {"name": "API_KEY", "value": "literal"}
@@ -125,15 +125,15 @@ def test_set_env_replaces_a_value_from_a_source(api: ApiClient, cluster: Cluster
 def test_set_env_dry_run_and_unknown_container(
     api: ApiClient, cluster: Cluster, server: ClusterServer
 ) -> None:
-    assert kubectl.set_env(api, WEB, {"FEATURE_X": "off"}, dry_run=True).changed
+    assert kubeops.set_env(api, WEB, {"FEATURE_X": "off"}, dry_run=True).changed
     assert patches(server)[0].query.get("dryRun") == ["All"]
-    assert "FEATURE_X" not in kubectl.get_deployment_env(api, WEB)
+    assert "FEATURE_X" not in kubeops.get_deployment_env(api, WEB)
 
     sidecar = Workload(namespace=NS, name="web", container="sidecar")
-    with pytest.raises(kubectl.ContainerNotFound, match='container "sidecar" not found'):
-        kubectl.set_env(api, sidecar, {"FEATURE_X": "off"})
+    with pytest.raises(kubeops.ContainerNotFound, match='container "sidecar" not found'):
+        kubeops.set_env(api, sidecar, {"FEATURE_X": "off"})
     with pytest.raises(ValueError, match="empty"):
-        kubectl.set_env(api, WEB, {"": "x"})
+        kubeops.set_env(api, WEB, {"": "x"})
 
 
 # --- restart ----------------------------------------------------------------------------------------------
@@ -144,7 +144,7 @@ def test_restart_stamps_the_template_and_rolls_new_pods(
 ) -> None:
     old_pods = {p["metadata"]["name"] for p in cluster.deployment_pods(NS, "web")}
 
-    result = kubectl.restart(api, WEB, now=T0)
+    result = kubeops.restart(api, WEB, now=T0)
 
     assert result.changed and result.restarted_at == "2026-05-01T12:00:00Z"
     (sent,) = patches(server)
@@ -160,9 +160,9 @@ def test_restart_stamps_the_template_and_rolls_new_pods(
     assert len(new_pods) == 2 and not new_pods & old_pods
 
     server.clear_requests()
-    assert not kubectl.restart(api, WEB, now=T0).changed  # the same second: already requested
+    assert not kubeops.restart(api, WEB, now=T0).changed  # the same second: already requested
     assert patches(server) == []
-    later = kubectl.restart(
+    later = kubeops.restart(
         api, WEB, now=(T0 + timedelta(minutes=1)).astimezone(timezone(timedelta(hours=2)))
     )
     assert later.changed and later.restarted_at == "2026-05-01T14:01:00+02:00"
@@ -170,10 +170,10 @@ def test_restart_stamps_the_template_and_rolls_new_pods(
 
 def test_restart_refuses_a_paused_deployment_and_a_naive_time(api: ApiClient, server: ClusterServer) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        kubectl.restart(api, WEB, now=datetime(2026, 5, 1, 12, 0))
+        kubeops.restart(api, WEB, now=datetime(2026, 5, 1, 12, 0))
     AppsV1Api(api).patch_namespaced_deployment("web", NS, {"spec": {"paused": True}}, _request_timeout=5)
     server.clear_requests()
-    with pytest.raises(kubectl.DeploymentPaused) as caught:
-        kubectl.restart(api, WEB, now=T0)
+    with pytest.raises(kubeops.DeploymentPaused) as caught:
+        kubeops.restart(api, WEB, now=T0)
     assert str(caught.value) == "can't restart paused deployment (run rollout resume first)"
     assert patches(server) == []

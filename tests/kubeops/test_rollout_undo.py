@@ -19,11 +19,11 @@ from kubectl_world import (
 )
 from kubernetes.client import ApiClient, AppsV1Api
 
+import kubeops
+from kubeops.models import Workload
 from sandbox.k8s import Cluster, ClusterServer
 from sandbox.k8s.objects import deployment as manifest
 from sandbox.k8s.server import RecordedRequest
-from tasks import kubectl
-from tasks.k8s_models import Workload
 
 IMAGE_2 = "registry.local/web:2.0.0"
 IMAGE_3 = "registry.local/web:3.0.0"
@@ -50,7 +50,7 @@ def test_history_lists_owned_revisions_with_cause_images_and_creation_time(
     cluster.settle(instant=True)
     assert len(cluster.list("ReplicaSet", NS, label_selector="app=web")) == 3
 
-    history = kubectl.rollout_history(api, WEB)
+    history = kubeops.rollout_history(api, WEB)
 
     assert [r.revision for r in history] == [1, 2]
     first, second = history
@@ -64,13 +64,13 @@ def test_history_lists_owned_revisions_with_cause_images_and_creation_time(
 def test_last_rollout_tells_a_fresh_deploy_from_an_old_one(
     api: ApiClient, cluster: Cluster, clock: FakeClock
 ) -> None:
-    old = kubectl.last_rollout(api, WEB)
+    old = kubeops.last_rollout(api, WEB)
     assert old is not None and old.revision == 1
     assert not old.within(timedelta(minutes=15), now=clock.now())
 
     deploy(api, cluster, IMAGE_2)
     clock.advance(120)
-    fresh = kubectl.last_rollout(api, WEB)
+    fresh = kubeops.last_rollout(api, WEB)
     assert fresh is not None and fresh.revision == 2 and fresh.images == [IMAGE_2]
     assert fresh.within(timedelta(minutes=15), now=clock.now())
 
@@ -81,7 +81,7 @@ def test_undo_restores_the_previous_revision_with_a_json_patch(
     deploy(api, cluster, IMAGE_2)
     server.clear_requests()
 
-    result = kubectl.rollout_undo(api, WEB)
+    result = kubeops.rollout_undo(api, WEB)
 
     assert (result.from_revision, result.to_revision, result.skipped) == (2, 1, False)
     assert result.images == [IMAGE_1]
@@ -103,19 +103,19 @@ def test_undo_restores_the_previous_revision_with_a_json_patch(
     assert deployment(cluster)["metadata"]["annotations"][REVISION] == "3"
     (restored,) = [a for a in revision_annotations(cluster).values() if a.get(REVISION) == "3"]
     assert restored[HISTORY] == "1"
-    assert [r.revision for r in kubectl.rollout_history(api, WEB)] == [2, 3]
+    assert [r.revision for r in kubeops.rollout_history(api, WEB)] == [2, 3]
 
 
 def test_undo_to_a_given_revision(api: ApiClient, cluster: Cluster) -> None:
     deploy(api, cluster, IMAGE_2)
     deploy(api, cluster, IMAGE_3)
 
-    result = kubectl.rollout_undo(api, WEB, to_revision=1)
+    result = kubeops.rollout_undo(api, WEB, to_revision=1)
 
     assert (result.from_revision, result.to_revision) == (3, 1)
     cluster.settle(instant=True)
     assert running_image(cluster) == IMAGE_1
-    assert [r.revision for r in kubectl.rollout_history(api, WEB)] == [2, 3, 4]
+    assert [r.revision for r in kubeops.rollout_history(api, WEB)] == [2, 3, 4]
 
 
 def test_undo_copies_the_revisions_annotations_and_keeps_the_skip_list(
@@ -128,7 +128,7 @@ def test_undo_copies_the_revisions_annotations_and_keeps_the_skip_list(
     )
     server.clear_requests()
 
-    kubectl.rollout_undo(api, WEB)
+    kubeops.rollout_undo(api, WEB)
 
     (sent,) = patches(server)
     annotations = json.loads(sent.body)[1]["value"]
@@ -139,8 +139,8 @@ def test_undo_copies_the_revisions_annotations_and_keeps_the_skip_list(
 
 
 def test_undo_without_history_fails_like_kubectl(api: ApiClient, server: ClusterServer) -> None:
-    with pytest.raises(kubectl.NoRolloutHistory, match=r'^no rollout history found for deployment "web"$'):
-        kubectl.rollout_undo(api, WEB)
+    with pytest.raises(kubeops.NoRolloutHistory, match=r'^no rollout history found for deployment "web"$'):
+        kubeops.rollout_undo(api, WEB)
     assert patches(server) == []
 
 
@@ -151,9 +151,9 @@ def test_undo_to_a_missing_revision(
     deploy(api, cluster, IMAGE_2)
     server.clear_requests()
     with pytest.raises(
-        kubectl.RevisionNotFound, match=f"^unable to find specified revision {to_revision} in history$"
+        kubeops.RevisionNotFound, match=f"^unable to find specified revision {to_revision} in history$"
     ):
-        kubectl.rollout_undo(api, WEB, to_revision=to_revision)
+        kubeops.rollout_undo(api, WEB, to_revision=to_revision)
     assert patches(server) == []
 
 
@@ -162,16 +162,16 @@ def test_undo_refuses_a_paused_deployment_after_the_revision_lookup(
 ) -> None:
     AppsV1Api(api).patch_namespaced_deployment("web", NS, {"spec": {"paused": True}}, _request_timeout=5)
     # with no history the lookup fails first, as in kubectl
-    with pytest.raises(kubectl.NoRolloutHistory):
-        kubectl.rollout_undo(api, WEB)
+    with pytest.raises(kubeops.NoRolloutHistory):
+        kubeops.rollout_undo(api, WEB)
     deploy(api, cluster, IMAGE_2)  # paused: recorded in the spec, not rolled out
     AppsV1Api(api).patch_namespaced_deployment("web", NS, {"spec": {"paused": False}}, _request_timeout=5)
     cluster.settle(instant=True)
     AppsV1Api(api).patch_namespaced_deployment("web", NS, {"spec": {"paused": True}}, _request_timeout=5)
     server.clear_requests()
 
-    with pytest.raises(kubectl.DeploymentPaused) as caught:
-        kubectl.rollout_undo(api, WEB)
+    with pytest.raises(kubeops.DeploymentPaused) as caught:
+        kubeops.rollout_undo(api, WEB)
 
     assert str(caught.value) == (
         "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again"
@@ -186,7 +186,7 @@ def test_undo_skips_when_the_template_already_matches(
     deploy(api, cluster, IMAGE_2)
     server.clear_requests()
 
-    result = kubectl.rollout_undo(api, WEB, to_revision=2)
+    result = kubeops.rollout_undo(api, WEB, to_revision=2)
 
     assert result.skipped
     assert result.message == (
@@ -202,7 +202,7 @@ def test_dry_run_is_sent_to_the_server_and_changes_nothing(
     before = deployment(cluster)
     server.clear_requests()
 
-    result = kubectl.rollout_undo(api, WEB, dry_run=True)
+    result = kubeops.rollout_undo(api, WEB, dry_run=True)
 
     assert result.dry_run and not result.skipped and result.to_revision == 1
     assert result.message == "deployment.apps/web rolled back (server dry run)"
@@ -210,12 +210,12 @@ def test_dry_run_is_sent_to_the_server_and_changes_nothing(
     assert sent.query.get("dryRun") == ["All"]
     cluster.settle(instant=True)
     assert deployment(cluster) == before
-    assert [r.revision for r in kubectl.rollout_history(api, WEB)] == [1, 2]
+    assert [r.revision for r in kubeops.rollout_history(api, WEB)] == [1, 2]
 
 
 def test_undo_of_a_missing_deployment(api: ApiClient) -> None:
-    with pytest.raises(kubectl.WorkloadNotFound, match="nope"):
-        kubectl.rollout_undo(api, Workload(namespace=NS, name="nope"))
+    with pytest.raises(kubeops.WorkloadNotFound, match="nope"):
+        kubeops.rollout_undo(api, Workload(namespace=NS, name="nope"))
 
 
 def test_undo_adds_the_annotations_when_the_deployment_has_none(
@@ -227,7 +227,7 @@ def test_undo_adds_the_annotations_when_the_deployment_has_none(
     assert "annotations" not in deployment(cluster)["metadata"]
     server.clear_requests()
 
-    kubectl.rollout_undo(api, WEB)
+    kubeops.rollout_undo(api, WEB)
 
     (sent,) = patches(server)
     assert json.loads(sent.body)[1] == {"op": "add", "path": "/metadata/annotations", "value": {}}

@@ -1,4 +1,4 @@
-"""Fixtures for `tasks.kubectl` against the Kubernetes API emulator, through the real client over loopback.
+"""Fixtures for `kubeops` against the Kubernetes API emulator, through the real client over loopback.
 
 - `clock`: one fake clock for the cluster (`clock.now()`) and for `wait_for_rollout` (`clock.monotonic()`).
 - `cluster`: a `Cluster` on that clock with `prod/web` seeded two hours ago (revision 1, 2 pods Ready).

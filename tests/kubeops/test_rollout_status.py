@@ -11,9 +11,9 @@ import pytest
 from kubectl_world import IMAGE_1, NS, T0, WEB, FakeClock, set_image
 from kubernetes.client import ApiClient, AppsV1Api, Configuration
 
+import kubeops
+from kubeops.models import RolloutState, RolloutStatus
 from sandbox.k8s import Cluster, serve_cluster
-from tasks import kubectl
-from tasks.k8s_models import RolloutState, RolloutStatus
 
 IMAGE_2 = "registry.local/web:2.0.0"
 BAD_IMAGE = "registry.local/web:2.0.0-bad"
@@ -45,13 +45,13 @@ def slow_api(slow_cluster: Cluster) -> Iterator[ApiClient]:
 
 def follow(api: ApiClient, cluster: Cluster, clock: FakeClock, max_steps: int = 60) -> list[RolloutStatus]:
     """`rollout_status` after every controller pass (1 s apart) until it is no longer waiting."""
-    seen = [kubectl.rollout_status(api, WEB)]
+    seen = [kubeops.rollout_status(api, WEB)]
     for _ in range(max_steps):
         if seen[-1].state is not RolloutState.WAITING:
             break
         clock.advance(1)
         cluster.tick()
-        seen.append(kubectl.rollout_status(api, WEB))
+        seen.append(kubeops.rollout_status(api, WEB))
     return seen
 
 
@@ -62,7 +62,7 @@ def distinct(messages: list[str]) -> list[str]:
 def test_a_rollout_goes_through_kubectls_waiting_states_to_done(
     slow_api: ApiClient, slow_cluster: Cluster, clock: FakeClock
 ) -> None:
-    assert kubectl.rollout_status(slow_api, WEB).done
+    assert kubeops.rollout_status(slow_api, WEB).done
 
     set_image(slow_api, IMAGE_2)
     statuses = follow(slow_api, slow_cluster, clock)
@@ -80,7 +80,7 @@ def test_a_rollout_goes_through_kubectls_waiting_states_to_done(
 def test_scaling_up_waits_for_the_new_replicas_to_be_available(
     slow_api: ApiClient, slow_cluster: Cluster, clock: FakeClock
 ) -> None:
-    kubectl.scale(slow_api, WEB, 5)
+    kubeops.scale(slow_api, WEB, 5)
     messages = distinct([s.message for s in follow(slow_api, slow_cluster, clock)])
     assert (
         'Waiting for deployment "web" rollout to finish: 3 of 5 updated replicas are available...' in messages
@@ -103,7 +103,7 @@ def test_wait_for_rollout_returns_when_done(
     api: ApiClient, clock: FakeClock, tick: Callable[[float], None]
 ) -> None:
     set_image(api, IMAGE_2)
-    done = kubectl.wait_for_rollout(
+    done = kubeops.wait_for_rollout(
         api,
         WEB,
         deadline_s=120,
@@ -120,8 +120,8 @@ def test_wait_for_rollout_times_out_on_a_crash_looping_image(
 ) -> None:
     set_image(api, BAD_IMAGE)
 
-    with pytest.raises(kubectl.RolloutTimedOut) as caught:
-        kubectl.wait_for_rollout(
+    with pytest.raises(kubeops.RolloutTimedOut) as caught:
+        kubeops.wait_for_rollout(
             api,
             WEB,
             deadline_s=60,
@@ -154,9 +154,9 @@ def test_wait_for_rollout_fails_when_the_progress_deadline_is_exceeded(
     set_image(api, BAD_IMAGE)
 
     with pytest.raises(
-        kubectl.RolloutFailed, match=r'^deployment "web" exceeded its progress deadline$'
+        kubeops.RolloutFailed, match=r'^deployment "web" exceeded its progress deadline$'
     ) as caught:
-        kubectl.wait_for_rollout(
+        kubeops.wait_for_rollout(
             api,
             WEB,
             deadline_s=600,
@@ -170,11 +170,11 @@ def test_wait_for_rollout_fails_when_the_progress_deadline_is_exceeded(
 
 
 def test_a_different_revision_is_an_error(api: ApiClient) -> None:
-    status = kubectl.rollout_status(api, WEB, revision=5)
+    status = kubeops.rollout_status(api, WEB, revision=5)
     assert status.state is RolloutState.FAILED
     assert status.message == "desired revision (5) is different from the running revision (1)"
-    with pytest.raises(kubectl.RolloutFailed):
-        kubectl.wait_for_rollout(api, WEB, deadline_s=10, poll_interval_s=1, revision=5)
+    with pytest.raises(kubeops.RolloutFailed):
+        kubeops.wait_for_rollout(api, WEB, deadline_s=10, poll_interval_s=1, revision=5)
 
 
 def test_a_deployment_deleted_while_waiting_aborts_the_wait(
@@ -186,8 +186,8 @@ def test_a_deployment_deleted_while_waiting_aborts_the_wait(
         cluster.delete("Deployment", NS, "web")
         clock.advance(seconds)
 
-    with pytest.raises(kubectl.WorkloadNotFound):
-        kubectl.wait_for_rollout(
+    with pytest.raises(kubeops.WorkloadNotFound):
+        kubeops.wait_for_rollout(
             api, WEB, deadline_s=60, poll_interval_s=5, clock=clock.monotonic, sleep=delete_then_tick
         )
 
@@ -201,8 +201,8 @@ def test_wait_for_rollout_is_bounded_in_real_time() -> None:
         with ApiClient(Configuration(host=server.url)) as api:
             set_image(api, BAD_IMAGE)
             started = time.monotonic()
-            with pytest.raises(kubectl.RolloutTimedOut):
-                kubectl.wait_for_rollout(api, WEB, deadline_s=0.4, poll_interval_s=0.05)
+            with pytest.raises(kubeops.RolloutTimedOut):
+                kubeops.wait_for_rollout(api, WEB, deadline_s=0.4, poll_interval_s=0.05)
             elapsed = time.monotonic() - started
     finally:
         server.stop()
@@ -214,4 +214,4 @@ def test_wait_for_rollout_refuses_bad_timings(
     api: ApiClient, deadline_s: float, poll_interval_s: float
 ) -> None:
     with pytest.raises(ValueError, match="deadline_s"):
-        kubectl.wait_for_rollout(api, WEB, deadline_s=deadline_s, poll_interval_s=poll_interval_s)
+        kubeops.wait_for_rollout(api, WEB, deadline_s=deadline_s, poll_interval_s=poll_interval_s)

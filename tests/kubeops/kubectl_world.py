@@ -1,4 +1,4 @@
-"""Shared helpers of the kubectl_ops tests: the seeded world's names, a fake clock, rollout shortcuts."""
+"""Shared helpers of the kubeops tests: the seeded world's names, a fake clock, rollout shortcuts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from kubernetes.client import ApiClient, AppsV1Api
 
+from kubeops.models import Workload
 from sandbox.k8s import Cluster
-from tasks.k8s_models import Workload
 
 NS = "prod"
 WEB = Workload(namespace=NS, name="web")

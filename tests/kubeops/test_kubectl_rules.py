@@ -13,8 +13,13 @@ import urllib3.exceptions
 from kubernetes.client import ApiClient, V1LabelSelector, V1Pod, V1PodTemplateSpec
 from kubernetes.client.exceptions import ApiException
 
-from tasks import kubectl
-from tasks.k8s_models import Revision
+import kubeops
+from kubeops.logs import choose_log_pod
+from kubeops.models import Revision
+from kubeops.objects import REVISION_ANNOTATION, label_selector_string
+from kubeops.replicasets import equal_ignore_hash, revision_of
+from kubeops.workload import _rfc3339
+from tasks.retry import is_transient
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -93,16 +98,16 @@ def pod(
     ],
 )
 def test_log_pod_is_chosen_in_by_logging_order(pods: list[V1Pod], first: str) -> None:
-    chosen = kubectl.choose_log_pod(pods)
+    chosen = choose_log_pod(pods)
     assert chosen is not None and chosen.metadata is not None
     assert chosen.metadata.name == first
-    reversed_choice = kubectl.choose_log_pod(list(reversed(pods)))
+    reversed_choice = choose_log_pod(list(reversed(pods)))
     assert reversed_choice is not None and reversed_choice.metadata is not None
     assert reversed_choice.metadata.name == first
 
 
 def test_no_pods_means_no_choice() -> None:
-    assert kubectl.choose_log_pod([]) is None
+    assert choose_log_pod([]) is None
 
 
 @pytest.mark.parametrize(
@@ -125,12 +130,12 @@ def test_no_pods_means_no_choice() -> None:
     ],
 )
 def test_label_selector_string(selector: dict[str, Any], expected: str) -> None:
-    assert kubectl.label_selector_string(V1LabelSelector.from_dict(selector)) == expected
+    assert label_selector_string(V1LabelSelector.from_dict(selector)) == expected
 
 
 def test_missing_selector_is_refused() -> None:
     with pytest.raises(ValueError, match="selector"):
-        kubectl.label_selector_string(None)
+        label_selector_string(None)
 
 
 def template(labels: dict[str, str], image: str = "web:1", **container: Any) -> V1PodTemplateSpec:
@@ -163,7 +168,7 @@ def test_templates_compare_ignoring_the_hash_label(
     a: V1PodTemplateSpec, b: V1PodTemplateSpec, equal: bool
 ) -> None:
     with ApiClient() as api:
-        assert kubectl._equal_ignore_hash(api, a, b) is equal
+        assert equal_ignore_hash(api, a, b) is equal
 
 
 @pytest.mark.parametrize(
@@ -174,16 +179,16 @@ def test_templates_compare_ignoring_the_hash_label(
     ],
 )
 def test_restarted_at_is_rfc3339_seconds(moment: datetime, expected: str) -> None:
-    assert kubectl._rfc3339(moment) == expected
+    assert _rfc3339(moment) == expected
 
 
 @pytest.mark.parametrize(
     ("exc", "transient"),
     [
-        (kubectl.KubernetesUnavailable("down"), True),
-        (kubectl.WorkloadNotFound("gone"), False),
-        (kubectl.Conflict("raced"), False),
-        (kubectl.DeploymentPaused("paused"), False),
+        (kubeops.KubernetesUnavailable("down"), True),
+        (kubeops.WorkloadNotFound("gone"), False),
+        (kubeops.Conflict("raced"), False),
+        (kubeops.DeploymentPaused("paused"), False),
         (ApiException(status=503, reason="Service Unavailable"), True),
         (ApiException(status=429, reason="Too Many Requests"), True),
         (ApiException(status=422, reason="Unprocessable Entity"), False),
@@ -193,7 +198,7 @@ def test_restarted_at_is_rfc3339_seconds(moment: datetime, expected: str) -> Non
     ],
 )
 def test_is_transient(exc: BaseException, transient: bool) -> None:
-    assert kubectl.is_transient(exc) is transient
+    assert is_transient(exc) is transient
 
 
 @pytest.mark.parametrize(
@@ -203,7 +208,7 @@ def test_is_transient(exc: BaseException, transient: bool) -> None:
 def test_revision_annotation_parsing(raw: str | None, revision: int | None) -> None:
     from kubernetes.client import V1ReplicaSet
 
-    annotations = {} if raw is None else {kubectl.REVISION_ANNOTATION: raw}
+    annotations = {} if raw is None else {REVISION_ANNOTATION: raw}
     rs = V1ReplicaSet.from_dict(
         {
             "metadata": {"name": "web-1", "annotations": annotations},
@@ -211,7 +216,7 @@ def test_revision_annotation_parsing(raw: str | None, revision: int | None) -> N
         }
     )
     assert rs is not None
-    assert kubectl._revision(rs) == revision
+    assert revision_of(rs) == revision
 
 
 def test_revision_within_a_window() -> None:

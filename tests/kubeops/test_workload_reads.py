@@ -9,9 +9,9 @@ from kubectl_world import NS, T0, WEB, FakeClock, set_image
 from kubernetes.client import ApiClient
 from kubernetes.utils import parse_quantity
 
+import kubeops
+from kubeops.models import Workload
 from sandbox.k8s import Cluster, ClusterServer
-from tasks import kubectl
-from tasks.k8s_models import Workload
 
 MiB = 1024 * 1024
 
@@ -32,7 +32,7 @@ def test_logs_come_from_the_pod_with_more_restarts_among_equals(
     cluster.append_pod_log(NS, second, "ERROR java.lang.OutOfMemoryError: Java heap space")
     cluster.append_pod_log(NS, second, "INFO request served")
 
-    logs = kubectl.deployment_logs(api, WEB, grep="outofmemory|heap")
+    logs = kubeops.deployment_logs(api, WEB, grep="outofmemory|heap")
 
     assert logs.pod == second and logs.container == "web"
     assert logs.lines[-2:] == ["ERROR java.lang.OutOfMemoryError: Java heap space", "INFO request served"]
@@ -40,7 +40,7 @@ def test_logs_come_from_the_pod_with_more_restarts_among_equals(
     (request,) = [r for r in server.requests if r.path.endswith("/log")]
     assert request.path == f"/api/v1/namespaces/{NS}/pods/{second}/log"
     assert request.query == {"container": ["web"], "tailLines": ["100"]}
-    previous = kubectl.deployment_logs(api, WEB, previous=True)
+    previous = kubeops.deployment_logs(api, WEB, previous=True)
     assert previous.pod == second and previous.lines and previous.lines != logs.lines
 
 
@@ -49,12 +49,12 @@ def test_logs_prefer_the_pod_ready_longest_over_restarts(
 ) -> None:
     original = set(pod_names(cluster))
     clock.advance(60)
-    kubectl.scale(api, WEB, 3)
+    kubeops.scale(api, WEB, 3)
     cluster.settle(instant=True)
     (newcomer,) = set(pod_names(cluster)) - original
     cluster.restart_pod(NS, newcomer)  # more restarts, but Ready for less time: not chosen
 
-    assert kubectl.deployment_logs(api, WEB).pod in original
+    assert kubeops.deployment_logs(api, WEB).pod in original
 
 
 def test_logs_prefer_a_ready_pod_to_a_crash_looping_one(
@@ -67,7 +67,7 @@ def test_logs_prefer_a_ready_pod_to_a_crash_looping_one(
         cluster.tick()
     assert set(pod_names(cluster)) - original  # the crashing pods exist
 
-    assert kubectl.deployment_logs(api, WEB).pod in original
+    assert kubeops.deployment_logs(api, WEB).pod in original
 
 
 def test_logs_tail_and_bad_input(api: ApiClient, cluster: Cluster) -> None:
@@ -76,25 +76,25 @@ def test_logs_tail_and_bad_input(api: ApiClient, cluster: Cluster) -> None:
     for i in range(150):
         cluster.append_pod_log(NS, name, f"line {i}")
 
-    logs = kubectl.deployment_logs(api, WEB, tail_lines=100)
+    logs = kubeops.deployment_logs(api, WEB, tail_lines=100)
     assert logs.pod == name
     assert len(logs.lines) == 100 and logs.lines[-1] == "line 149"
     assert logs.matches == [] and logs.pattern is None
-    assert len(kubectl.deployment_logs(api, WEB, tail_lines=None).lines) > 150
+    assert len(kubeops.deployment_logs(api, WEB, tail_lines=None).lines) > 150
 
     with pytest.raises(ValueError, match="grep"):
-        kubectl.deployment_logs(api, WEB, grep="(unclosed")
+        kubeops.deployment_logs(api, WEB, grep="(unclosed")
     with pytest.raises(ValueError, match="tail_lines"):
-        kubectl.deployment_logs(api, WEB, tail_lines=-1)
-    with pytest.raises(kubectl.ContainerNotFound, match="sidecar"):
-        kubectl.deployment_logs(api, Workload(namespace=NS, name="web", container="sidecar"))
+        kubeops.deployment_logs(api, WEB, tail_lines=-1)
+    with pytest.raises(kubeops.ContainerNotFound, match="sidecar"):
+        kubeops.deployment_logs(api, Workload(namespace=NS, name="web", container="sidecar"))
 
 
 def test_logs_without_pods(api: ApiClient, cluster: Cluster) -> None:
-    kubectl.scale(api, WEB, 0)
+    kubeops.scale(api, WEB, 0)
     cluster.settle(instant=True)
-    with pytest.raises(kubectl.NoPodsFound, match='no pods found for deployment "web"'):
-        kubectl.deployment_logs(api, WEB)
+    with pytest.raises(kubeops.NoPodsFound, match='no pods found for deployment "web"'):
+        kubeops.deployment_logs(api, WEB)
 
 
 # --- events -----------------------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def test_events_are_sorted_by_last_seen_with_event_time_as_fallback(
     )  # count 2, last 40 s
     cluster.record_event(dep, "Early", "first", now=T0 + timedelta(seconds=1))
 
-    events = kubectl.list_events(api, NS, involved_name="web")
+    events = kubeops.list_events(api, NS, involved_name="web")
 
     ours = [e for e in events if e.last_seen is not None and e.last_seen >= T0]
     assert [e.reason for e in ours] == ["Early", "Series", "Late", "Aggregated"]
@@ -123,14 +123,14 @@ def test_events_are_sorted_by_last_seen_with_event_time_as_fallback(
     request = [r for r in server.requests if r.path == f"/api/v1/namespaces/{NS}/events"][-1]
     assert request.query["fieldSelector"] == ["involvedObject.name=web"]
 
-    newest = kubectl.list_events(api, NS, involved_name="web", limit=2)
+    newest = kubeops.list_events(api, NS, involved_name="web", limit=2)
     assert [e.reason for e in newest] == ["Late", "Aggregated"]
     with pytest.raises(ValueError, match="limit"):
-        kubectl.list_events(api, NS, limit=0)
+        kubeops.list_events(api, NS, limit=0)
 
 
 def test_events_of_the_whole_namespace(api: ApiClient) -> None:
-    events = kubectl.list_events(api, NS, limit=500)
+    events = kubeops.list_events(api, NS, limit=500)
     assert {e.kind for e in events} >= {"Deployment", "ReplicaSet", "Pod"}
     seen = [e.last_seen for e in events]
     assert all(t is not None for t in seen)
@@ -147,8 +147,8 @@ def test_top_pods_sorts_by_memory_or_cpu_descending(
     cluster.set_pod_usage(NS, hungry, cpu_m=120, memory_bytes=480 * MiB)
     cluster.set_pod_usage(NS, busy, cpu_m=950, memory_bytes=150 * MiB)
 
-    by_memory = kubectl.top_pods(api, NS, sort_by="memory")
-    by_cpu = kubectl.top_pods(api, NS, sort_by="cpu")
+    by_memory = kubeops.top_pods(api, NS, sort_by="memory")
+    by_cpu = kubeops.top_pods(api, NS, sort_by="cpu")
 
     assert [(p.name, p.cpu_millicores, p.memory_bytes) for p in by_memory] == [
         (hungry, 120, 480 * MiB),
@@ -165,11 +165,11 @@ def test_top_nodes_sorts_descending_with_percent_of_allocatable(api: ApiClient, 
     name = pod_names(cluster)[0]
     cluster.set_pod_usage(NS, name, cpu_m=1500, memory_bytes=3 * 1024 * MiB)
 
-    nodes = kubectl.top_nodes(api, sort_by="cpu")
+    nodes = kubeops.top_nodes(api, sort_by="cpu")
 
     assert len(nodes) == 2
     assert nodes[0].cpu_millicores >= nodes[1].cpu_millicores
-    memory_order = kubectl.top_nodes(api, sort_by="memory")
+    memory_order = kubeops.top_nodes(api, sort_by="memory")
     assert memory_order[0].memory_bytes >= memory_order[1].memory_bytes
     allocatable = {n["metadata"]["name"]: n["status"]["allocatable"] for n in cluster.list("Node")}
     for row in nodes:

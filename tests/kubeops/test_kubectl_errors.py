@@ -11,11 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
+import kubeops
+from kubeops.models import Workload
 from runbook.settings import load_settings
 from sandbox.httpserver import HttpError, HttpServer, Request, Response
-from tasks import kubectl
 from tasks.clients import KubernetesApiClient, kubernetes_configuration
-from tasks.k8s_models import Workload
+from tasks.retry import is_transient
 
 WEB = Workload(namespace="prod", name="web")
 PATH = "/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
@@ -61,13 +62,13 @@ def api(server: HttpServer) -> Iterator[KubernetesApiClient]:
 @pytest.mark.parametrize(
     ("code", "reason", "error", "transient"),
     [
-        (404, "NotFound", kubectl.WorkloadNotFound, False),
-        (409, "Conflict", kubectl.Conflict, False),
-        (422, "Invalid", kubectl.KubernetesRequestFailed, False),
-        (403, "Forbidden", kubectl.KubernetesRequestFailed, False),
-        (503, "ServiceUnavailable", kubectl.KubernetesUnavailable, True),
-        (500, "InternalError", kubectl.KubernetesUnavailable, True),
-        (429, "TooManyRequests", kubectl.KubernetesUnavailable, True),
+        (404, "NotFound", kubeops.WorkloadNotFound, False),
+        (409, "Conflict", kubeops.Conflict, False),
+        (422, "Invalid", kubeops.KubernetesRequestFailed, False),
+        (403, "Forbidden", kubeops.KubernetesRequestFailed, False),
+        (503, "ServiceUnavailable", kubeops.KubernetesUnavailable, True),
+        (500, "InternalError", kubeops.KubernetesUnavailable, True),
+        (429, "TooManyRequests", kubeops.KubernetesUnavailable, True),
     ],
 )
 def test_status_codes_map_to_typed_errors(
@@ -75,22 +76,22 @@ def test_status_codes_map_to_typed_errors(
     api: KubernetesApiClient,
     code: int,
     reason: str,
-    error: type[kubectl.KubernetesError],
+    error: type[kubeops.KubernetesError],
     transient: bool,
 ) -> None:
     message = f'deployments.apps "web" says {reason}'
     server.answers.append((code, status(code, reason, message)))  # type: ignore[attr-defined]
     with pytest.raises(error) as caught:
-        kubectl.get_replicas(api, WEB)
+        kubeops.get_replicas(api, WEB)
     assert message in str(caught.value)  # the server's own words reach the error
-    assert kubectl.is_transient(caught.value) is transient
+    assert is_transient(caught.value) is transient
     assert server.requests[-1].path == "/apis/apps/v1/namespaces/prod/deployments/web"
 
 
 def test_refused_connection_is_transient(server: HttpServer, api: KubernetesApiClient) -> None:
     server.close_listener()
-    with pytest.raises(kubectl.KubernetesUnavailable) as caught:
-        kubectl.get_replicas(api, WEB)
+    with pytest.raises(kubeops.KubernetesUnavailable) as caught:
+        kubeops.get_replicas(api, WEB)
     assert caught.value.transient
 
 
@@ -99,8 +100,8 @@ def test_a_silent_server_times_out_at_the_client_timeout(
 ) -> None:
     server.inject(count=10, delay_s=30.0)  # answers only when the server stops
     started = time.monotonic()
-    with pytest.raises(kubectl.KubernetesUnavailable):
-        kubectl.get_replicas(api, WEB)
+    with pytest.raises(kubeops.KubernetesUnavailable):
+        kubeops.get_replicas(api, WEB)
     # one attempt of 0.3 s: a read timeout is not silently re-sent (tasks.clients' retry policy)
     assert time.monotonic() - started < 1.0
 
@@ -118,8 +119,8 @@ def test_top_without_a_metrics_api(server: HttpServer, api: KubernetesApiClient)
         ],
     }
     server.route("GET", "/apis", lambda request: Response.json(groups))
-    with pytest.raises(kubectl.MetricsUnavailable, match=r"^Metrics API not available$"):
-        kubectl.top_pods(api, "prod")
-    with pytest.raises(kubectl.MetricsUnavailable):
-        kubectl.top_nodes(api)
+    with pytest.raises(kubeops.MetricsUnavailable, match=r"^Metrics API not available$"):
+        kubeops.top_pods(api, "prod")
+    with pytest.raises(kubeops.MetricsUnavailable):
+        kubeops.top_nodes(api)
     assert not any("metrics.k8s.io" in r.path for r in server.requests)

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from kubectl_world import WEB
 
+import kubeops
 from runbook.settings import load_settings
 from sandbox.httpserver import HttpServer, Request, Response
 from sandbox.k8s import ClusterServer, kubeconfig
-from tasks import kubectl
 from tasks.clients import (
     DEFAULT_REQUEST_TIMEOUT_S,
     KubernetesApiClient,
@@ -35,7 +35,7 @@ def test_api_url_settings_reach_the_emulator_with_their_timeout(server: ClusterS
     api = kubernetes_api(settings)
 
     assert isinstance(api, KubernetesApiClient) and request_timeout_s(api) == 2.5
-    assert kubectl.get_replicas(api, WEB).desired == 2
+    assert kubeops.get_replicas(api, WEB).desired == 2
     assert kubernetes_api(settings) is api  # one client per settings object
     assert kubernetes_api(load_settings(kubernetes={"api_url": server.url})) is not api
 
@@ -44,7 +44,7 @@ def test_kubeconfig_settings(server: ClusterServer, tmp_path: Path) -> None:
     path = kubeconfig(server.url, tmp_path / "kubeconfig")
     api = kubernetes_api(load_settings(kubernetes={"kubeconfig": str(path), "context": "sandbox"}))
     assert api.configuration.host == server.url
-    assert kubectl.get_replicas(api, WEB).ready == 2
+    assert kubeops.get_replicas(api, WEB).ready == 2
 
 
 def test_a_token_is_sent_as_a_bearer_header() -> None:
@@ -57,8 +57,8 @@ def test_a_token_is_sent_as_a_bearer_header() -> None:
     with HttpServer(name="apiserver") as stand_in:
         stand_in.route("GET", "/apis/apps/v1/namespaces/{ns}/deployments/{name}", deployment)
         settings = load_settings(kubernetes={"api_url": stand_in.url, "token": "s3cret-token"})
-        with pytest.raises(kubectl.WorkloadNotFound):
-            kubectl.get_replicas(kubernetes_api(settings), WEB)
+        with pytest.raises(kubeops.WorkloadNotFound):
+            kubeops.get_replicas(kubernetes_api(settings), WEB)
     assert seen == ["Bearer s3cret-token"]
     assert "s3cret-token" not in repr(settings)
 
