@@ -37,7 +37,7 @@ class ParseContext:
 def stable_fingerprint(source: str, service: str, name: str, labels: Mapping[str, str]) -> str:
     """`"<source>:<16 hex>"`: SHA-256 of service, alert name and the sorted labels. Same inputs, same key."""
     material = json.dumps([service, name, sorted(labels.items())], separators=(",", ":"), ensure_ascii=False)
-    return f"{source}:{hashlib.sha256(material.encode()).hexdigest()[:16]}"
+    return f"{source}:{hashlib.sha256(material.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
 from intake.alert import Alert
 from intake.parsers.alertmanager import AlertmanagerAlert
@@ -29,7 +29,8 @@ __all__ = ["GrafanaAlert", "GrafanaPayload", "to_alerts"]
 class GrafanaAlert(AlertmanagerAlert):
     """One entry of `alerts`, with Grafana's extra fields."""
 
-    values: dict[str, float | None] | None = None
+    values: dict[str, FiniteFloat | None] | None = None
+    """Ref id -> number; a non-finite number (`"NaN"`, `"inf"` as strings) is a 422 naming the ref."""
     silence_url: str = Field(default="", alias="silenceURL")
     dashboard_url: str = Field(default="", alias="dashboardURL")
     panel_url: str = Field(default="", alias="panelURL")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,13 @@ JSON = {"Content-Type": "application/json"}
 
 
 def sentry_headers(body: bytes, resource: str, secret: str = "sentry-client-secret") -> dict[str, str]:
+    """What Sentry sends: its timestamp is now (unix seconds), its Request-ID new for every delivery."""
     return {
         **JSON,
         "Sentry-Hook-Resource": resource,
-        "Sentry-Hook-Timestamp": "1795788377",
+        "Sentry-Hook-Timestamp": str(int(time.time())),
         "Sentry-Hook-Signature": sentry_signature(secret, body),
-        "Request-ID": "3c1e8f1e-9d1f-4a54-9a57-0f6b9a7b2c11",
+        "Request-ID": str(uuid.uuid4()),
     }
 
 
