@@ -33,7 +33,15 @@ from pydantic import ValidationError
 
 from intake.alert import Signals
 
-__all__ = ["ALIASES", "NAME_SIGNALS", "extract_signals", "parse_bool", "parse_number"]
+__all__ = [
+    "ALIASES",
+    "MATCH_CHARS",
+    "NAME_SIGNALS",
+    "extract_signals",
+    "name_says",
+    "parse_bool",
+    "parse_number",
+]
 
 _NUMBER_FIELDS = {
     name for name, info in Signals.model_fields.items() if info.annotation in (float, float | None)
@@ -60,29 +68,48 @@ ALIASES: dict[str, tuple[str, float]] = {
     "saturated_for": ("saturated_for_s", 1.0),
 }
 
-# Guide: Alert Mapping to Severity. Name patterns for the yes/no signals (case-insensitive, searched).
-NAME_SIGNALS: tuple[tuple[re.Pattern[str], dict[str, bool]], ...] = (
+MATCH_CHARS = 1024
+"""Only the first this-many characters of a name (or label value) are matched: bounded work per alert,
+whatever the body limit allows. Every name pattern is also linear in what it reads (below)."""
+
+
+def _words(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.I)
+
+
+# Guide: Alert Mapping to Severity. Name patterns for the yes/no signals (case-insensitive, searched):
+# (words, then-words or None, implied). "words, later then-words" is two searches, the second starting
+# where the first match ended: linear, where one regex `(words).*(then-words)` backtracks quadratically
+# (a 21 KB name of repeated "service" took seconds).
+NAME_SIGNALS: tuple[tuple[re.Pattern[str], re.Pattern[str] | None, dict[str, bool]], ...] = (
     (
-        re.compile(
-            r"(database|\bdb|postgres|supabase|pgbouncer).*(down|lost|unreachable|refused|fail)", re.I
-        ),
+        _words(r"database|\bdb|postgres|supabase|pgbouncer"),
+        _words(r"down|lost|unreachable|refused|fail"),
         {"database_reachable": False},
     ),
     (
-        re.compile(
-            r"(external|upstream|third.?party|integration|hume|openai|spotify).*(down|fail|unavailable)", re.I
-        ),
+        _words(r"external|upstream|third.?party|integration|hume|openai|spotify"),
+        _words(r"down|fail|unavailable"),
         {"key_integration_down": True},
     ),
-    (re.compile(r"all.?requests.?tim", re.I), {"all_requests_timing_out": True}),
-    (re.compile(r"5xx|server.?errors|http.?50\d|service.?unavailable", re.I), {"server_errors_5xx": True}),
+    (_words(r"all.?requests.?tim"), None, {"all_requests_timing_out": True}),
+    (_words(r"5xx|server.?errors|http.?50\d|service.?unavailable"), None, {"server_errors_5xx": True}),
     (
-        re.compile(
-            r"(service|instance|target|probe|endpoint|health|site|app).*(down|fail|unreachable)", re.I
-        ),
+        _words(r"service|instance|target|probe|endpoint|health|site|app"),
+        _words(r"down|fail|unreachable"),
         {"service_reachable": False},
     ),
 )
+
+
+def name_says(pattern: re.Pattern[str], then: re.Pattern[str] | None, name: str) -> bool:
+    """`pattern` somewhere in `name` (its first `MATCH_CHARS`), and `then` somewhere after it."""
+    text = name[:MATCH_CHARS]
+    first = pattern.search(text)
+    if first is None:
+        return False
+    return then is None or then.search(text, first.end()) is not None
+
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -164,8 +191,8 @@ def extract_signals(
                 offer(*hit)
 
     # 3. the alert's name, for yes/no signals
-    for pattern, implied in NAME_SIGNALS:
-        if pattern.search(name):
+    for pattern, then, implied in NAME_SIGNALS:
+        if name_says(pattern, then, name):
             for field, flag in implied.items():
                 offer(field, flag)
 

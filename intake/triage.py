@@ -16,6 +16,11 @@ Runbook (guide: "Actions by Incident Type" and "Common P2 Issues"): an explicit 
 a known runbook wins; else the first matching route (configured routes first, then `DEFAULT_ROUTES`):
 a route matches on the alert's name (regex, case-insensitive), on labels (regex per label), or on an
 observed signal. Nothing matching: `None`, and the `respond` flow handles the incident by its level.
+
+Bounded work: names and label values are matched on their first `MATCH_CHARS` (1,024) characters only,
+and the default patterns are alternations of words (no nested quantifiers, no `.*` between groups), so
+routing is linear in what it reads. Configured route patterns are the operator's; the same cap bounds
+them, and docs/intake.md asks for patterns without nested quantifiers.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from intake.alert import Alert
+from intake.signals import MATCH_CHARS
 from runbook.severity import Severity, classify
 
 __all__ = [
@@ -100,9 +106,9 @@ class Route:
     def matches(self, alert: Alert) -> bool:
         checks: list[bool] = []
         if self.name is not None:
-            checks.append(bool(self.name.search(alert.name)))
+            checks.append(bool(self.name.search(alert.name[:MATCH_CHARS])))
         for key, pattern in self.labels.items():
-            checks.append(key in alert.labels and bool(pattern.search(alert.labels[key])))
+            checks.append(key in alert.labels and bool(pattern.search(alert.labels[key][:MATCH_CHARS])))
         if self.signals:
             observed = alert.signals.observed()
             checks.append(any(_troubling(f, observed.get(f)) for f in self.signals))
