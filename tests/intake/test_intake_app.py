@@ -196,6 +196,45 @@ def test_bad_sentry_signatures_get_401_and_nothing_is_stored(
     assert nothing_stored(store, outbox)
 
 
+@pytest.mark.parametrize(
+    ("timestamp", "reason"),
+    [
+        (None, "missing Sentry-Hook-Timestamp header"),
+        ("", "missing Sentry-Hook-Timestamp header"),
+        (lambda now: str(int(now) - 301), "s old, outside the 300 s window"),
+        (lambda now: str(int(now) - 86_400), "86400 s old, outside the 300 s window"),
+        (lambda now: str(int(now) + 400), "s in the future, outside the 300 s window"),
+        (lambda now: str(int(now * 1000)), "in the future"),  # milliseconds are not Sentry's format
+        ("yesterday", "not a unix time in seconds: 'yesterday'"),
+        ("nan", "not a unix time in seconds"),
+    ],
+)
+def test_a_sentry_request_outside_the_timestamp_window_gets_401_and_nothing_is_stored(
+    client: httpx.Client, store: Any, outbox: Outbox, timestamp: Any, reason: str
+) -> None:
+    body = (DATA / "sentry_event_alert.json").read_bytes()
+    headers = sentry_headers(body, "event_alert")  # correctly signed
+    del headers["Sentry-Hook-Timestamp"]
+    if timestamp is not None:
+        headers["Sentry-Hook-Timestamp"] = timestamp(time.time()) if callable(timestamp) else timestamp
+
+    answer = client.post("/alerts/sentry", content=body, headers=headers)
+
+    assert answer.status_code == 401, answer.text
+    assert reason in answer.json()["error"]
+    assert nothing_stored(store, outbox)
+
+
+def test_a_sentry_timestamp_inside_the_window_is_accepted_either_side_of_now(client: httpx.Client) -> None:
+    body = (DATA / "sentry_metric_alert_critical.json").read_bytes()
+    for skew in (-290, 0, 290):  # Sentry's clock a little behind or ahead of ours
+        headers = {
+            **sentry_headers(body, "metric_alert"),
+            "Sentry-Hook-Timestamp": str(int(time.time()) + skew),
+        }
+        assert client.post("/alerts/sentry", content=body, headers=headers).status_code == 202
+
+
 def test_a_tampered_sentry_body_gets_401(client: httpx.Client, store: Any, outbox: Outbox) -> None:
     body = (DATA / "sentry_event_alert.json").read_bytes()
     headers = sentry_headers(body, "event_alert")
