@@ -14,9 +14,16 @@ The conventions (docs/intake.md, "Signals"), first match per field wins, later s
 2. A `signal` label naming a field, with the number in the `value` annotation (Prometheus rules write
    `value: "{{ $value }}"`) or else in Grafana's `values` (the ref named by a `signal_ref` label, or the
    first ref).
-3. The alert's name, for the yes/no signals only: "ServiceDown" says the service is unreachable,
+3. What a standard rule carries without our `signal` label (intake/standard_rules.py): the value
+   (`value` annotation, `VALUE = ...` in the description, Grafana's `values` / `valueString`), the
+   metric the name or the rule's expression names (memory, CPU, error rate, latency,
+   `probe_success == 0`, `up == 0`), its unit.
+4. The alert's name, for the yes/no signals only: "ServiceDown" says the service is unreachable,
    "DatabaseConnectionLost" that the database is, "Hume API down" that a key integration is down
    (`NAME_SIGNALS`, a table).
+
+CPU or memory observed without `saturated_for_s`: the alert's firing age (`startsAt` to now) plus the
+rule's `for` when given, so "memory at 100% for 6 minutes" is P1 without any label of ours.
 
 Values that do not parse (a label `cpu: "high"`) are ignored: a label convention is not a schema, and
 an alert is never refused for one; the generic schema's `signals` object is validated strictly instead.
@@ -24,7 +31,6 @@ an alert is never refused for one; the generic schema's `signals` object is vali
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +38,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from intake.alert import Signals
+from intake.standard_rules import MATCH_CHARS, RuleFacts, parse_number, rule_signals, saturated_for_s
 
 __all__ = [
     "ALIASES",
@@ -67,10 +74,6 @@ ALIASES: dict[str, tuple[str, float]] = {
     "mem_pct": ("memory_pct", 1.0),
     "saturated_for": ("saturated_for_s", 1.0),
 }
-
-MATCH_CHARS = 1024
-"""Only the first this-many characters of a name (or label value) are matched: bounded work per alert,
-whatever the body limit allows. Every name pattern is also linear in what it reads (below)."""
 
 
 def _words(pattern: str) -> re.Pattern[str]:
@@ -115,22 +118,6 @@ _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
 
-def parse_number(value: Any) -> float | None:
-    """A finite float from a label value, a JSON number or a numeric string; None otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip().rstrip("%"))
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def parse_bool(value: Any) -> bool | None:
     """True/False from `true`/`false`/`yes`/`no`/`1`/`0`/`on`/`off` (any case) or a JSON bool; else None."""
     if isinstance(value, bool):
@@ -164,8 +151,15 @@ def extract_signals(
     labels: Mapping[str, str],
     annotations: Mapping[str, str],
     values: Mapping[str, Any] | None = None,
+    value_string: str = "",
+    expr: str = "",
+    age_s: float | None = None,
 ) -> Signals:
-    """`Signals` from one alert's parts; see the module docstring for the conventions and their order."""
+    """`Signals` from one alert's parts; see the module docstring for the conventions and their order.
+
+    `expr` is the rule's expression when the source gives it (Alertmanager's `generatorURL`), `age_s`
+    the seconds since the alert started firing, `value_string` Grafana's `valueString`.
+    """
     found: dict[str, float | bool] = {}
 
     def offer(field: str, value: float | bool) -> None:
@@ -190,11 +184,20 @@ def extract_signals(
             if hit is not None:
                 offer(*hit)
 
-    # 3. the alert's name, for yes/no signals
+    # 3. what a standard rule carries: its value, the metric its name or expression names, its age
+    facts = RuleFacts(name, labels, annotations, values, value_string, expr, age_s)
+    for field, value in rule_signals(facts).items():
+        offer(field, value)
+
+    # 4. the alert's name, for yes/no signals
     for pattern, then, implied in NAME_SIGNALS:
         if name_says(pattern, then, name):
             for field, flag in implied.items():
                 offer(field, flag)
+
+    # CPU or memory observed without a duration: how long the alert has been firing
+    if ("cpu_pct" in found or "memory_pct" in found) and (held := saturated_for_s(facts)) is not None:
+        offer("saturated_for_s", held)
 
     return _valid_signals(found)
 

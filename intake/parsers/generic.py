@@ -90,7 +90,12 @@ def to_alerts(payload: GenericPayload, ctx: ParseContext) -> list[Alert]:
         for key, text in (("summary", item.summary), ("description", item.description)):
             if text:
                 annotations[key] = text
-        found = extract_signals(name=item.name, labels=labels, annotations=annotations)
+        found = extract_signals(
+            name=item.name,
+            labels=labels,
+            annotations=annotations,
+            age_s=ctx.firing_for_s(item.status, parse_time(item.starts_at)),
+        )
         explicit = item.signals.model_dump(exclude_none=True)
         signals = Signals(**{**found.model_dump(exclude_none=True), **explicit})
         alerts.append(

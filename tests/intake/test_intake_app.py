@@ -68,7 +68,11 @@ def test_alertmanager_group_is_stored_and_opens_three_incidents(
     assert {a.raw_ref for a in stored} == {receipt["raw_id"]}
     assert outbox.depth() == 3  # one respond run to start per incident
     down = store.find_open_incident("alertmanager:5c3b2a91de07f4a1")
-    assert (down.severity.value, down.severity_rule, down.runbook) == ("P1", "label.severity", "service-down")
+    assert (down.severity.value, down.severity_rule, down.runbook) == (
+        "P1",
+        "p1.service_unreachable",
+        "service-down",
+    )
 
 
 def test_the_same_alert_again_joins_its_incident(client: httpx.Client, store: Any, outbox: Outbox) -> None:
