@@ -11,7 +11,7 @@ The schema (docs/intake.md, "Generic JSON"; `GenericPayload.model_json_schema()`
         "name": "DatabaseConnectionLost",          # required, the alert's name (routes the runbook)
         "service": "emotionscare",                 # default: the configured default service
         "status": "firing" | "resolved",           # default "firing"
-        "severity": "P1".."P4" | "critical" | ..., # optional; wins over the signals
+        "severity": "P1".."P4" | "critical" | ..., # optional; may raise the signals' level
         "summary": "...", "description": "...",   # optional
         "fingerprint": "...",                      # optional; default: hash of service + name + labels
         "runbook": "database-lost",                # optional; wins over the routing table
