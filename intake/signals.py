@@ -204,6 +204,10 @@ def extract_signals(
 
 def _valid_signals(found: dict[str, float | bool]) -> Signals:
     """`Signals` from the values that pass its bounds (an error rate of 150% is dropped, not fatal)."""
+    try:
+        return Signals(**found)  # the usual case: all in bounds, one validation
+    except ValidationError:
+        pass
     kept: dict[str, float | bool] = {}
     for field, value in found.items():
         try:

@@ -43,7 +43,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote_plus
 
 __all__ = [
     "MATCH_CHARS",
@@ -126,13 +126,12 @@ def parse_duration_s(text: str) -> float | None:
 
 def expr_from_generator_url(url: str) -> str:
     """The rule's expression from Prometheus's `generatorURL` (`/graph?g0.expr=...`); `""` without one."""
-    if "expr=" not in url:
+    start = url.find("g0.expr=", 0, 4 * MATCH_CHARS)
+    if start < 0:
         return ""
-    try:
-        query = parse_qs(urlsplit(url[: 4 * MATCH_CHARS]).query)
-    except ValueError:
-        return ""
-    return (query.get("g0.expr") or [""])[0][:MATCH_CHARS]
+    start += len("g0.expr=")
+    end = url.find("&", start, start + 4 * MATCH_CHARS)
+    return unquote_plus(url[start : end if end >= 0 else start + 4 * MATCH_CHARS])[:MATCH_CHARS]
 
 
 def _value(facts: RuleFacts) -> tuple[float, str] | None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -117,6 +118,11 @@ def _unstorable(text: str) -> str | None:
     return None
 
 
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+"""In valid UTF-8 JSON a NUL or a surrogate can only come from a `\\u` escape: without one in the body,
+no string can hold either and the per-string check is skipped (it cost ~40 ms per 1,000 alerts)."""
+
+
 def check_storable(alerts: list[Alert], *, prefix: str = "alerts") -> None:
     """`PayloadInvalid` naming the first stored string (of any alert) with a NUL or a lone surrogate."""
     for index, alert in enumerate(alerts):
@@ -126,11 +132,10 @@ def check_storable(alerts: list[Alert], *, prefix: str = "alerts") -> None:
                 raise PayloadInvalid(f"{where}.{field}: {why}")
         for part in ("labels", "annotations"):
             for key, value in getattr(alert, part).items():
-                shown = repr(key[:40])
                 if why := _unstorable(key):
-                    raise PayloadInvalid(f"{where}.{part} key {shown}: {why}")
+                    raise PayloadInvalid(f"{where}.{part} key {key[:40]!r}: {why}")
                 if why := _unstorable(value):
-                    raise PayloadInvalid(f"{where}.{part}[{shown}]: {why}")
+                    raise PayloadInvalid(f"{where}.{part}[{key[:40]!r}]: {why}")
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -175,5 +180,6 @@ def parse(source: str, body: bytes, ctx: ParseContext, *, sentry_resource: str |
         raise PayloadInvalid(
             f"alerts: {len(alerts)} alerts in one request, at most {ctx.max_alerts} accepted"
         )
-    check_storable(alerts, prefix="alerts" if source in _ALERT_LISTS else "sentry alert")
+    if _SUSPECT_ESCAPE.search(body):
+        check_storable(alerts, prefix="alerts" if source in _ALERT_LISTS else "sentry alert")
     return alerts

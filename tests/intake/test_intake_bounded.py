@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from intake.app import create_app
 from intake.config import IntakeConfig
+from intake.errors import PayloadInvalid
 from intake.ingest import StoreIngestor
 from intake.outbox import Outbox
 from intake.parsers import ParseContext, parse
@@ -81,10 +82,8 @@ def test_more_alerts_than_allowed_are_refused_before_any_is_validated() -> None:
     """80,000 tiny alerts: refused on the count, in about the time of decoding them, not of validating."""
     tiny = b'{"status": "firing", "alerts": [' + b",".join([b"{}"] * 80_000) + b"]}"
     started = time.perf_counter()
-    try:
+    with pytest.raises(PayloadInvalid, match="80000 alerts in one request, at most 1000 accepted"):
         parse("alertmanager", tiny, ParseContext())
-    except Exception as exc:
-        assert "80000 alerts in one request, at most 1000 accepted" in str(exc)
     spent = time.perf_counter() - started
     decode = _best_of(3, lambda: json.loads(tiny))
     assert spent < 20 * decode + 0.05, (spent, decode)
