@@ -13,6 +13,7 @@ or replicas still start one flow run per incident.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -55,7 +56,23 @@ def build_app() -> Starlette:
         stack.enter_context(dispatcher if dispatcher is not None else nullcontext())
         return stack
 
-    return create_app(config, ingestor, metrics=metrics, background=background)
+    app = create_app(config, ingestor, metrics=metrics, background=background)
+    _tune_interpreter()
+    return app
+
+
+def _tune_interpreter() -> None:
+    """Keep the event loop's pauses short while worker threads parse and store (docs/intake.md).
+
+    - `gc.freeze()`: the objects made at start-up (modules, pydantic schemas, ~40,000+) move to a
+      permanent generation, so a full collection, which a request of 80,000 tiny objects triggers,
+      no longer walks them (60-70 ms measured under load, holding the interpreter);
+    - a GIL switch interval of 1 ms instead of 5 ms: a thread busy parsing gives the event loop its
+      turn five times as often, so `/healthz` is not queued behind each busy thread for 5 ms.
+    """
+    gc.collect()
+    gc.freeze()
+    sys.setswitchinterval(0.001)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,16 +9,29 @@ Usage::
 Every request to `/alerts/<source>` goes through the same gate, in this order, and stops at the first
 failure with a JSON body `{"error": "<what is wrong>"}`:
 
-1. credentials: bearer token of the source, or Sentry's signature header present (401);
+1. credentials: bearer token of the source, or Sentry's signature header present (401); Sentry only:
+   `Sentry-Hook-Timestamp` present and within `sentry_timestamp_window_s` of now (401);
 2. `Content-Type: application/json` (415);
 3. size: `Content-Length` over the limit, or the body read so far over it (413, read in chunks and
-   cut off at the limit: an endless body is never buffered);
+   cut off at the limit: an endless body is never buffered); time: the whole body within
+   `body_timeout_s` (408: a trickled body does not hold its connection for ever);
 4. Sentry only: the signature of the body (401);
-5. JSON (400), the source's shape (422 naming the field), at most N alerts;
+5. JSON (400: whatever the decoder refuses), the count of alerts (422, counted before any alert is
+   validated), the source's shape and what the store can hold (422 naming the field);
 6. the raw body and the normalised alerts are committed to the store (`Ingestor.ingest`) and only then
    the answer is 202. The store failing is the only 5xx (503, "retry"): senders retry on it.
 
+Steps 4 and 5 run in worker threads (at most `parse_threads` at once), never on the event loop, and
+their cost is linear in the body (intake/triage.py and intake/signals.py cap what they match), so
+`/healthz` keeps answering while the largest body allowed is parsed. A parser failure this module does
+not expect (a bug) is logged and answered 422, never 500: the input is what the sender can change.
+
 Nothing is stored for a request refused at steps 1–5.
+
+Group commit: when the ingestor has `ingest_many(requests) -> [Receipt | Exception]` (one transaction
+per batch), requests go through `intake.batch.GroupCommitter`: those that arrive while a commit runs
+share the next one, each answered after its commit. Without it, one `ingest` per request in a worker
+thread. Either way a 202 means "committed".
 """
 
 from __future__ import annotations
@@ -35,12 +48,20 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from intake.auth import Unauthorized, check_bearer, check_sentry, check_sentry_header_present
+from intake.auth import (
+    Unauthorized,
+    check_bearer,
+    check_sentry,
+    check_sentry_header_present,
+    check_sentry_timestamp,
+)
+from intake.batch import GroupCommitter, IngestRequest
 from intake.config import IntakeConfig
 from intake.errors import BodyNotJSON, PayloadInvalid
-from intake.ingest import Ingestor
+from intake.ingest import Ingestor, Receipt
 from intake.metrics import IntakeMetrics
-from intake.parsers import SOURCES, parse
+from intake.parsers import SOURCES, ParseContext, parse
+from runbook.models import Alert
 
 __all__ = ["Refused", "create_app", "read_body"]
 
@@ -75,8 +96,9 @@ def _json_content_type(value: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit` bytes (never buffered past it)."""
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes (never buffered past it),
+    and with 408 when it has not all arrived within `timeout_s` seconds."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -87,13 +109,36 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise Refused(413, f"body of {size} bytes is over the limit of {limit} bytes")
     body = bytearray()
     try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise Refused(413, f"body is over the limit of {limit} bytes")
+        with anyio.fail_after(timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise Refused(413, f"body is over the limit of {limit} bytes")
     except ClientDisconnect as exc:
         raise Refused(400, "client disconnected before the body was complete") from exc
+    except TimeoutError as exc:
+        raise Refused(408, f"body not received within {timeout_s:g} s ({len(body)} bytes arrived)") from exc
     return bytes(body)
+
+
+def decode_request(
+    config: IntakeConfig, ctx: ParseContext, source: str, body: bytes, headers: Mapping[str, str]
+) -> list[Alert]:
+    """Steps 4 and 5 of the gate, as one call for a worker thread: `Refused` (401, 400, 422) or the alerts."""
+    if source == "sentry":
+        try:
+            check_sentry(config, body, headers)
+        except Unauthorized as exc:
+            raise Refused(401, exc.reason) from exc
+    try:
+        return parse(source, body, ctx, sentry_resource=headers.get("sentry-hook-resource"))
+    except BodyNotJSON as exc:
+        raise Refused(400, exc.message) from exc
+    except PayloadInvalid as exc:
+        raise Refused(422, exc.message) from exc
+    except Exception as exc:  # a parser bug must not become a 5xx the sender retries for ever
+        log.exception("intake %s: unexpected error while parsing a %d-byte body", source, len(body))
+        raise Refused(422, f"body could not be read as a {source} payload ({type(exc).__name__})") from exc
 
 
 def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -120,6 +165,9 @@ def create_app(
     metrics.track_queue_depth(ingestor.queue_depth)
     ctx = config.parse_context()
     limiter = anyio.CapacityLimiter(max(4, config.workers * 8))
+    parse_limiter = anyio.CapacityLimiter(config.parse_threads)
+    ingest_many = getattr(ingestor, "ingest_many", None)
+    committer = GroupCommitter(ingest_many) if callable(ingest_many) else None
 
     async def receive_alerts(request: Request) -> Response:
         source = request.path_params["source"]
@@ -141,6 +189,7 @@ def create_app(
         try:
             if source == "sentry":
                 check_sentry_header_present(config, request.headers)
+                check_sentry_timestamp(config, request.headers)
             else:
                 check_bearer(config, source, request.headers.get("authorization"))
         except Unauthorized as exc:
@@ -148,30 +197,16 @@ def create_app(
         # 2. content type
         if not _json_content_type(request.headers.get("content-type")):
             got = request.headers.get("content-type") or "none"
-            raise Refused(415, f"Content-Type must be application/json (got {got})")
-        # 3. size, enforced while reading
-        body = await read_body(request, config.max_body_bytes)
-        # 4. Sentry's signature covers the exact bytes received
-        if source == "sentry":
-            try:
-                check_sentry(config, body, request.headers)
-            except Unauthorized as exc:
-                raise Refused(401, exc.reason) from exc
-        # 5. JSON and the source's shape
-        try:
-            alerts = parse(source, body, ctx, sentry_resource=request.headers.get("sentry-hook-resource"))
-        except BodyNotJSON as exc:
-            raise Refused(400, exc.message) from exc
-        except PayloadInvalid as exc:
-            raise Refused(422, exc.message) from exc
+            raise Refused(415, f"Content-Type must be application/json (got {got[:80]})")
+        # 3. size and time, enforced while reading
+        body = await read_body(request, config.max_body_bytes, config.body_timeout_s)
+        # 4-5. signature, JSON, count, shape: off the event loop, a bounded number at once
+        headers = dict(request.headers)
+        alerts = await anyio.to_thread.run_sync(
+            lambda: decode_request(config, ctx, source, body, headers), limiter=parse_limiter
+        )
         # 6. durable before the answer
-        try:
-            receipt = await anyio.to_thread.run_sync(
-                lambda: ingestor.ingest(source, body, safe_headers(request.headers), alerts), limiter=limiter
-            )
-        except Exception as exc:  # the store is down or refused: the sender must retry
-            log.exception("intake %s: could not store %d alert(s)", source, len(alerts))
-            raise Refused(503, f"could not store the alerts, retry later ({type(exc).__name__})") from exc
+        receipt = await _store(source, body, safe_headers(headers), alerts)
         for alert in alerts:
             metrics.received.labels(source=source, status=alert.status.value).inc()
         if receipt.joined:
@@ -179,6 +214,18 @@ def create_app(
         if receipt.created:
             metrics.incidents_created.labels(source=source).inc(len(receipt.created))
         return JSONResponse(receipt.as_json(), status_code=202)
+
+    async def _store(source: str, body: bytes, headers: dict[str, str], alerts: list[Alert]) -> Receipt:
+        """One request, committed; 503 ("retry") on any failure. The one place group commit plugs in."""
+        try:
+            if committer is not None and committer.running:
+                return await committer.submit(IngestRequest(source, body, headers, alerts))
+            return await anyio.to_thread.run_sync(
+                lambda: ingestor.ingest(source, body, headers, alerts), limiter=limiter
+            )
+        except Exception as exc:  # the store is down or refused: the sender must retry
+            log.exception("intake %s: could not store %d alert(s)", source, len(alerts))
+            raise Refused(503, f"could not store the alerts, retry later ({type(exc).__name__})") from exc
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -195,11 +242,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if background is None:
-            yield
-            return
-        with background():
-            yield
+        async with anyio.create_task_group() as tasks:
+            if committer is not None:
+                tasks.start_soon(committer.run)
+            if background is None:
+                yield
+            else:
+                with background():
+                    yield
+            tasks.cancel_scope.cancel()
 
     routes = [
         Route("/alerts/{source:str}", receive_alerts, methods=["POST"]),
@@ -211,4 +262,5 @@ def create_app(
     app.state.metrics = metrics
     app.state.config = config
     app.state.sources = SOURCES
+    app.state.committer = committer
     return app

@@ -13,18 +13,33 @@ Sentry (integration platform, "Verifying the Signature"): `Sentry-Hook-Signature
 HMAC-SHA256 of the request body keyed with the integration's Client Secret. Sentry signs the exact
 bytes it sends, so we verify the raw body as received, before any parsing. A Sentry route may also be
 given a bearer token (`tokens["sentry"]`) for senders that cannot sign.
+
+Replays: Sentry sends `Sentry-Hook-Timestamp`, the unix time in seconds when it sent the request
+(`str(int(time()))` in Sentry's sender). `check_sentry_timestamp` refuses a request whose timestamp is
+missing, not a number, or further than `sentry_timestamp_window_s` (default 300 s) from our clock,
+either way. Sentry's signature covers the body only, not the timestamp, so the window alone does not
+stop a replay with a forged fresh timestamp: the store refuses a repeated `Request-ID` for that.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
 
 from intake.config import IntakeConfig
 from intake.errors import IntakeError
 
-__all__ = ["Unauthorized", "check_bearer", "check_sentry", "check_sentry_header_present", "sentry_signature"]
+__all__ = [
+    "Unauthorized",
+    "check_bearer",
+    "check_sentry",
+    "check_sentry_header_present",
+    "check_sentry_timestamp",
+    "sentry_signature",
+]
 
 
 class Unauthorized(IntakeError):
@@ -84,3 +99,28 @@ def check_sentry(config: IntakeConfig, body: bytes, headers: Mapping[str, str]) 
             raise Unauthorized("Sentry-Hook-Signature does not match the body (wrong client secret?)")
         return
     check_bearer(config, "sentry", headers.get("authorization"))
+
+
+def check_sentry_timestamp(
+    config: IntakeConfig, headers: Mapping[str, str], clock: Callable[[], float] = time.time
+) -> None:
+    """Pass, or raise `Unauthorized`: `Sentry-Hook-Timestamp` present and within the window of now."""
+    raw = headers.get("sentry-hook-timestamp", "").strip()
+    if not raw:
+        raise Unauthorized("missing Sentry-Hook-Timestamp header (unix time in seconds)")
+    try:
+        sent = float(raw) if len(raw) <= 32 else math.nan
+    except ValueError:
+        sent = math.nan
+    if not math.isfinite(sent):
+        raise Unauthorized(f"Sentry-Hook-Timestamp is not a unix time in seconds: {raw[:32]!r}")
+    skew = clock() - sent
+    window = config.sentry_timestamp_window_s
+    if skew > window:
+        raise Unauthorized(
+            f"Sentry-Hook-Timestamp is {skew:.0f} s old, outside the {window:g} s window (a replay?)"
+        )
+    if -skew > window:
+        raise Unauthorized(
+            f"Sentry-Hook-Timestamp is {-skew:.0f} s in the future, outside the {window:g} s window"
+        )

@@ -77,6 +77,12 @@ class IntakeConfig(BaseModel):
     workers: int = Field(1, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_alerts_per_request: int = Field(1000, ge=1)
+    body_timeout_s: float = Field(10.0, gt=0)
+    """The whole body must arrive within this many seconds of the handler starting to read it (else 408)."""
+    parse_threads: int = Field(2, ge=1, le=64)
+    """Requests decoded and validated at once, in worker threads (never on the event loop)."""
+    sentry_timestamp_window_s: float = Field(300.0, gt=0)
+    """`Sentry-Hook-Timestamp` (unix seconds) more than this far from now, or missing: 401."""
     tokens: dict[str, SecretStr] = Field(default_factory=dict)
     """Bearer token per source: `alertmanager`, `grafana`, `generic` (and `sentry`, as an alternative)."""
     sentry_client_secret: SecretStr | None = None
@@ -117,6 +123,9 @@ class IntakeConfig(BaseModel):
             "workers",
             "max_body_bytes",
             "max_alerts_per_request",
+            "body_timeout_s",
+            "parse_threads",
+            "sentry_timestamp_window_s",
             "default_service",
             "service_labels",
             "sentry_projects",

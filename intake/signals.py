@@ -14,9 +14,16 @@ The conventions (docs/intake.md, "Signals"), first match per field wins, later s
 2. A `signal` label naming a field, with the number in the `value` annotation (Prometheus rules write
    `value: "{{ $value }}"`) or else in Grafana's `values` (the ref named by a `signal_ref` label, or the
    first ref).
-3. The alert's name, for the yes/no signals only: "ServiceDown" says the service is unreachable,
+3. What a standard rule carries without our `signal` label (intake/standard_rules.py): the value
+   (`value` annotation, `VALUE = ...` in the description, Grafana's `values` / `valueString`), the
+   metric the name or the rule's expression names (memory, CPU, error rate, latency,
+   `probe_success == 0`, `up == 0`), its unit.
+4. The alert's name, for the yes/no signals only: "ServiceDown" says the service is unreachable,
    "DatabaseConnectionLost" that the database is, "Hume API down" that a key integration is down
    (`NAME_SIGNALS`, a table).
+
+CPU or memory observed without `saturated_for_s`: the alert's firing age (`startsAt` to now) plus the
+rule's `for` when given, so "memory at 100% for 6 minutes" is P1 without any label of ours.
 
 Values that do not parse (a label `cpu: "high"`) are ignored: a label convention is not a schema, and
 an alert is never refused for one; the generic schema's `signals` object is validated strictly instead.
@@ -24,7 +31,6 @@ an alert is never refused for one; the generic schema's `signals` object is vali
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -32,8 +38,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from intake.alert import Signals
+from intake.standard_rules import MATCH_CHARS, RuleFacts, parse_number, rule_signals, saturated_for_s
 
-__all__ = ["ALIASES", "NAME_SIGNALS", "extract_signals", "parse_bool", "parse_number"]
+__all__ = [
+    "ALIASES",
+    "MATCH_CHARS",
+    "NAME_SIGNALS",
+    "extract_signals",
+    "name_says",
+    "parse_bool",
+    "parse_number",
+]
 
 _NUMBER_FIELDS = {
     name for name, info in Signals.model_fields.items() if info.annotation in (float, float | None)
@@ -60,48 +75,47 @@ ALIASES: dict[str, tuple[str, float]] = {
     "saturated_for": ("saturated_for_s", 1.0),
 }
 
-# Guide: Alert Mapping to Severity. Name patterns for the yes/no signals (case-insensitive, searched).
-NAME_SIGNALS: tuple[tuple[re.Pattern[str], dict[str, bool]], ...] = (
+
+def _words(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.I)
+
+
+# Guide: Alert Mapping to Severity. Name patterns for the yes/no signals (case-insensitive, searched):
+# (words, then-words or None, implied). "words, later then-words" is two searches, the second starting
+# where the first match ended: linear, where one regex `(words).*(then-words)` backtracks quadratically
+# (a 21 KB name of repeated "service" took seconds).
+NAME_SIGNALS: tuple[tuple[re.Pattern[str], re.Pattern[str] | None, dict[str, bool]], ...] = (
     (
-        re.compile(
-            r"(database|\bdb|postgres|supabase|pgbouncer).*(down|lost|unreachable|refused|fail)", re.I
-        ),
+        _words(r"database|\bdb|postgres|supabase|pgbouncer"),
+        _words(r"down|lost|unreachable|refused|fail"),
         {"database_reachable": False},
     ),
     (
-        re.compile(
-            r"(external|upstream|third.?party|integration|hume|openai|spotify).*(down|fail|unavailable)", re.I
-        ),
+        _words(r"external|upstream|third.?party|integration|hume|openai|spotify"),
+        _words(r"down|fail|unavailable"),
         {"key_integration_down": True},
     ),
-    (re.compile(r"all.?requests.?tim", re.I), {"all_requests_timing_out": True}),
-    (re.compile(r"5xx|server.?errors|http.?50\d|service.?unavailable", re.I), {"server_errors_5xx": True}),
+    (_words(r"all.?requests.?tim"), None, {"all_requests_timing_out": True}),
+    (_words(r"5xx|server.?errors|http.?50\d|service.?unavailable"), None, {"server_errors_5xx": True}),
     (
-        re.compile(
-            r"(service|instance|target|probe|endpoint|health|site|app).*(down|fail|unreachable)", re.I
-        ),
+        _words(r"service|instance|target|probe|endpoint|health|site|app"),
+        _words(r"down|fail|unreachable"),
         {"service_reachable": False},
     ),
 )
 
+
+def name_says(pattern: re.Pattern[str], then: re.Pattern[str] | None, name: str) -> bool:
+    """`pattern` somewhere in `name` (its first `MATCH_CHARS`), and `then` somewhere after it."""
+    text = name[:MATCH_CHARS]
+    first = pattern.search(text)
+    if first is None:
+        return False
+    return then is None or then.search(text, first.end()) is not None
+
+
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
-
-
-def parse_number(value: Any) -> float | None:
-    """A finite float from a label value, a JSON number or a numeric string; None otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip().rstrip("%"))
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def parse_bool(value: Any) -> bool | None:
@@ -137,8 +151,15 @@ def extract_signals(
     labels: Mapping[str, str],
     annotations: Mapping[str, str],
     values: Mapping[str, Any] | None = None,
+    value_string: str = "",
+    expr: str = "",
+    age_s: float | None = None,
 ) -> Signals:
-    """`Signals` from one alert's parts; see the module docstring for the conventions and their order."""
+    """`Signals` from one alert's parts; see the module docstring for the conventions and their order.
+
+    `expr` is the rule's expression when the source gives it (Alertmanager's `generatorURL`), `age_s`
+    the seconds since the alert started firing, `value_string` Grafana's `valueString`.
+    """
     found: dict[str, float | bool] = {}
 
     def offer(field: str, value: float | bool) -> None:
@@ -163,17 +184,30 @@ def extract_signals(
             if hit is not None:
                 offer(*hit)
 
-    # 3. the alert's name, for yes/no signals
-    for pattern, implied in NAME_SIGNALS:
-        if pattern.search(name):
+    # 3. what a standard rule carries: its value, the metric its name or expression names, its age
+    facts = RuleFacts(name, labels, annotations, values, value_string, expr, age_s)
+    for field, value in rule_signals(facts).items():
+        offer(field, value)
+
+    # 4. the alert's name, for yes/no signals
+    for pattern, then, implied in NAME_SIGNALS:
+        if name_says(pattern, then, name):
             for field, flag in implied.items():
                 offer(field, flag)
+
+    # CPU or memory observed without a duration: how long the alert has been firing
+    if ("cpu_pct" in found or "memory_pct" in found) and (held := saturated_for_s(facts)) is not None:
+        offer("saturated_for_s", held)
 
     return _valid_signals(found)
 
 
 def _valid_signals(found: dict[str, float | bool]) -> Signals:
     """`Signals` from the values that pass its bounds (an error rate of 150% is dropped, not fatal)."""
+    try:
+        return Signals(**found)  # the usual case: all in bounds, one validation
+    except ValidationError:
+        pass
     kept: dict[str, float | bool] = {}
     for field, value in found.items():
         try:

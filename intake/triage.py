@@ -7,15 +7,23 @@ Usage::
     verdict.severity, verdict.rule, verdict.reason, verdict.runbook
     # (Severity.P1, 'p1.service_unreachable', "Service unavailable ...", 'service-down')
 
-Severity (docs/intake.md, "Severity"): an explicit `severity` (or `priority`) label wins — `P1`..`P4`,
-`sev1`..`sev4`, and the words of `SEVERITY_WORDS` (`critical` → P1, `error`/`high` → P2,
-`warning` → P3, `info` → P4); the rule id is then `label.severity` and the reason names the label
-and what the signals alone would have said. Otherwise `runbook.severity.classify(alert.signals)`.
+Severity (docs/intake.md, "Severity"): the guide's mapping of the observed signals
+(`runbook.severity.classify(alert.signals)`) is a floor. An explicit `severity` (or `priority`) label —
+`P1`..`P4`, `sev1`..`sev4`, and the words of `SEVERITY_WORDS` (`critical` → P1, `error`/`high` → P2,
+`warning` → P3, `info` → P4) — may raise the level above it, never lower it: a `severity=warning` label
+on a probe alert that says the service is unreachable is P1, not P3. When the label raises, the rule id
+is `label.severity` and the reason says what the signals alone gave; otherwise the rule is the
+mapping's and the reason notes the lower (or equal) label.
 
 Runbook (guide: "Actions by Incident Type" and "Common P2 Issues"): an explicit `runbook` label naming
 a known runbook wins; else the first matching route (configured routes first, then `DEFAULT_ROUTES`):
 a route matches on the alert's name (regex, case-insensitive), on labels (regex per label), or on an
 observed signal. Nothing matching: `None`, and the `respond` flow handles the incident by its level.
+
+Bounded work: names and label values are matched on their first `MATCH_CHARS` (1,024) characters only,
+and the default patterns are alternations of words (no nested quantifiers, no `.*` between groups), so
+routing is linear in what it reads. Configured route patterns are the operator's; the same cap bounds
+them, and docs/intake.md asks for patterns without nested quantifiers.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from intake.alert import Alert
+from intake.signals import MATCH_CHARS
 from runbook.severity import Severity, classify
 
 __all__ = [
@@ -100,9 +109,9 @@ class Route:
     def matches(self, alert: Alert) -> bool:
         checks: list[bool] = []
         if self.name is not None:
-            checks.append(bool(self.name.search(alert.name)))
+            checks.append(bool(self.name.search(alert.name[:MATCH_CHARS])))
         for key, pattern in self.labels.items():
-            checks.append(key in alert.labels and bool(pattern.search(alert.labels[key])))
+            checks.append(key in alert.labels and bool(pattern.search(alert.labels[key][:MATCH_CHARS])))
         if self.signals:
             observed = alert.signals.observed()
             checks.append(any(_troubling(f, observed.get(f)) for f in self.signals))
@@ -189,15 +198,22 @@ def explicit_severity(labels: Mapping[str, str]) -> tuple[str, Severity] | None:
 
 
 def triage(alert: Alert, router: Router) -> Verdict:
-    """Severity (explicit label, else the classifier on the signals) and the runbook, with the reason."""
+    """Severity (the signals' level, raised by an explicit label, never lowered) and the runbook."""
     classification = classify(alert.signals)
     explicit = explicit_severity(alert.labels)
     runbook = router.route(alert)
     if explicit is None:
         return Verdict(classification.severity, classification.rule, classification.reason, runbook)
-    key, severity = explicit
+    key, labelled = explicit
+    said = f"{key}={alert.labels[key][:40]!r}"
+    if labelled.more_severe_than(classification.severity):
+        reason = (
+            f"explicit label {said} raises the level to {labelled.value} "
+            f"(the signals alone: {classification.severity.value}, {classification.rule})"
+        )
+        return Verdict(labelled, f"label.{key}", reason, runbook)
     reason = (
-        f"explicit label {key}={alert.labels[key]!r} sets {severity.value} "
-        f"(the signals alone: {classification.severity.value}, {classification.rule})"
+        f"{classification.reason} (label {said} says {labelled.value}; a label may raise the level, "
+        "never lower it)"
     )
-    return Verdict(severity, f"label.{key}", reason, runbook)
+    return Verdict(classification.severity, classification.rule, reason, runbook)

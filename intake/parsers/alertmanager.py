@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from intake.alert import Alert, AlertSource, AlertStatus
 from intake.parsers.common import ParseContext, SourceTime, parse_time, pick_service, stable_fingerprint
 from intake.signals import extract_signals
+from intake.standard_rules import expr_from_generator_url
 
 __all__ = ["AlertmanagerAlert", "AlertmanagerPayload", "to_alerts"]
 
@@ -58,8 +59,19 @@ class AlertmanagerPayload(BaseModel):
     alerts: list[AlertmanagerAlert] = Field(min_length=1)
 
 
-def to_alert(item: AlertmanagerAlert, ctx: ParseContext, *, source: str = "alertmanager") -> Alert:
-    """One normalised `Alert` from one Alertmanager (or Grafana) alert entry."""
+def to_alert(
+    item: AlertmanagerAlert,
+    ctx: ParseContext,
+    *,
+    source: str = "alertmanager",
+    values: dict[str, float] | None = None,
+    value_string: str = "",
+) -> Alert:
+    """One normalised `Alert` from one Alertmanager (or Grafana: `values`, `value_string`) alert entry.
+
+    The rule's expression is read from `generatorURL` (`g0.expr`) and the firing age from `startsAt`,
+    for the signals of standard rules (intake/standard_rules.py).
+    """
     name = item.labels.get("alertname", "").strip() or "unnamed"
     service = pick_service(item.labels, ctx)
     fingerprint = (
@@ -70,6 +82,16 @@ def to_alert(item: AlertmanagerAlert, ctx: ParseContext, *, source: str = "alert
     annotations = dict(item.annotations)
     if item.generator_url:
         annotations.setdefault("generator_url", item.generator_url)
+    starts_at = parse_time(item.starts_at)
+    signals = extract_signals(
+        name=name,
+        labels=item.labels,
+        annotations=item.annotations,
+        values=values,
+        value_string=value_string,
+        expr=expr_from_generator_url(item.generator_url),
+        age_s=ctx.firing_for_s(item.status, starts_at),
+    )
     return Alert(
         source=AlertSource(source),
         fingerprint=fingerprint,
@@ -78,9 +100,9 @@ def to_alert(item: AlertmanagerAlert, ctx: ParseContext, *, source: str = "alert
         service=service,
         labels=dict(item.labels),
         annotations=annotations,
-        starts_at=parse_time(item.starts_at),
+        starts_at=starts_at,
         ends_at=parse_time(item.ends_at),
-        signals=extract_signals(name=name, labels=item.labels, annotations=item.annotations),
+        signals=signals,
     )
 
 

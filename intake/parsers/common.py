@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
@@ -24,6 +24,10 @@ ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 """Go's zero time: Alertmanager and Grafana send `0001-01-01T00:00:00Z` for "not ended yet"."""
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class ParseContext:
     """Settings the parsers need; built from `IntakeConfig` (intake/config.py)."""
@@ -32,12 +36,20 @@ class ParseContext:
     service_labels: tuple[str, ...] = ("service", "app", "app_kubernetes_io_name")
     sentry_projects: Mapping[str, str] = field(default_factory=dict)
     max_alerts: int = 1000
+    clock: Callable[[], datetime] = _utc_now
+    """Now, for how long a firing alert has been firing (tests pin it)."""
+
+    def firing_for_s(self, status: str, starts_at: datetime | None) -> float | None:
+        """Seconds since `starts_at` of a firing alert; None when resolved or unknown."""
+        if status != "firing" or starts_at is None:
+            return None
+        return max(0.0, (self.clock() - starts_at).total_seconds())
 
 
 def stable_fingerprint(source: str, service: str, name: str, labels: Mapping[str, str]) -> str:
     """`"<source>:<16 hex>"`: SHA-256 of service, alert name and the sorted labels. Same inputs, same key."""
     material = json.dumps([service, name, sorted(labels.items())], separators=(",", ":"), ensure_ascii=False)
-    return f"{source}:{hashlib.sha256(material.encode()).hexdigest()[:16]}"
+    return f"{source}:{hashlib.sha256(material.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
 
 
 def _to_utc(value: datetime) -> datetime:

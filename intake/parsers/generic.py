@@ -11,7 +11,7 @@ The schema (docs/intake.md, "Generic JSON"; `GenericPayload.model_json_schema()`
         "name": "DatabaseConnectionLost",          # required, the alert's name (routes the runbook)
         "service": "emotionscare",                 # default: the configured default service
         "status": "firing" | "resolved",           # default "firing"
-        "severity": "P1".."P4" | "critical" | ..., # optional; wins over the signals
+        "severity": "P1".."P4" | "critical" | ..., # optional; may raise the signals' level
         "summary": "...", "description": "...",   # optional
         "fingerprint": "...",                      # optional; default: hash of service + name + labels
         "runbook": "database-lost",                # optional; wins over the routing table
@@ -25,9 +25,10 @@ Unknown fields are refused (422 naming them), so a typo such as `"sevrity"` is n
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from intake.alert import Alert, AlertStatus, Signals
 from intake.parsers.common import ParseContext, SourceTime, parse_time, stable_fingerprint
@@ -37,6 +38,14 @@ __all__ = ["GenericAlert", "GenericPayload", "to_alerts"]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(max_length=4000)]
+
+
+def _finite_signals(signals: Signals) -> Signals:
+    """Refuse `"inf"` / `"NaN"` (strings pydantic would read as floats): the store keeps finite numbers."""
+    for name, value in signals.observed().items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number")
+    return signals
 
 
 class GenericAlert(BaseModel):
@@ -54,7 +63,7 @@ class GenericAlert(BaseModel):
     runbook: Name | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    signals: Signals = Field(default_factory=Signals)
+    signals: Annotated[Signals, AfterValidator(_finite_signals)] = Field(default_factory=Signals)
     starts_at: SourceTime | None = None
     ends_at: SourceTime | None = None
 
@@ -81,7 +90,12 @@ def to_alerts(payload: GenericPayload, ctx: ParseContext) -> list[Alert]:
         for key, text in (("summary", item.summary), ("description", item.description)):
             if text:
                 annotations[key] = text
-        found = extract_signals(name=item.name, labels=labels, annotations=annotations)
+        found = extract_signals(
+            name=item.name,
+            labels=labels,
+            annotations=annotations,
+            age_s=ctx.firing_for_s(item.status, parse_time(item.starts_at)),
+        )
         explicit = item.signals.model_dump(exclude_none=True)
         signals = Signals(**{**found.model_dump(exclude_none=True), **explicit})
         alerts.append(

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
 from intake.alert import Alert
 from intake.parsers.alertmanager import AlertmanagerAlert
 from intake.parsers.alertmanager import to_alert as _alertmanager_alert
 from intake.parsers.common import ParseContext
-from intake.signals import extract_signals
 
 __all__ = ["GrafanaAlert", "GrafanaPayload", "to_alerts"]
 
@@ -29,7 +28,9 @@ __all__ = ["GrafanaAlert", "GrafanaPayload", "to_alerts"]
 class GrafanaAlert(AlertmanagerAlert):
     """One entry of `alerts`, with Grafana's extra fields."""
 
-    values: dict[str, float | None] | None = None
+    values: dict[str, FiniteFloat | None] | None = None
+    """Ref id -> number; a non-finite number (`"NaN"`, `"inf"` as strings) is a 422 naming the ref."""
+    value_string: str = Field(default="", alias="valueString")
     silence_url: str = Field(default="", alias="silenceURL")
     dashboard_url: str = Field(default="", alias="dashboardURL")
     panel_url: str = Field(default="", alias="panelURL")
@@ -61,8 +62,10 @@ def to_alerts(payload: GrafanaPayload, ctx: ParseContext) -> list[Alert]:
     """Every alert of the notification, firing and resolved, in the payload's order."""
     alerts: list[Alert] = []
     for item in payload.alerts:
-        alert = _alertmanager_alert(item, ctx, source="grafana")
         values = {k: v for k, v in (item.values or {}).items() if v is not None}
+        alert = _alertmanager_alert(
+            item, ctx, source="grafana", values=values, value_string=item.value_string
+        )
         extra = {
             key: url
             for key, url in (
@@ -75,10 +78,5 @@ def to_alerts(payload: GrafanaPayload, ctx: ParseContext) -> list[Alert]:
         }
         if values:
             extra["values"] = ", ".join(f"{k}={v:g}" for k, v in values.items())
-        signals = extract_signals(
-            name=alert.name, labels=item.labels, annotations=item.annotations, values=values
-        )
-        alerts.append(
-            alert.model_copy(update={"annotations": {**extra, **alert.annotations}, "signals": signals})
-        )
+        alerts.append(alert.model_copy(update={"annotations": {**extra, **alert.annotations}}))
     return alerts

@@ -193,7 +193,7 @@ _AGGREGATE_SIGNALS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 def project_slug_from_url(url: str) -> str:
     """`"front-end"` from `.../api/0/projects/<org>/front-end/events/<id>/`; `""` when absent."""
-    match = _PROJECT_IN_URL.search(url or "")
+    match = _PROJECT_IN_URL.search((url or "")[:2048])  # bounded: a URL is short, a hostile one is cut
     return match.group(1) if match else ""
 
 
@@ -204,7 +204,7 @@ def _service(slug: str, tags: dict[str, str], ctx: ParseContext) -> str:
 
 
 def _level_from_name(name: str) -> str | None:
-    match = _LEVEL_IN_NAME.search(name)
+    match = _LEVEL_IN_NAME.search(name[:1024])
     return match.group(1).upper() if match else None
 
 

@@ -5,12 +5,20 @@
 - `app` / `client`: the ASGI app (no dispatcher) served by uvicorn on 127.0.0.1:<free port>, and an httpx
   client on it (real HTTP over loopback, as Alertmanager or Sentry would send it).
 - `serve(app)`: uvicorn on 127.0.0.1:<free port> in a thread; yields the base URL; stopped after.
+- `intake_process(tmp_path, store_url, name)`: `python -m intake --no-dispatch` as its own process, on a
+  free port (read from uvicorn's log line); yields `(Popen, base URL)`; killed after. Settings from the
+  environment: the store URL and tokens for alertmanager and generic.
 - `prefect_api`: one Prefect test server for the session (`prefect_test_harness`, ~8-12 s to start) with a
   `respond/respond` deployment registered; runs are created on it, never executed (no worker).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +39,7 @@ from intake.outbox import Outbox, open_outbox
 TOKENS = {"alertmanager": "am-token", "grafana": "gf-token", "generic": "gen-token"}
 SENTRY_SECRET = "sentry-client-secret"
 DATA = Path(__file__).resolve().parents[1] / "data"
+LISTENING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.01) -> bool:
@@ -107,6 +116,48 @@ def _serve(app: Starlette) -> Iterator[str]:
 @pytest.fixture
 def serve() -> Callable[[Starlette], AbstractContextManager[str]]:
     return _serve
+
+
+@contextmanager
+def _intake_process(
+    tmp_path: Path, store_url: str, name: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    log_path = tmp_path / f"{name}.log"
+    env = {
+        **os.environ,
+        "RUNBOOK_STORE_URL": store_url,
+        "RUNBOOK_INTAKE_TOKENS": json.dumps({"alertmanager": "am-token", "generic": "gen-token"}),
+    }
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "intake", "--host", "127.0.0.1", "--port", "0", "--no-dispatch"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        found: list[str] = []
+
+        def listening() -> bool:
+            match = LISTENING.search(log_path.read_text(errors="replace"))
+            if match:
+                found.append(match.group(1))
+            return bool(match) or proc.poll() is not None
+
+        assert wait_for(listening, 30.0, 0.05) and found, log_path.read_text(errors="replace")
+        yield proc, found[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+@pytest.fixture
+def intake_process() -> Callable[
+    [Path, str, str], AbstractContextManager[tuple[subprocess.Popen[bytes], str]]
+]:
+    return _intake_process
 
 
 @pytest.fixture

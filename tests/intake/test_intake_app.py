@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,13 @@ JSON = {"Content-Type": "application/json"}
 
 
 def sentry_headers(body: bytes, resource: str, secret: str = "sentry-client-secret") -> dict[str, str]:
+    """What Sentry sends: its timestamp is now (unix seconds), its Request-ID new for every delivery."""
     return {
         **JSON,
         "Sentry-Hook-Resource": resource,
-        "Sentry-Hook-Timestamp": "1795788377",
+        "Sentry-Hook-Timestamp": str(int(time.time())),
         "Sentry-Hook-Signature": sentry_signature(secret, body),
-        "Request-ID": "3c1e8f1e-9d1f-4a54-9a57-0f6b9a7b2c11",
+        "Request-ID": str(uuid.uuid4()),
     }
 
 
@@ -65,7 +68,11 @@ def test_alertmanager_group_is_stored_and_opens_three_incidents(
     assert {a.raw_ref for a in stored} == {receipt["raw_id"]}
     assert outbox.depth() == 3  # one respond run to start per incident
     down = store.find_open_incident("alertmanager:5c3b2a91de07f4a1")
-    assert (down.severity.value, down.severity_rule, down.runbook) == ("P1", "label.severity", "service-down")
+    assert (down.severity.value, down.severity_rule, down.runbook) == (
+        "P1",
+        "p1.service_unreachable",
+        "service-down",
+    )
 
 
 def test_the_same_alert_again_joins_its_incident(client: httpx.Client, store: Any, outbox: Outbox) -> None:
@@ -191,6 +198,45 @@ def test_bad_sentry_signatures_get_401_and_nothing_is_stored(
     assert answer.status_code == 401
     assert reason in answer.json()["error"]
     assert nothing_stored(store, outbox)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "reason"),
+    [
+        (None, "missing Sentry-Hook-Timestamp header"),
+        ("", "missing Sentry-Hook-Timestamp header"),
+        (lambda now: str(int(now) - 301), "s old, outside the 300 s window"),
+        (lambda now: str(int(now) - 86_400), "s old, outside the 300 s window (a replay?)"),
+        (lambda now: str(int(now) + 400), "s in the future, outside the 300 s window"),
+        (lambda now: str(int(now * 1000)), "in the future"),  # milliseconds are not Sentry's format
+        ("yesterday", "not a unix time in seconds: 'yesterday'"),
+        ("nan", "not a unix time in seconds"),
+    ],
+)
+def test_a_sentry_request_outside_the_timestamp_window_gets_401_and_nothing_is_stored(
+    client: httpx.Client, store: Any, outbox: Outbox, timestamp: Any, reason: str
+) -> None:
+    body = (DATA / "sentry_event_alert.json").read_bytes()
+    headers = sentry_headers(body, "event_alert")  # correctly signed
+    del headers["Sentry-Hook-Timestamp"]
+    if timestamp is not None:
+        headers["Sentry-Hook-Timestamp"] = timestamp(time.time()) if callable(timestamp) else timestamp
+
+    answer = client.post("/alerts/sentry", content=body, headers=headers)
+
+    assert answer.status_code == 401, answer.text
+    assert reason in answer.json()["error"]
+    assert nothing_stored(store, outbox)
+
+
+def test_a_sentry_timestamp_inside_the_window_is_accepted_either_side_of_now(client: httpx.Client) -> None:
+    body = (DATA / "sentry_metric_alert_critical.json").read_bytes()
+    for skew in (-290, 0, 290):  # Sentry's clock a little behind or ahead of ours
+        headers = {
+            **sentry_headers(body, "metric_alert"),
+            "Sentry-Hook-Timestamp": str(int(time.time()) + skew),
+        }
+        assert client.post("/alerts/sentry", content=body, headers=headers).status_code == 202
 
 
 def test_a_tampered_sentry_body_gets_401(client: httpx.Client, store: Any, outbox: Outbox) -> None:

@@ -34,7 +34,7 @@ def test_recorded_group_gets_the_guide_levels_and_runbooks() -> None:
     verdicts = [triage(a, Router()) for a in alerts]
 
     assert [(v.severity, v.rule, v.runbook) for v in verdicts] == [
-        (Severity.P1, "label.severity", "service-down"),
+        (Severity.P1, "p1.service_unreachable", "service-down"),  # the label agrees with the signals
         (Severity.P2, "p2.error_rate_gt_5", "error-rate-spike"),
         (Severity.P1, "p1.memory_at_100_sustained", "resource-exhaustion"),
         (Severity.P3, "label.severity", "performance-degradation"),
@@ -62,12 +62,20 @@ def test_unknown_severity_word_falls_back_to_the_signals() -> None:
     assert (verdict.severity, verdict.rule) == (Severity.P2, "p2.error_rate_gt_5")
 
 
-def test_explicit_label_wins_and_the_reason_keeps_what_the_signals_said() -> None:
+def test_a_lower_label_does_not_lower_the_level_and_the_reason_says_so() -> None:
     verdict = triage(alert("X", {"severity": "info"}, database_reachable=False), Router())
 
-    assert verdict.severity is Severity.P4
+    assert verdict.severity is Severity.P1
+    assert verdict.rule == "p1.database_connection_lost"
+    assert "label severity='info' says P4; a label may raise the level, never lower it" in verdict.reason
+
+
+def test_a_higher_label_raises_the_level_and_the_reason_keeps_what_the_signals_said() -> None:
+    verdict = triage(alert("X", {"severity": "critical"}, error_rate_pct=2.0), Router())
+
+    assert verdict.severity is Severity.P1
     assert verdict.rule == "label.severity"
-    assert "P1, p1.database_connection_lost" in verdict.reason
+    assert "the signals alone: P3, p3.error_rate_1_to_5" in verdict.reason
 
 
 @pytest.mark.parametrize(

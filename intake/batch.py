@@ -1,0 +1,116 @@
+"""Group commit on the app side: requests that arrive while a commit is running share the next one.
+
+Usage::
+
+    committer = GroupCommitter(ingestor.ingest_many, max_batch=64)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(committer.run)                      # the app's lifespan does this
+        receipt = await committer.submit(IngestRequest("alertmanager", body, headers, alerts))
+
+The store's `ingest_many(requests) -> list[Receipt | Exception]` commits a batch in one transaction and
+says, per request, what it did or why it failed (the store decides how a failure of one is kept from
+the others, e.g. a savepoint per request or a retry of the rest). Each request is answered only after
+the commit that holds it: a 202 still means "committed".
+
+Batching takes what is queued when the writer is free, up to `max_batch`, and never waits for more:
+an idle intake commits each request at once (no added latency); under load, the requests that arrived
+during one commit go into the next. One writer, so SQLite sees one writer at a time instead of many
+threads contending for its lock.
+
+Hand-written because it is the app's side of the store's transaction (a queue, a thread hop, futures):
+no library does that for an ASGI app.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from intake.ingest import Receipt
+from runbook.models import Alert
+
+__all__ = ["GroupCommitter", "IngestMany", "IngestRequest"]
+
+log = logging.getLogger("intake.batch")
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """One HTTP request's worth of work for the store."""
+
+    source: str
+    body: bytes
+    headers: Mapping[str, str]
+    alerts: list[Alert]
+
+
+IngestMany = Callable[[Sequence[IngestRequest]], Sequence["Receipt | Exception"]]
+
+
+@dataclass
+class _Pending:
+    request: IngestRequest
+    done: anyio.Event = field(default_factory=anyio.Event)
+    outcome: Receipt | Exception | None = None
+
+
+class GroupCommitter:
+    """Queues requests; `run()` commits them in batches with `ingest_many`, in one writer thread."""
+
+    def __init__(self, ingest_many: IngestMany, *, max_batch: int = 64, max_queue: int = 4096) -> None:
+        self.ingest_many = ingest_many
+        self.max_batch = max_batch
+        self.batches: list[int] = []
+        """Sizes of the last batches committed (the last 1,000), for tests and metrics."""
+        self._send: MemoryObjectSendStream[_Pending]
+        self._receive: MemoryObjectReceiveStream[_Pending]
+        self._send, self._receive = anyio.create_memory_object_stream[_Pending](max_queue)
+        self._writer = anyio.CapacityLimiter(1)
+        self.running = False
+        """True while `run()` is serving; the app falls back to one `ingest` per request otherwise."""
+
+    async def submit(self, request: IngestRequest) -> Receipt:
+        """The request's receipt once its batch is committed; its exception if the store refused it."""
+        pending = _Pending(request)
+        await self._send.send(pending)
+        await pending.done.wait()
+        if isinstance(pending.outcome, Exception):
+            raise pending.outcome
+        assert pending.outcome is not None
+        return pending.outcome
+
+    async def run(self) -> None:
+        """Commit batches until cancelled (the app's lifespan runs it in its task group)."""
+        self.running = True
+        try:
+            await self._serve()
+        finally:
+            self.running = False
+
+    async def _serve(self) -> None:
+        async for first in self._receive:
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._receive.receive_nowait())
+                except anyio.WouldBlock:
+                    break
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        requests = [p.request for p in batch]
+        try:
+            outcomes = list(await anyio.to_thread.run_sync(self.ingest_many, requests, limiter=self._writer))
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"ingest_many answered {len(outcomes)} outcomes for {len(batch)} requests")
+        except Exception as exc:  # the whole batch failed: every request in it is answered 503
+            log.exception("group commit of %d request(s) failed", len(batch))
+            outcomes = [exc] * len(batch)
+        self.batches = [*self.batches[-999:], len(batch)]
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            pending.outcome = outcome
+            pending.done.set()
