@@ -33,7 +33,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, SecretStr
 
-from flows.p2 import METRICS_PATH, ServiceMetrics, check_infrastructure, conclude, read_metrics
+from flows.diagnoses import METRICS_PATH, ServiceMetrics, check_infrastructure, conclude, read_metrics
 from flows.record import Record
 from flows.resource_exhaustion import resource_exhaustion
 from flows.targets import probe_service, target_workload

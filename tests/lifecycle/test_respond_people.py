@@ -15,11 +15,11 @@ from prefect.flow_runs import resume_flow_run
 from flows.respond import respond
 from runbook.models import IncidentStatus, RunbookOutcome, utc_now
 from runbook.severity import Severity
+from sandbox.testing import wait_for
 from sandbox.world import GOOD_IMAGE
 from tasks import runtime
 from tasks.backlog import StoreBacklog
 
-from .support import wait_for
 from .world import FAST_RUNBOOK, open_incident, posts, ref, text_of
 
 QUICK: dict[str, Any] = dict(
