@@ -313,12 +313,15 @@ class WarmRunner:
             self._wake.set()
 
     async def _idle(self, wait_s: float) -> None:
-        assert self._wake is not None
+        wake = self._wake
+        if wake is None:  # only `run()` calls this, after making the event; a bare sleep otherwise
+            await asyncio.sleep(wait_s)
+            return
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
+            await asyncio.wait_for(wake.wait(), timeout=wait_s)
         except TimeoutError:
             pass  # the poll interval ended
-        self._wake.clear()
+        wake.clear()
 
     async def _poll(self, client: Any) -> None:
         free = self.limit - self.in_flight
