@@ -33,9 +33,10 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from flows.drilling.exercise import clear_after_cancellation, run_drill
-from flows.drilling.options import DrillOptions, DrillRefused, PollInterval, Seconds, Via
+from flows.drilling.options import DrillOptions, DrillRefused, Via
 from flows.drilling.report import publish_history, send_to_slack
 from flows.drilling.response import runbook_flow
+from flows.parameters import PollSeconds, Seconds
 from runbook.drill_history import open_history
 from runbook.drills import DrillResult, scenario, scenarios_for
 from runbook.models import utc_now
@@ -83,7 +84,7 @@ def drill_database_failure(
     target: str = "sandbox",
     allow_production: bool = False,
     via: Via = "runbook",
-    poll_interval_s: PollInterval = 1.0,
+    poll_interval_s: PollSeconds = 1.0,
     detect_deadline_s: Seconds = 120.0,
     recover_deadline_s: Seconds = 600.0,
     runbook_parameters: dict[str, Any] | None = None,
@@ -112,7 +113,7 @@ def drill_high_error_rate(
     target: str = "sandbox",
     allow_production: bool = False,
     via: Via = "runbook",
-    poll_interval_s: PollInterval = 1.0,
+    poll_interval_s: PollSeconds = 1.0,
     detect_deadline_s: Seconds = 120.0,
     recover_deadline_s: Seconds = 600.0,
     runbook_parameters: dict[str, Any] | None = None,
@@ -142,7 +143,7 @@ def drill_performance_degradation(
     target: str = "sandbox",
     allow_production: bool = False,
     via: Via = "runbook",
-    poll_interval_s: PollInterval = 1.0,
+    poll_interval_s: PollSeconds = 1.0,
     detect_deadline_s: Seconds = 120.0,
     recover_deadline_s: Seconds = 900.0,
     runbook_parameters: dict[str, Any] | None = None,
@@ -173,7 +174,7 @@ def drill_external_api_failure(
     allow_production: bool = False,
     via: Via = "runbook",
     outage_s: Seconds = 120.0,
-    poll_interval_s: PollInterval = 1.0,
+    poll_interval_s: PollSeconds = 1.0,
     detect_deadline_s: Seconds = 120.0,
     recover_deadline_s: Seconds = 900.0,
     runbook_parameters: dict[str, Any] | None = None,

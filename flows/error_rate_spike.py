@@ -39,6 +39,7 @@ from flows.diagnoses import (
     conclude,
     read_metrics,
 )
+from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
 from flows.resource_exhaustion import resource_exhaustion
 from flows.steps import recent_deploys, rollback_and_verify, sentry_evidence
@@ -59,11 +60,11 @@ RUNBOOK = "error-rate-spike"
 )
 def error_rate_spike(
     incident: IncidentRef | None = None,
-    window_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
+    window_s: Seconds = 300.0,
     threshold_pct: Annotated[float, Field(ge=0, le=100)] = 5.0,
-    rollback_window_min: Annotated[int, Field(ge=1, le=1440)] = 15,
-    ready_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    rollback_window_min: RollbackWindowMin = 15,
+    ready_deadline_s: Seconds = 300.0,
+    poll_interval_s: PollSeconds = 2.0,
     metrics_path: str = METRICS_PATH,
     dry_run: bool = False,
 ) -> RunbookResult:

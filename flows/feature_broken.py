@@ -25,7 +25,6 @@ release older than the breakage cannot remove its cause, so without one the flow
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
 import psycopg
 from prefect import flow, task
@@ -38,6 +37,7 @@ from flows.diagnoses import (
     read_metrics,
     split_route,
 )
+from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
 from flows.steps import read_logs, recent_deploys, rollback_and_verify, sentry_evidence
 from flows.targets import base_url, target_workload
@@ -147,10 +147,10 @@ def describe_table(dsn: SecretStr, table: str, connect_timeout_s: float = 5.0) -
 @flow(name=RUNBOOK, description="P2 › Feature Broken: isolate, component, minimal fix, else rollback.")
 def feature_broken(
     incident: IncidentRef | None = None,
-    window_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    rollback_window_min: Annotated[int, Field(ge=1, le=1440)] = 15,
-    ready_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    window_s: Seconds = 300.0,
+    rollback_window_min: RollbackWindowMin = 15,
+    ready_deadline_s: Seconds = 300.0,
+    poll_interval_s: PollSeconds = 2.0,
     metrics_path: str = METRICS_PATH,
     dry_run: bool = False,
 ) -> RunbookResult:

@@ -14,6 +14,7 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
+from flows.parameters import PollSeconds, Seconds
 from flows.record import Record
 from flows.steps import read_logs
 from flows.targets import probe_service, target_workload, wait_healthy
@@ -51,9 +52,9 @@ def _mib(n: int) -> str:
 def resource_exhaustion(
     incident: IncidentRef | None = None,
     replicas: Annotated[int, Field(ge=1, le=100)] = 3,
-    ready_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    verify_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 30.0,
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    ready_deadline_s: Seconds = 300.0,
+    verify_deadline_s: Seconds = 30.0,
+    poll_interval_s: PollSeconds = 2.0,
     dry_run: bool = False,
 ) -> RunbookResult:
     """CPU/Memory Exhaustion: look (top, logs), scale up for relief, verify, leave the leak hunt as follow-up.

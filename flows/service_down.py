@@ -16,6 +16,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from flows.approval import ask
+from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
 from flows.steps import read_logs, recent_deploys, rollback_and_verify, sentry_evidence
 from flows.targets import probe_service, target_workload
@@ -73,10 +74,10 @@ def investigate(rec: Record, target: Workload, log_lines: int = 100) -> None:
 )
 def service_down(
     incident: IncidentRef | None = None,
-    rollback_window_min: Annotated[int, Field(ge=1, le=1440)] = 15,
+    rollback_window_min: RollbackWindowMin = 15,
     settle_s: Annotated[float, Field(ge=0, le=600)] = 30.0,
-    ready_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    ready_deadline_s: Seconds = 300.0,
+    poll_interval_s: PollSeconds = 2.0,
     require_approval: bool = False,
     approval_timeout_s: Annotated[int, Field(ge=1, le=3600)] = 120,
     approval_poll_s: Annotated[int, Field(ge=1, le=60)] = 1,

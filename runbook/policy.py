@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from runbook.messages import human_duration
 from runbook.models import Incident, IncidentStatus
 from runbook.settings import SlackSettings
 from runbook.severity import LEVELS, Severity
@@ -281,21 +282,16 @@ def _ladder(severity: Severity, page: bool) -> tuple[EscalationStep, ...]:
     return (
         EscalationStep(Contact.ONCALL, timedelta(0), False, page, f"{severity} opened: on-call responds"),
         EscalationStep(
-            Contact.LEAD, deadline, True, page, f"not acknowledged within {_human(deadline)}: team lead"
+            Contact.LEAD, deadline, True, page, f"not acknowledged within {human_duration(deadline)}: team lead"
         ),
         EscalationStep(
             Contact.DEVOPS,
             2 * deadline,
             True,
             page,
-            f"not acknowledged within {_human(2 * deadline)}: DevOps",
+            f"not acknowledged within {human_duration(2 * deadline)}: DevOps",
         ),
     )
-
-
-def _human(delta: timedelta) -> str:
-    minutes = delta.total_seconds() / 60
-    return f"{minutes:g} min" if minutes < 60 else f"{minutes / 60:g} h"
 
 
 ESCALATION: dict[Severity, tuple[EscalationStep, ...]] = {

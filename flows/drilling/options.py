@@ -8,17 +8,16 @@ Usage::
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flows.parameters import PollSeconds, Seconds
 from runbook.errors import RunbookError
 
-__all__ = ["ACTOR", "DrillOptions", "DrillRefused", "PollInterval", "Seconds", "Via"]
+__all__ = ["ACTOR", "DrillOptions", "DrillRefused", "Via"]
 
 Via = Literal["runbook", "respond", "intake"]
-Seconds = Annotated[float, Field(gt=0, le=3600)]
-PollInterval = Annotated[float, Field(gt=0, le=60)]
 ACTOR = "drill"
 
 
@@ -34,7 +33,7 @@ class DrillOptions(BaseModel):
     target: str = "sandbox"
     allow_production: bool = False
     via: Via = "runbook"
-    poll_interval_s: PollInterval = 1.0
+    poll_interval_s: PollSeconds = 1.0
     detect_deadline_s: Seconds = 120.0
     recover_deadline_s: Seconds = 600.0
     outage_s: Seconds = 60.0
