@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
+
+from prefect import get_client
 
 from sandbox.httpserver import RecordedRequest
 
@@ -17,3 +20,10 @@ def body(request: RecordedRequest) -> dict[str, Any]:
     value = request.json()
     assert isinstance(value, dict), value
     return value
+
+
+def flow_run_state(run_id: str) -> str:
+    """The Prefect flow run's state type (`"PAUSED"`, `"COMPLETED"`, ...), read from the API."""
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(run_id)).state
+    return state.type.value if state else ""

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from uuid import UUID
 
 import httpx
-from prefect import get_client
 from prefect.flow_runs import resume_flow_run
 
 from flows.diagnoses import conclusion_of
@@ -23,6 +22,7 @@ from sandbox.testing import wait_for
 from sandbox.world import GOOD_IMAGE
 from tasks import runtime
 
+from .support import flow_run_state
 from .world import FAST_RUNBOOK, open_incident, ref, text_of
 
 
@@ -192,7 +192,7 @@ def test_a_level_raised_while_respond_runs_switches_it_to_the_p1_timeline(world)
         owner = f"{incident.id}:respond:lifecycle-1"
         wait_for(lambda: store.get_action(owner), 20)
         run_id = str(store.get_action(owner).run_id)  # type: ignore[union-attr]
-        wait_for(lambda: _flow_run_state(run_id) == "PAUSED", 60)  # handed over: the P2 lead, no page
+        wait_for(lambda: flow_run_state(run_id) == "PAUSED", 60)  # handed over: the P2 lead, no page
         assert world.pagerduty.requests == []
 
         store.update_incident(incident.id, severity=Severity.P1, severity_rule="p1.service_unavailable")
@@ -233,9 +233,3 @@ def test_a_level_raised_while_respond_runs_switches_it_to_the_p1_timeline(world)
 
 def _incident_texts(world) -> list[str]:
     return [m["text"] for m in world.slack.all_messages("incidents")]
-
-
-def _flow_run_state(run_id: str) -> str:
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(UUID(run_id)).state
-    return state.type.value if state else ""
