@@ -282,7 +282,11 @@ def _ladder(severity: Severity, page: bool) -> tuple[EscalationStep, ...]:
     return (
         EscalationStep(Contact.ONCALL, timedelta(0), False, page, f"{severity} opened: on-call responds"),
         EscalationStep(
-            Contact.LEAD, deadline, True, page, f"not acknowledged within {human_duration(deadline)}: team lead"
+            Contact.LEAD,
+            deadline,
+            True,
+            page,
+            f"not acknowledged within {human_duration(deadline)}: team lead",
         ),
         EscalationStep(
             Contact.DEVOPS,
