@@ -16,6 +16,7 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
+from flows.parameters import PollSeconds, Seconds
 from flows.record import Record
 from flows.targets import base_url, probe_service, target_workload, wait_healthy
 from kubeops import KubernetesError
@@ -41,10 +42,10 @@ MANUAL_STEPS = (
 def database_lost(
     incident: IncidentRef | None = None,
     pool_size: Annotated[int, Field(ge=1, le=1000)] = 10,
-    verify_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 30.0,
-    ready_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    db_restart_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    verify_deadline_s: Seconds = 30.0,
+    ready_deadline_s: Seconds = 300.0,
+    db_restart_deadline_s: Seconds = 300.0,
+    poll_interval_s: PollSeconds = 2.0,
     dry_run: bool = False,
 ) -> RunbookResult:
     """Database Connection Lost: check, then the guide's three options in order, verifying after each.

@@ -33,17 +33,16 @@ from prefect import flow
 from pydantic import Field
 
 from flows.database_lost import database_lost
-from flows.p2 import (
+from flows.diagnoses import (
     METRICS_PATH,
     check_infrastructure,
     conclude,
-    deploy_correlation,
     read_metrics,
-    rollback_and_verify,
-    sentry_grouping,
 )
+from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
 from flows.resource_exhaustion import resource_exhaustion
+from flows.steps import recent_deploys, rollback_and_verify, sentry_evidence
 from flows.targets import target_workload
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
 from tasks import runtime
@@ -61,11 +60,11 @@ RUNBOOK = "error-rate-spike"
 )
 def error_rate_spike(
     incident: IncidentRef | None = None,
-    window_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
+    window_s: Seconds = 300.0,
     threshold_pct: Annotated[float, Field(ge=0, le=100)] = 5.0,
-    rollback_window_min: Annotated[int, Field(ge=1, le=1440)] = 15,
-    ready_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    rollback_window_min: RollbackWindowMin = 15,
+    ready_deadline_s: Seconds = 300.0,
+    poll_interval_s: PollSeconds = 2.0,
     metrics_path: str = METRICS_PATH,
     dry_run: bool = False,
 ) -> RunbookResult:
@@ -97,7 +96,7 @@ def error_rate_spike(
     failing = [
         (r, m) for r, m in metrics.failing_routes() if m.error_rate_pct > threshold_pct
     ] or metrics.failing_routes()
-    issues = sentry_grouping(rec)
+    issues = sentry_evidence(rec, "assess")
     top = issues[0] if issues else None
     pattern = f"{top.title} ({top.culprit}, {top.count} events)" if top else "no Sentry issue"
     endpoint = failing[0][0] if len(failing) == 1 else f"{len(failing)} endpoints" if failing else "none"
@@ -178,12 +177,12 @@ def error_rate_spike(
         )
 
     # 3. Deployment correlation?
-    deploy = deploy_correlation(rec, target, rollback_window_min)
+    deploy = recent_deploys(rec, target, rollback_window_min)
     options = [
         "a) quick config change: the errors are the service's own, no feature flag turns them off",
         "b) redeploy without cache: nothing observed points at a stale cache (left to a person)",
     ]
-    if deploy.recent and deploy.previous is not None and deploy.current is not None:
+    if deploy.can_roll_back and deploy.previous is not None and deploy.current is not None:
         conclude(
             rec,
             "deploy_regression",
@@ -195,7 +194,9 @@ def error_rate_spike(
             ],
             data=details,
         )
-        return rollback_and_verify(rec, target, deploy, ready_deadline_s, poll_interval_s)
+        return rollback_and_verify(
+            rec, target, deploy, ready_deadline_s=ready_deadline_s, poll_interval_s=poll_interval_s
+        )
     conclude(
         rec,
         "code_defect",

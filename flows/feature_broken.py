@@ -25,29 +25,25 @@ release older than the breakage cannot remove its cause, so without one the flow
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
 import psycopg
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, SecretStr
 
-from flows.p2 import (
+from flows.diagnoses import (
     METRICS_PATH,
     conclude,
-    deploy_correlation,
     read_metrics,
-    rollback_and_verify,
-    sentry_grouping,
     split_route,
 )
+from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
+from flows.steps import read_logs, recent_deploys, rollback_and_verify, sentry_evidence
 from flows.targets import base_url, target_workload
-from kubeops import KubernetesError
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
 from tasks import runtime
 from tasks.health import probe_url
-from tasks.kubernetes import get_deployment_logs
 
 __all__ = [
     "TableColumn",
@@ -151,10 +147,10 @@ def describe_table(dsn: SecretStr, table: str, connect_timeout_s: float = 5.0) -
 @flow(name=RUNBOOK, description="P2 › Feature Broken: isolate, component, minimal fix, else rollback.")
 def feature_broken(
     incident: IncidentRef | None = None,
-    window_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    rollback_window_min: Annotated[int, Field(ge=1, le=1440)] = 15,
-    ready_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    window_s: Seconds = 300.0,
+    rollback_window_min: RollbackWindowMin = 15,
+    ready_deadline_s: Seconds = 300.0,
+    poll_interval_s: PollSeconds = 2.0,
     metrics_path: str = METRICS_PATH,
     dry_run: bool = False,
 ) -> RunbookResult:
@@ -184,7 +180,7 @@ def feature_broken(
         )
     )
     failing = metrics.failing_routes()
-    issues = sentry_grouping(rec)
+    issues = sentry_evidence(rec, "assess")
     if not failing and not issues:
         conclude(
             rec, "not_reproduced", f"no endpoint failing over the last {window_s:g} s and no Sentry issue"
@@ -226,12 +222,12 @@ def feature_broken(
     rec.note("component", f"2. component: {component.replace('_', ' ')} ({error})")
 
     # 3. Minimal fix: recent code changes, database state, constraint violations, error logs
-    deploy = deploy_correlation(rec, target, rollback_window_min)
+    deploy = recent_deploys(rec, target, rollback_window_min)
     findings = _database_state(rec, error) if component == "database_table" else []
-    try:
-        logs = get_deployment_logs(
-            target, tail_lines=100, grep=re.escape(endpoint) if endpoint != "unknown" else "error"
-        )
+    logs = read_logs(
+        rec, target, "investigate", grep=re.escape(endpoint) if endpoint != "unknown" else "error"
+    )
+    if logs is not None:
         rec.add_evidence(
             Evidence(
                 kind="logs",
@@ -239,8 +235,6 @@ def feature_broken(
                 content="\n".join(logs.matches[-20:]) or "(none)",
             )
         )
-    except KubernetesError as exc:
-        rec.note("investigate", f"logs unavailable: {exc}")
     details = {
         "endpoint": route,
         "operation": operation,
@@ -249,14 +243,16 @@ def feature_broken(
         "error": error,
         "reads": reads,
     }
-    if deploy.recent and deploy.previous is not None and deploy.current is not None:
+    if deploy.can_roll_back and deploy.previous is not None and deploy.current is not None:
         conclude(
             rec,
             "deploy_regression",
             f"{operation} on {endpoint} broke with revision {deploy.current.revision}: the minimal fix is the rollback",
             data=details,
         )
-        return rollback_and_verify(rec, target, deploy, ready_deadline_s, poll_interval_s)
+        return rollback_and_verify(
+            rec, target, deploy, ready_deadline_s=ready_deadline_s, poll_interval_s=poll_interval_s
+        )
 
     # 4. Not obvious → rollback, which needs a deploy to roll back: otherwise escalate with the evidence
     why = {

@@ -33,7 +33,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, SecretStr
 
-from flows.p2 import METRICS_PATH, ServiceMetrics, check_infrastructure, conclude, read_metrics
+from flows.diagnoses import METRICS_PATH, ServiceMetrics, check_infrastructure, conclude, read_metrics
+from flows.parameters import PollSeconds, Seconds
 from flows.record import Record
 from flows.resource_exhaustion import resource_exhaustion
 from flows.targets import probe_service, target_workload
@@ -108,12 +109,12 @@ def performance_degradation(
     threshold_ms: Annotated[float, Field(gt=0, le=600_000)] = 3000.0,
     samples: Annotated[int, Field(ge=1, le=120)] = 5,
     sample_interval_s: Annotated[float, Field(ge=0, le=600)] = 10.0,
-    window_s: Annotated[float, Field(gt=0, le=3600)] = 60.0,
+    window_s: Seconds = 60.0,
     network_ms: Annotated[float, Field(gt=0, le=60_000)] = 1000.0,
     api_slow_ms: Annotated[float, Field(gt=0, le=60_000)] = 1000.0,
     slow_query_ms: Annotated[float, Field(gt=0, le=600_000)] = 1000.0,
     replicas: Annotated[int, Field(ge=1, le=100)] = 3,
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    poll_interval_s: PollSeconds = 2.0,
     metrics_path: str = METRICS_PATH,
     dry_run: bool = False,
 ) -> RunbookResult:

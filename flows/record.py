@@ -19,7 +19,6 @@ Safety rules kept here, in one place, for every flow:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -28,6 +27,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 
+from flows.flow_run import artifact_key, flow_run_id
 from runbook.models import (
     ActionRecord,
     ActionStatus,
@@ -72,11 +72,6 @@ class ActDone(Generic[T]):
     @property
     def dry_run(self) -> bool:
         return self.record.status == ActionStatus.DRY_RUN
-
-
-def _flow_run_id() -> str | None:
-    ctx = FlowRunContext.get()
-    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
 
 
 def open_incident(ref: IncidentRef, runbook: str) -> Incident:
@@ -150,14 +145,14 @@ class Record:
                 action=action,
                 target=target,
                 status=ActionStatus.DRY_RUN,
-                run_id=_flow_run_id(),
+                run_id=flow_run_id(),
                 detail=plan,
                 finished_at=utc_now(),
             )
             self.actions.append(record)
             self.note("plan", f"dry run: would {action} {target}: {plan}")
             return ActDone(record)
-        claim = store.claim_action(self.incident.id, action, target, run_id=_flow_run_id(), detail=plan)
+        claim = store.claim_action(self.incident.id, action, target, run_id=flow_run_id(), detail=plan)
         if not claim.won:
             prior = claim.record
             refused = prior.model_copy(update={"status": ActionStatus.REFUSED})
@@ -207,7 +202,7 @@ class Record:
         )
         if FlowRunContext.get() is not None:
             create_markdown_artifact(
-                key=_artifact_key(f"{self.runbook}-{self.incident.id[:12]}"),
+                key=artifact_key(f"{self.runbook}-{self.incident.id[:12]}"),
                 markdown=render_markdown(result),
                 description=f"{self.runbook}: {outcome.value}",
             )
@@ -215,10 +210,6 @@ class Record:
 
 
 _RESOLVES_BY_HAND = (RunbookOutcome.RECOVERED, RunbookOutcome.ROLLED_BACK, RunbookOutcome.RECOVERED_BY_ITSELF)
-
-
-def _artifact_key(raw: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")[:100]
 
 
 def _cell(text: str) -> str:

@@ -14,7 +14,9 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
+from flows.parameters import PollSeconds, Seconds
 from flows.record import Record
+from flows.steps import read_logs
 from flows.targets import probe_service, target_workload, wait_healthy
 from kubeops import KubernetesError
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
@@ -50,9 +52,9 @@ def _mib(n: int) -> str:
 def resource_exhaustion(
     incident: IncidentRef | None = None,
     replicas: Annotated[int, Field(ge=1, le=100)] = 3,
-    ready_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    verify_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 30.0,
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    ready_deadline_s: Seconds = 300.0,
+    verify_deadline_s: Seconds = 30.0,
+    poll_interval_s: PollSeconds = 2.0,
     dry_run: bool = False,
 ) -> RunbookResult:
     """CPU/Memory Exhaustion: look (top, logs), scale up for relief, verify, leave the leak hunt as follow-up.
@@ -101,8 +103,8 @@ def resource_exhaustion(
 
     # Memory errors in the logs
     oom_lines: list[str] = []
-    try:
-        logs = get_deployment_logs(target, tail_lines=100, grep=OOM_PATTERN)
+    logs = read_logs(rec, target, "assess", grep=OOM_PATTERN)
+    if logs is not None:
         oom_lines = logs.matches
         rec.add_evidence(
             Evidence(
@@ -114,8 +116,6 @@ def resource_exhaustion(
         rec.note(
             "assess", f"{len(oom_lines)} memory/OutOfMemory lines in the last 100 log lines of {logs.pod}"
         )
-    except KubernetesError as exc:
-        rec.note("assess", f"logs unavailable: {exc}")
     # A container the kernel killed for memory was restarted: its last words are in the previous log.
     if not any(re.search(FATAL_PATTERN, line, re.IGNORECASE) for line in oom_lines):
         try:
@@ -138,6 +138,7 @@ def resource_exhaustion(
     # Temporary relief: scale up (never below the current count)
     current = get_replicas(target)
     want = max(current.desired, replicas)
+    at = f"already at {current.desired} replicas (not scaled)"
     if want == current.desired:
         rec.note("decide", f"already at {current.desired} replicas (>= {replicas}): not scaling")
     else:
@@ -154,11 +155,19 @@ def resource_exhaustion(
         if done.dry_run:
             rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))
             return rec.finish(RunbookOutcome.MITIGATED, plan)
-        try:
-            status = wait_for_rollout(target, deadline_s=ready_deadline_s, poll_interval_s=poll_interval_s)
-            rec.note("verify", f"rollout: {status.message}")
-        except KubernetesError as exc:
-            rec.note("verify", f"scale-up did not complete: {exc}")
+        if done.refused:
+            at = (
+                f"at {current.desired} replicas (not scaled again: an earlier run of this incident scaled up)"
+            )
+        else:
+            at = f"scaled to {want} replicas"
+            try:
+                status = wait_for_rollout(
+                    target, deadline_s=ready_deadline_s, poll_interval_s=poll_interval_s
+                )
+                rec.note("verify", f"rollout: {status.message}")
+            except KubernetesError as exc:
+                rec.note("verify", f"scale-up did not complete: {exc}")
 
     # Verify, and leave the permanent fix as follow-up
     rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))
@@ -168,7 +177,5 @@ def resource_exhaustion(
     rec.note("verify", probe.summary())
     evidence = f"; {len(oom_lines)} OOM lines seen" if oom_lines else ""
     if probe.healthy:
-        return rec.finish(
-            RunbookOutcome.MITIGATED, f"scaled to {want} replicas, healthy{evidence}; leak hunt open"
-        )
-    return rec.finish(RunbookOutcome.ESCALATED, f"still unhealthy at {want} replicas{evidence}; escalated")
+        return rec.finish(RunbookOutcome.MITIGATED, f"{at}, healthy{evidence}; leak hunt open")
+    return rec.finish(RunbookOutcome.ESCALATED, f"still unhealthy, {at}{evidence}; escalated")

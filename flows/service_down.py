@@ -9,8 +9,6 @@ Step 5 investigate: last 100 log lines, recent events, Sentry's latest issues; n
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
 from typing import Annotated
 
 from prefect import flow
@@ -18,22 +16,14 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from flows.approval import ask
+from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
+from flows.steps import read_logs, recent_deploys, rollback_and_verify, sentry_evidence
 from flows.targets import probe_service, target_workload
 from kubeops import KubernetesError
-from kubeops.models import Revision, Workload
+from kubeops.models import Workload
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult, utc_now
-from runbook.policy import deployed_recently
-from tasks import runtime
-from tasks.deploys import GitLogFailed, list_recent_commits
-from tasks.kubernetes import (
-    get_deployment_logs,
-    get_rollout_history,
-    list_events,
-    rollout_undo,
-    wait_for_rollout,
-)
-from tasks.sentry import SentryFailed, get_latest_event, list_unresolved_issues
+from tasks.kubernetes import list_events
 
 __all__ = ["RollbackApproval", "investigate", "service_down"]
 
@@ -49,8 +39,8 @@ class RollbackApproval(RunInput):
 
 def investigate(rec: Record, target: Workload, log_lines: int = 100) -> None:
     """Step 5: what the logs, the events and Sentry say, attached as evidence (each source optional)."""
-    try:
-        logs = get_deployment_logs(target, tail_lines=log_lines, grep=r"error|exception|fatal|memory")
+    logs = read_logs(rec, target, "investigate", tail_lines=log_lines, grep=r"error|exception|fatal|memory")
+    if logs is not None:
         rec.add_evidence(
             Evidence(
                 kind="logs",
@@ -62,8 +52,6 @@ def investigate(rec: Record, target: Workload, log_lines: int = 100) -> None:
         rec.note(
             "investigate", f"logs of {logs.pod}: {len(logs.matches)} error lines in the last {log_lines}"
         )
-    except KubernetesError as exc:
-        rec.note("investigate", f"logs unavailable: {exc}")
     try:
         events = list_events(target.namespace, limit=20)
         rec.add_evidence(
@@ -78,68 +66,7 @@ def investigate(rec: Record, target: Workload, log_lines: int = 100) -> None:
         rec.note("investigate", f"{len(events)} recent events in {target.namespace}")
     except KubernetesError as exc:
         rec.note("investigate", f"events unavailable: {exc}")
-    sentry = runtime.settings().sentry
-    if sentry.token is None:
-        rec.note("investigate", "Sentry not configured (no token): skipped")
-        return
-    try:
-        issues = list_unresolved_issues(
-            str(sentry.api_url), sentry.org, sentry.project, sentry.token, limit=5
-        )
-        text = "\n".join(f"{i.count:>6}  {i.title}  ({i.culprit})" for i in issues) or "no unresolved issues"
-        rec.add_evidence(Evidence(kind="sentry", title="Sentry: latest unresolved issues", content=text))
-        if issues:
-            event = get_latest_event(str(sentry.api_url), issues[0].id, sentry.token)
-            rec.add_evidence(
-                Evidence(
-                    kind="sentry",
-                    title=f"Sentry: latest event of {issues[0].title}",
-                    content=f"{event.message}\n{event.stack_text()}",
-                )
-            )
-        rec.note(
-            "investigate",
-            f"Sentry: {len(issues)} unresolved issues, top: {issues[0].title if issues else '-'}",
-        )
-    except SentryFailed as exc:
-        rec.note("investigate", f"Sentry unavailable: {exc}")
-
-
-def recent_deploys(rec: Record, target: Workload) -> tuple[Revision | None, Revision | None]:
-    """Step 2: the live revision and the one before it, and the last commits where a repo is configured."""
-    history = get_rollout_history(target)
-    current = next((r for r in history if r.current), history[-1] if history else None)
-    previous = max((r for r in history if current and r.revision < current.revision), default=None, key=_rev)
-    rec.add_evidence(
-        Evidence(
-            kind="deploys",
-            title="rollout history",
-            content="\n".join(
-                f"{r.revision:>4}  {r.created_at:%Y-%m-%d %H:%M:%S}  {', '.join(r.images)}"
-                f"{'  (live)' if r.current else ''}  {r.change_cause or ''}"
-                for r in history
-                if r.created_at
-            ),
-        )
-    )
-    repo = runtime.settings().deploys.repo_path
-    if repo is not None:
-        try:
-            commits = list_recent_commits(repo, count=5)
-            rec.add_evidence(
-                Evidence(
-                    kind="deploys",
-                    title="git log --oneline -5",
-                    content="\n".join(f"{c.sha} {c.subject}" for c in commits),
-                )
-            )
-        except GitLogFailed as exc:
-            rec.note("deploys", f"recent commits unavailable: {exc}")
-    return current, previous
-
-
-def _rev(r: Revision) -> int:
-    return r.revision
+    sentry_evidence(rec, "investigate")
 
 
 @flow(
@@ -147,10 +74,10 @@ def _rev(r: Revision) -> int:
 )
 def service_down(
     incident: IncidentRef | None = None,
-    rollback_window_min: Annotated[int, Field(ge=1, le=1440)] = 15,
+    rollback_window_min: RollbackWindowMin = 15,
     settle_s: Annotated[float, Field(ge=0, le=600)] = 30.0,
-    ready_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 300.0,
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0,
+    ready_deadline_s: Seconds = 300.0,
+    poll_interval_s: PollSeconds = 2.0,
     require_approval: bool = False,
     approval_timeout_s: Annotated[int, Field(ge=1, le=3600)] = 120,
     approval_poll_s: Annotated[int, Field(ge=1, le=60)] = 1,
@@ -179,30 +106,22 @@ def service_down(
     if probe.healthy:
         return rec.finish(RunbookOutcome.RECOVERED_BY_ITSELF, "both health endpoints answer 200")
 
-    # Step 2: recent deployments
-    current, previous = recent_deploys(rec, target)
-    now = utc_now()
-    deployed_at = current.created_at if current else None
-    age = f"{(now - deployed_at).total_seconds() / 60:.0f} min ago" if deployed_at else "unknown"
+    # Step 2: recent deployments; Step 3: deployed in the last 15 min → ROLLBACK, otherwise investigate
+    deploy = recent_deploys(rec, target, rollback_window_min)
+    current = deploy.current
+    age = deploy.age(utc_now())
     rec.note("assess", f"Step 2: live revision {current.revision if current else '?'} deployed {age}")
-
-    # Step 3: deployed in the last 15 min → ROLLBACK, otherwise investigate
-    recent = deployed_at is not None and deployed_recently(
-        deployed_at, now, timedelta(minutes=rollback_window_min)
-    )
-    if not recent or previous is None:
+    if not deploy.can_roll_back:
         why = (
             "no earlier revision to roll back to"
-            if recent
+            if deploy.recent
             else f"no deploy in the last {rollback_window_min} min"
         )
         rec.note("decide", f"Step 3: {why} → investigate")
         investigate(rec, target)
         return rec.finish(RunbookOutcome.ESCALATED, f"not rolled back ({why}); escalated with evidence")
-    assert current is not None
-    rec.note(
-        "decide", f"Step 3: deployed {age} (< {rollback_window_min} min) → ROLLBACK to {previous.revision}"
-    )
+    previous = deploy.previous.revision if deploy.previous else "?"
+    rec.note("decide", f"Step 3: deployed {age} (< {rollback_window_min} min) → ROLLBACK to {previous}")
 
     if require_approval and not dry_run:
         rec.note(
@@ -217,31 +136,13 @@ def service_down(
                 investigate(rec, target)
                 return rec.finish(RunbookOutcome.ESCALATED, "rollback declined by a person; escalated")
 
-    # Step 4: rollback, wait for the pods, settle, verify
-    plan = f"kubectl rollout undo deployment/{target.name}: revision {current.revision} → {previous.revision}"
-    done = rec.act(
-        "rollback", f"{target.namespace}/deployment/{target.name}", lambda: rollout_undo(target), plan
+    # Step 4: rollback, wait for the pods, settle, verify (Step 5 when it did not help)
+    return rollback_and_verify(
+        rec,
+        target,
+        deploy,
+        ready_deadline_s=ready_deadline_s,
+        poll_interval_s=poll_interval_s,
+        settle_s=settle_s,
+        investigate=lambda: investigate(rec, target),
     )
-    if done.dry_run:
-        return rec.finish(RunbookOutcome.ROLLED_BACK, plan)
-    if done.error is not None:
-        investigate(rec, target)
-        return rec.finish(RunbookOutcome.ESCALATED, f"rollback failed: {done.error}; escalated")
-    try:
-        status = wait_for_rollout(target, deadline_s=ready_deadline_s, poll_interval_s=poll_interval_s)
-        rec.note("verify", f"rollout: {status.message}")
-    except KubernetesError as exc:
-        rec.note("verify", f"rollout did not complete: {exc}")
-    if settle_s:
-        rec.note("verify", f"settling {settle_s:.0f}s before verifying")
-        time.sleep(settle_s)
-    after = probe_service()
-    rec.add_evidence(Evidence(kind="health", title="health after rollback", content=after.summary()))
-    if after.healthy:
-        verb = "rolled back" if done.ok else "already rolled back by another run of this incident"
-        return rec.finish(
-            RunbookOutcome.ROLLED_BACK, f"{verb} to revision {previous.revision}; health verified"
-        )
-    rec.note("verify", f"still unhealthy after rollback: {after.summary()}")
-    investigate(rec, target)
-    return rec.finish(RunbookOutcome.ESCALATED, "still down after rollback; escalated with evidence")

@@ -32,6 +32,10 @@ in a thread. It follows `prefect.runner` (3.9.1) step by step, minus the process
    `python -m prefect.engine` makes in the child: the engine proposes Running, runs the flow, proposes
    its final state; its logs go to the API through Prefect's log handler, as usual.
 
+One module (about 550 lines) because it is one thing: the runner. Its steps share one state (the
+slots, the event stream, the claimed runs, the stop) on one event loop; the command line is the last
+60 lines.
+
 Bounded: at most `limit` runs at once (a run is claimed only when a slot is free; a run paused for a
 person keeps its slot, as its process would under `flows.serve`); a failing poll backs off up to
 `max_backoff_s`. Clean stop (`stop()`, SIGTERM, SIGINT): nothing new is claimed,
@@ -313,12 +317,15 @@ class WarmRunner:
             self._wake.set()
 
     async def _idle(self, wait_s: float) -> None:
-        assert self._wake is not None
+        wake = self._wake
+        if wake is None:  # only `run()` calls this, after making the event; a bare sleep otherwise
+            await asyncio.sleep(wait_s)
+            return
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
+            await asyncio.wait_for(wake.wait(), timeout=wait_s)
         except TimeoutError:
             pass  # the poll interval ended
-        self._wake.clear()
+        wake.clear()
 
     async def _poll(self, client: Any) -> None:
         free = self.limit - self.in_flight

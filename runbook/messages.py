@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -55,6 +55,7 @@ __all__ = [
     "clock",
     "format_duration",
     "header_label",
+    "human_duration",
     "parse_message",
     "render_all_clear",
     "render_status_update",
@@ -102,6 +103,15 @@ def format_duration(minutes: int) -> str:
     hours, rest = divmod(minutes, 60)
     text = f"{hours} hour{'s' if hours != 1 else ''}"
     return text if rest == 0 else f"{text} {format_duration(rest)}"
+
+
+def human_duration(delta: timedelta) -> str:
+    """`5 min`, `1 h`, `0.5 s`: a deadline or an interval (scaled ones in tests and drills are seconds)."""
+    seconds = delta.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    minutes = seconds / 60
+    return f"{minutes:g} min" if minutes < 60 else f"{minutes / 60:g} h"
 
 
 def header_label(severity: Severity) -> str:

@@ -37,25 +37,38 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from runbook.messages import human_duration
 from runbook.models import Incident, IncidentStatus
 from runbook.settings import SlackSettings
 from runbook.severity import LEVELS, Severity
 
 __all__ = [
     "ESCALATION",
+    "FAILURE_RULES",
+    "FIX_ESTIMATES",
     "FIX_TIME_LIMIT",
+    "P2_DIAGNOSES",
+    "P2_ERROR_RATE_PCT",
+    "P2_SLOW_MS",
     "RECENT_DEPLOY_WINDOW",
     "Contact",
     "EscalationStep",
+    "FailureKind",
+    "FailureRule",
+    "FixEstimate",
+    "Observed",
     "Triage",
     "TriageDecision",
     "ack_deadline",
+    "classify_failure",
     "contact_address",
     "deployed_recently",
     "escalation_chain",
     "escalation_due",
     "escalation_plan",
+    "estimate_fix",
     "next_escalation",
+    "p2_diagnosis",
     "triage",
 ]
 
@@ -95,6 +108,122 @@ def triage(
     return TriageDecision(
         Triage.ROLLBACK, "fix_ge_limit", f"Fix time {est:g} min >= {minutes:g} min → ROLLBACK"
     )
+
+
+# --- Minute 1-2: Assessment › "Determine if" ---------------------------------------------------------------
+
+
+class FailureKind(StrEnum):
+    """The guide's "Determine if": application crash, database, external API, infrastructure."""
+
+    APPLICATION_CRASH = "application crash"
+    DATABASE = "database issue"
+    EXTERNAL_API = "external API failure"
+    INFRASTRUCTURE = "infrastructure failure"
+    NONE = "no failure observed"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the assessment saw, as the facts the failure rules read (each one a yes or no).
+
+    `unreachable`: /health fails (timeout, refused, 5xx); `app_failing`: /api/health fails while /health
+    answers; `app_database`: /api/health's answer names the database or its pool.
+    """
+
+    database_down: bool = False
+    unreachable: bool = False
+    app_failing: bool = False
+    app_database: bool = False
+    apis_down: bool = False
+    saturated: bool = False
+
+
+@dataclass(frozen=True)
+class FailureRule:
+    """When every fact in `when` holds, the failure is `kind` and `runbook` answers it; the first fact
+    is the one the assessment gives as the reason."""
+
+    when: tuple[str, ...]
+    kind: FailureKind
+    runbook: str
+
+
+FAILURE_RULES: tuple[FailureRule, ...] = (
+    FailureRule(("database_down",), FailureKind.DATABASE, "database-lost"),
+    FailureRule(("unreachable", "saturated"), FailureKind.INFRASTRUCTURE, "resource-exhaustion"),
+    FailureRule(("unreachable",), FailureKind.INFRASTRUCTURE, "service-down"),
+    FailureRule(("app_failing", "app_database"), FailureKind.DATABASE, "database-lost"),
+    FailureRule(("app_failing",), FailureKind.APPLICATION_CRASH, "service-down"),
+    FailureRule(("apis_down",), FailureKind.EXTERNAL_API, "external-api-failure"),
+    FailureRule(("saturated",), FailureKind.INFRASTRUCTURE, "resource-exhaustion"),
+    FailureRule((), FailureKind.NONE, "service-down"),
+)
+"""The kind of failure by what was observed, in order: the first rule that matches decides. A database
+that refuses `SELECT 1` comes first (whatever else fails, the database runbook answers it); an
+unreachable service under resource pressure is an exhaustion; nothing observed still runs service-down
+(it confirms the service healthy and changes nothing)."""
+
+
+def classify_failure(observed: Observed) -> FailureRule:
+    """The first of `FAILURE_RULES` whose facts all hold."""
+    for rule in FAILURE_RULES:
+        if all(getattr(observed, fact) for fact in rule.when):
+            return rule
+    raise LookupError("FAILURE_RULES has no catch-all rule")  # the last rule matches everything
+
+
+@dataclass(frozen=True)
+class FixEstimate:
+    """How long the known fix of `kind` takes (`when`: an observed fact that must also hold)."""
+
+    kind: FailureKind
+    minutes: float
+    fix: str
+    when: str | None = None
+
+
+FIX_ESTIMATES: tuple[FixEstimate, ...] = (
+    FixEstimate(FailureKind.DATABASE, 2.0, "restart the connection pool"),
+    FixEstimate(FailureKind.EXTERNAL_API, 1.0, "turn the feature flag off"),
+    FixEstimate(FailureKind.INFRASTRUCTURE, 3.0, "scale up", when="saturated"),
+    FixEstimate(FailureKind.APPLICATION_CRASH, 15.0, "hotfix the bad release", when="recent_deploy"),
+)
+"""The triage's fix-time estimates: the runbook's own first remedy. A crash after a recent deploy has a
+known cause, but fixing the release in code (write, review, build, deploy) takes longer than the limit,
+so the matrix rolls back. Anything else: no estimate, an unknown cause."""
+
+
+def estimate_fix(kind: FailureKind, facts: dict[str, bool]) -> FixEstimate | None:
+    """The first of `FIX_ESTIMATES` for `kind` whose condition holds in `facts`; None: cause unknown."""
+    for estimate in FIX_ESTIMATES:
+        if estimate.kind == kind and (estimate.when is None or facts.get(estimate.when, False)):
+            return estimate
+    return None
+
+
+# --- P2 › Step 1: Assess: errors or slowness ---------------------------------------------------------------
+
+P2_DIAGNOSES = ("error-rate-spike", "performance-degradation", "feature-broken")
+P2_SLOW_MS = 3000.0
+"""A route whose p95 is above this is slow (guide: Performance Degradation, P95 > 3s)."""
+P2_ERROR_RATE_PCT = 5.0
+"""An overall error rate above this is a spike (guide: Error Rate Spike, 5-10%)."""
+
+
+def p2_diagnosis(runbook: str | None, error_rate_pct: float | None, slow_routes: int = 0) -> str:
+    """Which of the Common P2 Issues to diagnose: the incident's own when it names one; slow routes with
+    errors at or below the spike threshold → performance; errors above it → error-rate spike; otherwise
+    (or without metrics, `error_rate_pct` None) → a broken feature."""
+    if runbook in P2_DIAGNOSES:
+        return str(runbook)
+    if error_rate_pct is None:
+        return "feature-broken"
+    if slow_routes and error_rate_pct <= P2_ERROR_RATE_PCT:
+        return "performance-degradation"
+    if error_rate_pct > P2_ERROR_RATE_PCT:
+        return "error-rate-spike"
+    return "feature-broken"
 
 
 # --- Service Completely Down › Step 3: "If deployed in last 15 min → ROLLBACK" ---------------------------
@@ -153,21 +282,20 @@ def _ladder(severity: Severity, page: bool) -> tuple[EscalationStep, ...]:
     return (
         EscalationStep(Contact.ONCALL, timedelta(0), False, page, f"{severity} opened: on-call responds"),
         EscalationStep(
-            Contact.LEAD, deadline, True, page, f"not acknowledged within {_human(deadline)}: team lead"
+            Contact.LEAD,
+            deadline,
+            True,
+            page,
+            f"not acknowledged within {human_duration(deadline)}: team lead",
         ),
         EscalationStep(
             Contact.DEVOPS,
             2 * deadline,
             True,
             page,
-            f"not acknowledged within {_human(2 * deadline)}: DevOps",
+            f"not acknowledged within {human_duration(2 * deadline)}: DevOps",
         ),
     )
-
-
-def _human(delta: timedelta) -> str:
-    minutes = delta.total_seconds() / 60
-    return f"{minutes:g} min" if minutes < 60 else f"{minutes / 60:g} h"
 
 
 ESCALATION: dict[Severity, tuple[EscalationStep, ...]] = {

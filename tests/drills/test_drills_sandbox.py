@@ -17,7 +17,7 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 
-from flows import drills
+from flows.drilling import response as drill_response
 from flows.drills import (
     drill_database_failure,
     drill_external_api_failure,
@@ -114,7 +114,7 @@ def test_a_drill_whose_runbook_fails_still_clears_its_fault_and_reports_fail(
         world_target.inject("error-rate", pct=50)  # it even makes things worse before it dies
         raise RuntimeError("kubectl: connection reset by peer")
 
-    monkeypatch.setattr(drills, "runbook_flow", lambda name: broken_runbook)
+    monkeypatch.setattr(drill_response, "runbook_flow", lambda name: broken_runbook)
     result = drill_high_error_rate(**FAST, runbook_parameters={"settle_s": 0})
     assert result.status == DrillStatus.FAILED
     assert result.runbook_error == "RuntimeError: kubectl: connection reset by peer"

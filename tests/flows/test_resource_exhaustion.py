@@ -21,6 +21,7 @@ def test_a_leaking_deployment_is_scaled_to_3_with_oom_evidence(world) -> None:
 
     assert result.outcome == RunbookOutcome.MITIGATED, result.summary
     assert world.deployment()["spec"]["replicas"] == 3
+    assert result.summary.startswith("scaled to 3 replicas, healthy")
     assert [(a.action, a.status) for a in result.actions] == [("scale", ActionStatus.SUCCEEDED)]
     logs = "\n".join(e.content for e in result.evidence if e.kind == "logs")
     assert "OutOfMemory" in logs or "heap out of memory" in logs
@@ -41,6 +42,7 @@ def test_never_scales_below_the_current_count(world) -> None:
     assert world.deployment()["spec"]["replicas"] == 5
     assert result.actions == []
     assert "already at 5 replicas" in " ".join(e.message for e in result.timeline)
+    assert "already at 5 replicas (not scaled)" in result.summary and "scaled to" not in result.summary
 
 
 def test_a_second_run_does_not_scale_again(world) -> None:
@@ -55,3 +57,4 @@ def test_a_second_run_does_not_scale_again(world) -> None:
 
     assert [(a.action, a.status) for a in second.actions] == [("scale", ActionStatus.REFUSED)]
     assert world.deployment()["spec"]["replicas"] == 2
+    assert "scaled to" not in second.summary and "not scaled again" in second.summary

@@ -105,7 +105,7 @@ def test_running_twice_for_one_incident_rolls_back_once(world) -> None:
 
 
 def test_two_copies_at_once_roll_back_exactly_once(world, monkeypatch) -> None:
-    import flows.service_down as module
+    import flows.steps as module
 
     world.inject("bad-deploy", ago_min=2)
     bad_revision = world.revision()
@@ -234,3 +234,24 @@ def test_dry_run_changes_nothing(world) -> None:
     assert after == before
     assert [a.status for a in result.actions] == [ActionStatus.DRY_RUN]
     assert "undo" in result.actions[0].detail
+
+
+def test_kubernetes_failing_on_the_rollout_history_is_evidence_not_a_crash(world, monkeypatch) -> None:
+    import flows.steps as module
+    from kubeops import KubernetesUnavailable
+
+    world.inject("bad-deploy", ago_min=2)
+    revision = world.revision()
+
+    def unavailable(target):
+        raise KubernetesUnavailable("GET replicasets: connection refused")
+
+    monkeypatch.setattr(module, "get_rollout_history", unavailable)
+    result = service_down(**FAST)
+
+    assert result.outcome == RunbookOutcome.ESCALATED, result.summary
+    notes = [e.message for e in result.timeline]
+    assert "rollout history unavailable: GET replicasets: connection refused" in notes
+    assert not [a for a in result.actions if a.action == "rollback"]
+    assert world.revision() == revision  # nothing rolled back on a history we could not read
+    assert any(e.kind == "logs" for e in result.evidence)  # investigated instead

@@ -1,22 +1,13 @@
-"""Helpers for the lifecycle tests: waiting on a condition, reading what the stand-ins recorded."""
+"""Helpers for the lifecycle tests: reading what the stand-ins recorded (waiting: `sandbox.testing.wait_for`)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
+from uuid import UUID
+
+from prefect import get_client
 
 from sandbox.httpserver import RecordedRequest
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.02) -> bool:
-    """Poll `predicate` until it is truthy or `timeout_s` passes; returns its last value as a bool."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())
 
 
 def slack_calls(requests: list[RecordedRequest], method: str | None = None) -> list[RecordedRequest]:
@@ -29,3 +20,10 @@ def body(request: RecordedRequest) -> dict[str, Any]:
     value = request.json()
     assert isinstance(value, dict), value
     return value
+
+
+def flow_run_state(run_id: str) -> str:
+    """The Prefect flow run's state type (`"PAUSED"`, `"COMPLETED"`, ...), read from the API."""
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(run_id)).state
+    return state.type.value if state else ""

@@ -12,16 +12,18 @@ from datetime import timedelta
 import pytest
 from prefect import flow
 
-from flows.escalation import Board, Comms, EscalationWatch, StatusUpdates, background
+from flows.background import background
+from flows.comms import Comms
+from flows.escalation import EscalationWatch
 from flows.record import Record
+from flows.status_updates import Board, StatusUpdates
 from runbook.messages import parse_message
 from runbook.models import Alert, AlertSource, IncidentRef, IncidentStatus, utc_now
 from runbook.severity import Severity
 from sandbox.pagerduty import PagerDutyStandIn
 from sandbox.slack import SlackStandIn
+from sandbox.testing import wait_for
 from tasks import runtime
-
-from .support import wait_for
 
 pytestmark = pytest.mark.usefixtures("comms_env", "prefect_api")
 
@@ -189,7 +191,8 @@ def test_status_updates_go_into_the_thread_at_the_interval_and_stop(slack: Slack
     assert update.fields["Duration"] == "1 minute"
     assert update.sections["Actions Taken"] == ["✓ Identified error pattern", "→ Checking slow queries"]
     # stopped: nothing more arrives
-    assert not wait_for(lambda: len(slack.thread("incidents", thread_ts)) > count, 0.6)
+    with pytest.raises(AssertionError, match="condition not met"):
+        wait_for(lambda: len(slack.thread("incidents", thread_ts)) > count, 0.6)
 
 
 @flow(name="test-undelivered")

@@ -6,19 +6,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from uuid import UUID
 
 import httpx
+from prefect.flow_runs import resume_flow_run
 
+from flows.diagnoses import conclusion_of
 from flows.error_rate_spike import error_rate_spike
 from flows.feature_broken import feature_broken
-from flows.p2 import conclusion_of
 from flows.performance_degradation import performance_degradation
 from flows.respond import respond
-from runbook.models import IncidentRef, IncidentStatus, RunbookOutcome
+from runbook.models import IncidentRef, IncidentStatus, RunbookOutcome, TimelineEntry
 from runbook.severity import Severity
+from sandbox.testing import wait_for
 from sandbox.world import GOOD_IMAGE
 from tasks import runtime
 
+from .support import flow_run_state
 from .world import FAST_RUNBOOK, open_incident, ref, text_of
 
 
@@ -85,8 +89,6 @@ def test_performance_degradation_is_consistent_and_points_at_the_slow_query(worl
     world.inject("slow-query", ms=3200)
     with readers(world, 3):
         # three reads have completed, each 3.2 s in PostgreSQL
-        from .support import wait_for
-
         assert wait_for(
             lambda: httpx.get(world.service.url + "/metrics?window_s=60").json()["requests"] >= 3, 20
         )
@@ -162,3 +164,72 @@ def test_a_p2_that_is_really_a_p1_is_reclassified_paged_and_rolled_back(world) -
     replies = [text_of(r) for r in world.slack.requests if r.path == "/api/chat.postMessage"]
     assert any(t.startswith("⬆️ Reclassified P2 → P1") for t in replies)
     assert [r.json()["event_action"] for r in world.pagerduty.requests] == ["trigger", "resolve"]
+
+
+def test_a_level_raised_while_respond_runs_switches_it_to_the_p1_timeline(world) -> None:
+    """A worse alert joins (intake raises the incident P2 → P1 and records why) while respond waits for a
+    person: its escalation re-reads the level, says so in the thread, pages (P1) and keeps P1's deadlines."""
+    world.inject("error-rate", "8")
+    world.traffic.burst(200)
+    incident = open_incident(Severity.P2, name="HighErrorRate", title="High Error Rate (8%)")
+    done: dict = {}
+    runner = threading.Thread(
+        target=lambda: done.update(
+            result=respond(
+                ref(incident),
+                status_update_interval_s=0.5,
+                escalation_poll_s=0.05,
+                stability_window_s=0.3,
+                handover_timeout_s=60,
+                handover_poll_s=1,
+                runbook_options={"window_s": 60.0},
+            )
+        )
+    )
+    runner.start()
+    store = runtime.store()
+    try:
+        owner = f"{incident.id}:respond:lifecycle-1"
+        wait_for(lambda: store.get_action(owner), 20)
+        run_id = str(store.get_action(owner).run_id)  # type: ignore[union-attr]
+        wait_for(lambda: flow_run_state(run_id) == "PAUSED", 60)  # handed over: the P2 lead, no page
+        assert world.pagerduty.requests == []
+
+        store.update_incident(incident.id, severity=Severity.P1, severity_rule="p1.service_unavailable")
+        store.append_timeline(
+            incident.id,
+            TimelineEntry(
+                actor="intake",
+                kind="severity_raised",
+                message="P2 → P1: alert ServiceUnavailable joined (service unavailable)",
+            ),
+        )
+
+        raised = wait_for(
+            lambda: [t for t in _incident_texts(world) if t.startswith("⬆️ Reclassified P2 → P1")], 20
+        )
+        assert len(raised) == 1
+        assert "alert ServiceUnavailable joined" in raised[0]
+        assert "P1 - Critical timeline" in raised[0] and "on-call now (paged)" in raised[0]
+        wait_for(lambda: [r.json()["event_action"] for r in world.pagerduty.requests] == ["trigger"], 20)
+        wait_for(lambda: any(t.startswith("🔴 [P1 - CRITICAL]") for t in _incident_texts(world)), 20)
+        timeline = store.get_incident(incident.id).timeline
+        assert any(e.kind == "level" and "the P1 timeline applies now" in e.message for e in timeline)
+        escalated = [a.target for a in store.list_actions(incident.id) if a.action == "escalate"]
+        assert "P1:on-call@0s" in escalated
+
+        world.clear()
+        resume_flow_run(
+            UUID(run_id),
+            run_input={"acknowledged_by": "alice", "resolved": True, "root_cause": "Error spike",
+                       "resolution": "Fixed by hand"},
+        )  # fmt: skip
+    finally:
+        runner.join(timeout=90)
+
+    assert done["result"].outcome == RunbookOutcome.RECOVERED
+    assert [r.json()["event_action"] for r in world.pagerduty.requests][-1] == "resolve"
+
+
+def _incident_texts(world) -> list[str]:
+    return [m["text"] for m in world.slack.all_messages("incidents")]

@@ -11,6 +11,7 @@ from flows.respond import respond
 from runbook.messages import parse_message
 from runbook.models import IncidentStatus, RunbookOutcome
 from runbook.severity import Severity
+from sandbox.testing import wait_for
 from sandbox.world import GOOD_IMAGE
 from tasks import runtime
 
@@ -119,8 +120,6 @@ def test_a_second_respond_joins_the_open_incident(world) -> None:
     runner = threading.Thread(target=first)
     runner.start()
     try:
-        from .support import wait_for
-
         assert wait_for(lambda: world.pagerduty.requests, 30)
         results["second"] = respond(ref(incident), join_timeout_s=30, **options)
     finally:

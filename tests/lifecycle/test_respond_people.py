@@ -9,17 +9,17 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from prefect import get_client
 from prefect.flow_runs import resume_flow_run
 
 from flows.respond import respond
 from runbook.models import IncidentStatus, RunbookOutcome, utc_now
 from runbook.severity import Severity
+from sandbox.testing import wait_for
 from sandbox.world import GOOD_IMAGE
 from tasks import runtime
 from tasks.backlog import StoreBacklog
 
-from .support import wait_for
+from .support import flow_run_state
 from .world import FAST_RUNBOOK, open_incident, posts, ref, text_of
 
 QUICK: dict[str, Any] = dict(
@@ -77,12 +77,6 @@ def test_acknowledged_in_time_by_a_reaction_does_not_escalate(world) -> None:
     assert not [a for a in runtime.store().list_actions(incident.id) if a.target.startswith("P1:team-lead")]
 
 
-def _flow_run_state(run_id: str) -> str:
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(UUID(run_id)).state
-    return state.type.value if state else ""
-
-
 def test_automation_hands_over_and_a_person_acknowledges_and_resolves_in_the_ui(world) -> None:
     world.inject("bad-deploy", ago_min=120)  # an old release: service-down does not roll back
     incident = open_incident(Severity.P1)
@@ -99,7 +93,7 @@ def test_automation_hands_over_and_a_person_acknowledges_and_resolves_in_the_ui(
         owner = f"{incident.id}:respond:lifecycle-1"
         assert wait_for(lambda: runtime.store().get_action(owner), 20)
         run_id = str(runtime.store().get_action(owner).run_id)  # type: ignore[union-attr]
-        assert wait_for(lambda: _flow_run_state(run_id) == "PAUSED", 30)
+        assert wait_for(lambda: flow_run_state(run_id) == "PAUSED", 30)
         # automation could not fix it: the lead was told at once, and paged (P1)
         assert any("@team-lead: escalated to you" in text_of(r) for r in posts(world))
         assert events(world) == ["trigger", "trigger"]
@@ -108,7 +102,7 @@ def test_automation_hands_over_and_a_person_acknowledges_and_resolves_in_the_ui(
         assert wait_for(
             lambda: runtime.store().get_incident(incident.id).status == IncidentStatus.ACKNOWLEDGED, 20
         )
-        assert wait_for(lambda: _flow_run_state(run_id) == "PAUSED", 30)
+        assert wait_for(lambda: flow_run_state(run_id) == "PAUSED", 30)
         world.clear()  # alice fixes it by hand
         resume_flow_run(
             UUID(run_id),

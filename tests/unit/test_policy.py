@@ -8,14 +8,20 @@ import pytest
 
 from runbook.models import Incident, IncidentStatus
 from runbook.policy import (
+    FAILURE_RULES,
     Contact,
+    FailureKind,
+    Observed,
     Triage,
     ack_deadline,
+    classify_failure,
     contact_address,
     deployed_recently,
     escalation_chain,
     escalation_due,
+    estimate_fix,
     next_escalation,
+    p2_diagnosis,
     triage,
 )
 from runbook.settings import SlackSettings
@@ -154,3 +160,118 @@ def test_contact_addresses_come_from_settings() -> None:
     assert contact_address(Contact.ONCALL, slack) == "@on-call"
     assert contact_address(Contact.SECURITY, slack) == "@security"
     assert contact_address(Contact.TEAM, slack) == "#incidents"
+
+
+# --- the assessment's failure kinds and the triage's estimates, as tables --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("observed", "kind", "runbook", "because"),
+    [
+        (Observed(), FailureKind.NONE, "service-down", None),
+        (Observed(database_down=True), FailureKind.DATABASE, "database-lost", "database_down"),
+        # the database comes first, whatever else fails
+        (
+            Observed(database_down=True, unreachable=True, saturated=True, apis_down=True),
+            FailureKind.DATABASE,
+            "database-lost",
+            "database_down",
+        ),
+        (Observed(unreachable=True), FailureKind.INFRASTRUCTURE, "service-down", "unreachable"),
+        (
+            Observed(unreachable=True, saturated=True),
+            FailureKind.INFRASTRUCTURE,
+            "resource-exhaustion",
+            "unreachable",
+        ),
+        (Observed(app_failing=True), FailureKind.APPLICATION_CRASH, "service-down", "app_failing"),
+        (
+            Observed(app_failing=True, app_database=True),
+            FailureKind.DATABASE,
+            "database-lost",
+            "app_failing",
+        ),
+        # /api/health naming the database means nothing while /api/health answers
+        (Observed(app_database=True), FailureKind.NONE, "service-down", None),
+        # the service itself failing outranks an external API that is down
+        (
+            Observed(app_failing=True, apis_down=True),
+            FailureKind.APPLICATION_CRASH,
+            "service-down",
+            "app_failing",
+        ),
+        (Observed(apis_down=True), FailureKind.EXTERNAL_API, "external-api-failure", "apis_down"),
+        (
+            Observed(apis_down=True, saturated=True),
+            FailureKind.EXTERNAL_API,
+            "external-api-failure",
+            "apis_down",
+        ),
+        (Observed(saturated=True), FailureKind.INFRASTRUCTURE, "resource-exhaustion", "saturated"),
+    ],
+)
+def test_failure_kind_by_what_was_observed(
+    observed: Observed, kind: FailureKind, runbook: str, because: str | None
+) -> None:
+    rule = classify_failure(observed)
+    assert (rule.kind, rule.runbook) == (kind, runbook)
+    assert (rule.when[0] if rule.when else None) == because
+
+
+def test_every_failure_rule_names_known_facts_and_the_last_one_catches_all() -> None:
+    facts = set(Observed.__dataclass_fields__)
+    assert all(set(rule.when) <= facts for rule in FAILURE_RULES)
+    assert FAILURE_RULES[-1].when == ()
+
+
+@pytest.mark.parametrize(
+    ("kind", "facts", "minutes"),
+    [
+        (FailureKind.DATABASE, {}, 2.0),  # restart the pool
+        (FailureKind.EXTERNAL_API, {}, 1.0),  # the feature flag off
+        (FailureKind.INFRASTRUCTURE, {"saturated": True}, 3.0),  # scale up
+        (FailureKind.INFRASTRUCTURE, {"saturated": False}, None),  # unreachable, no pressure: unknown
+        (FailureKind.APPLICATION_CRASH, {"recent_deploy": True}, 15.0),  # a hotfix: slower than 5 min
+        (FailureKind.APPLICATION_CRASH, {}, None),  # no deploy to blame: unknown cause
+        (FailureKind.NONE, {"saturated": True, "recent_deploy": True}, None),
+    ],
+)
+def test_fix_time_estimates(kind: FailureKind, facts: dict[str, bool], minutes: float | None) -> None:
+    found = estimate_fix(kind, facts)
+    assert (found.minutes if found else None) == minutes
+
+
+@pytest.mark.parametrize(
+    ("kind", "facts", "action"),
+    [
+        (FailureKind.DATABASE, {}, Triage.ATTEMPT_FIX),
+        (FailureKind.EXTERNAL_API, {}, Triage.ATTEMPT_FIX),
+        (FailureKind.INFRASTRUCTURE, {"saturated": True}, Triage.ATTEMPT_FIX),
+        (FailureKind.APPLICATION_CRASH, {"recent_deploy": True}, Triage.ROLLBACK),
+        (FailureKind.APPLICATION_CRASH, {}, Triage.ROLLBACK),
+    ],
+)
+def test_estimates_through_the_decision_matrix(
+    kind: FailureKind, facts: dict[str, bool], action: Triage
+) -> None:
+    found = estimate_fix(kind, facts)
+    estimate = timedelta(minutes=found.minutes) if found else None
+    assert triage(estimate, cause_known=found is not None).action == action
+
+
+@pytest.mark.parametrize(
+    ("runbook", "error_rate", "slow", "diagnosis"),
+    [
+        ("feature-broken", 50.0, 3, "feature-broken"),  # the incident names its diagnosis
+        ("performance-degradation", None, 0, "performance-degradation"),
+        ("service-down", 8.0, 0, "error-rate-spike"),  # not a P2 diagnosis: decided by the metrics
+        (None, None, 0, "feature-broken"),  # no metrics
+        (None, 2.0, 1, "performance-degradation"),
+        (None, 5.0, 1, "performance-degradation"),  # 5% is not a spike
+        (None, 5.1, 1, "error-rate-spike"),  # errors above 5% win over slowness
+        (None, 8.0, 0, "error-rate-spike"),
+        (None, 1.0, 0, "feature-broken"),
+    ],
+)
+def test_p2_diagnosis(runbook: str | None, error_rate: float | None, slow: int, diagnosis: str) -> None:
+    assert p2_diagnosis(runbook, error_rate, slow) == diagnosis
