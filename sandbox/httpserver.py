@@ -42,6 +42,7 @@ __all__ = [
     "Request",
     "Response",
     "StandIn",
+    "parse_body",
 ]
 
 _MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -127,12 +128,16 @@ class Request:
 
     def body(self) -> Any:
         """The body parsed by its content type: JSON, form fields, else text; None when empty."""
-        return _parse_body(self.content_type, self.raw_body)
+        return parse_body(self.content_type, self.raw_body)
 
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """What the server received, kept for assertions: the body is parsed by content type."""
+    """What a server received, kept for assertions: the body is parsed by content type.
+
+    The one record of the sandbox's servers: the stand-ins, the service and the Kubernetes emulator
+    (`sandbox.k8s.server`) keep these. Header names are lower case.
+    """
 
     method: str
     path: str
@@ -141,6 +146,32 @@ class RecordedRequest:
     body: Any
     raw_body: bytes
     at: datetime
+
+    @classmethod
+    def of(
+        cls, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], raw_body: bytes
+    ) -> RecordedRequest:
+        """Record a request now; `headers` in any case, the body parsed by its content type."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        content_type = lowered.get("content-type", "").split(";")[0].strip().lower()
+        return cls(
+            method=method,
+            path=path,
+            query=query,
+            headers=lowered,
+            body=parse_body(content_type, raw_body),
+            raw_body=raw_body,
+            at=datetime.now(UTC),
+        )
+
+    @property
+    def content_type(self) -> str:
+        """The declared media type, without parameters (`application/merge-patch+json`)."""
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def accept(self) -> str:
+        return self.headers.get("accept", "")
 
     def json(self) -> Any:
         return json.loads(self.raw_body or b"null")
@@ -176,7 +207,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "/?$")
 
 
-def _parse_body(content_type: str, raw: bytes) -> Any:
+def parse_body(content_type: str, raw: bytes) -> Any:
     if not raw:
         return None
     try:
@@ -487,14 +518,8 @@ class HttpServer:
     def _dispatch(self, request: Request) -> Response | None:
         with self._lock:
             self._requests.append(
-                RecordedRequest(
-                    method=request.method,
-                    path=request.path,
-                    query=request.query,
-                    headers=request.headers,
-                    body=request.body(),
-                    raw_body=request.raw_body,
-                    at=datetime.now(UTC),
+                RecordedRequest.of(
+                    request.method, request.path, request.query, request.headers, request.raw_body
                 )
             )
         if not self._wait(self.delay_s):
