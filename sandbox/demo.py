@@ -458,10 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from runbook.errors import SettingsError
     from runbook.settings import load_settings
+    from sandbox.demo_settings import load_demo_settings
 
     try:
         settings = load_settings()
-        ports = Ports(settings.demo.prefect_port, settings.intake.port, settings.demo.sandbox_port_base)
+        demo_settings = load_demo_settings()
+        ports = Ports(demo_settings.prefect_port, settings.intake.port, demo_settings.sandbox_port_base)
         if settings.intake.port == 0:
             raise DemoError("RUNBOOK_INTAKE_PORT: the demo needs a fixed port (got 0)")
         _check_ports(ports)
@@ -469,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
     root = Path.cwd()
-    var = settings.demo.var if settings.demo.var.is_absolute() else root / settings.demo.var
+    var = demo_settings.var if demo_settings.var.is_absolute() else root / demo_settings.var
     if var.exists():
         shutil.rmtree(var)  # a fresh start: no run, incident or world left from last time
     var.mkdir(parents=True)
