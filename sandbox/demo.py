@@ -46,6 +46,7 @@ from typing import Any
 import httpx
 
 from sandbox.control import CONTROL_VAR, control_url, read_env_file
+from sandbox.private_files import private_dir, write_private
 from sandbox.supervise import StartFailed, Supervisor, http_ready, port_free, wait_port_closed
 
 __all__ = ["main"]
@@ -203,9 +204,7 @@ def _write_env_file(demo: Demo) -> Path:
         "INTAKE_TOKEN": demo.token,
         CONTROL_VAR: demo.sandbox_env.get(CONTROL_VAR, ""),
     }
-    path.write_text("".join(f"export {k}={v}\n" for k, v in lines.items()))
-    path.chmod(0o600)
-    return path
+    return write_private(path, "".join(f"export {k}={v}\n" for k, v in lines.items()))
 
 
 def print_ready(demo: Demo, started: float) -> None:
@@ -474,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     var = demo_settings.var if demo_settings.var.is_absolute() else root / demo_settings.var
     if var.exists():
         shutil.rmtree(var)  # a fresh start: no run, incident or world left from last time
-    var.mkdir(parents=True)
+    private_dir(var)  # its env file and logs hold the intake token and the stand-ins' credentials
     demo = Demo(root=root, var=var, ports=ports)
     stop = threading.Event()
 
