@@ -368,7 +368,7 @@ class World:
         return self.postgres.dsn(self.db_name)
 
     def settings_env(self) -> dict[str, str]:
-        """The RUNBOOK_* environment that points the runbooks at this world (runbook/settings.py)."""
+        """The RUNBOOK_* environment that points the runbooks at this world (runbook.settings)."""
         if self.k8s is None:
             raise RuntimeError("World.settings_env(): start() the world first")
         apis = [
