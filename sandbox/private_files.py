@@ -9,7 +9,8 @@ Usage::
 The env files (`var/sandbox.env`, `var/demo/demo.env`) carry bearer tokens and the stand-ins'
 credentials, the kubeconfig a token, and the children's logs print them at start: none of them may be
 readable by another user of the machine. A file is opened with mode 0600 (never created wider and
-narrowed after, which would leave a window), and an existing one is narrowed before it is written.
+narrowed after, which would leave a window), and an existing one is narrowed before it is written;
+`write_private` replaces the file whole, so a reader sees the old text or the new one.
 """
 
 from __future__ import annotations
@@ -47,7 +48,15 @@ def open_private(path: Path, mode: str = "wb") -> BinaryIO:
 
 
 def write_private(path: Path, text: str) -> Path:
-    """Write `text` (UTF-8) to `path`, readable and writable by its owner only."""
-    with open_private(path) as file:
-        file.write(text.encode("utf-8"))
+    """Write `text` (UTF-8) to `path`, readable and writable by its owner only.
+
+    Atomically: the text goes to a private file beside it, renamed over `path`, so a reader waiting
+    for the file (another shell, a test) never sees it empty or half written."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open_private(partial) as file:
+            file.write(text.encode("utf-8"))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
