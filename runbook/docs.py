@@ -59,8 +59,7 @@ CONTRACT_MODULES: tuple[str, ...] = (
     "sandbox.faults",
     "sandbox.control",
     "sandbox.testing",
-    "sandbox.demo",
-    "sandbox.demo_settings",
+    "sandbox.demo.*",
 )
 _SKIP = re.compile(r"(^|\.)(__main__|conftest)$")
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")

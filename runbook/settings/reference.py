@@ -74,7 +74,7 @@ def reference_markdown() -> str:
         "working directory, the TOML file named by `RUNBOOK_CONFIG`, then these defaults (the guide's",
         "EmotionsCare setup). Lists and dicts are JSON in the environment. Secrets are never printed.",
         "`python -m runbook.settings` prints the effective settings, or one line naming the bad one",
-        "(exit 2). The demo's own settings (`RUNBOOK_DEMO_*`) are described in sandbox/demo_settings.py.",
+        "(exit 2). The demo's own settings (`RUNBOOK_DEMO_*`) are described in sandbox/demo/settings.py.",
         "",
         "In production (`RUNBOOK_ENVIRONMENT=production`) these are refused:",
         "`RUNBOOK_KUBERNETES_VERIFY_SSL=false`; an intake listening beyond loopback (`RUNBOOK_INTAKE_HOST`)",

@@ -11,6 +11,10 @@ Stdlib `ThreadingHTTPServer` (HTTP/1.1, keep-alive) in a background thread. JSON
 `Content-Type: application/json`, pod logs `text/plain`; errors are `Status` objects. Tables
 (`Accept: ...;as=Table;g=meta.k8s.io`) are served for kubectl's server-side printing, and
 `?watch=true` streams newline-delimited `{"type","object"}` events (chunked).
+
+Why one module past 400 lines: it is one thing, the REST face of `Cluster` (routing, content
+negotiation, watch streaming); what it answers is computed by the modules it calls (tables, discovery,
+patch, resources).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.httpserver import RecordedRequest
+from sandbox.http_messages import RecordedRequest
 from sandbox.k8s import discovery
 from sandbox.k8s.cluster import Cluster
 from sandbox.k8s.errors import ApiError

@@ -8,7 +8,7 @@ import pytest
 
 from runbook.errors import SettingsError
 from runbook.settings import Settings
-from sandbox.demo_settings import load_demo_settings
+from sandbox.demo.settings import load_demo_settings
 
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

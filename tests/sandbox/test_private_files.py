@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.demo import Demo, Ports, _write_env_file
+from sandbox.demo.system import Demo, Ports, _write_env_file
 from sandbox.k8s import kubeconfig
 from sandbox.private_files import open_private, private_dir, write_private
 from sandbox.supervise import Supervisor

@@ -1,4 +1,4 @@
-"""The demo's settings (`make demo`, sandbox/demo.py): where its Prefect server, sandbox and files live.
+"""The demo's settings (`make demo`, sandbox/demo/): where its Prefect server, sandbox and files live.
 
 Usage::
 
