@@ -128,13 +128,7 @@ class Features:
             row = query(self.db, insert)
         except psycopg.Error as exc:
             # Guide, P2 › Feature Broken: "Check for constraint violations"; the error says which.
-            raise AppError(
-                500,
-                {"error": "journal_write_failed", "detail": one_line(exc)},
-                type(exc).__name__,
-                one_line(exc),
-                "journal",
-            ) from exc
+            raise _journal_failed("journal_write_failed", exc) from exc
         if row is None:
             raise AppError(
                 500,
@@ -164,13 +158,7 @@ class Features:
         try:
             rows = query(self.db, select)
         except psycopg.Error as exc:
-            raise AppError(
-                500,
-                {"error": "journal_read_failed", "detail": one_line(exc)},
-                type(exc).__name__,
-                one_line(exc),
-                "journal",
-            ) from exc
+            raise _journal_failed("journal_read_failed", exc) from exc
         entries = [
             {"id": r[0], "user_id": r[1], "mood": r[2], "body": r[3], "created_at": r[4].isoformat()}
             for r in rows
@@ -257,3 +245,10 @@ class Features:
             "spotify", "GET", "/v1/recommendations", params={"seed_genres": mood, "limit": 5}
         ).json()
         return Response.json({"mood": mood, "tracks": [t.get("name") for t in tracks.get("tracks", [])]})
+
+
+def _journal_failed(error: str, exc: psycopg.Error) -> AppError:
+    """A journal query PostgreSQL refused (a constraint, a missing column): a 500 naming the cause."""
+    return AppError(
+        500, {"error": error, "detail": one_line(exc)}, type(exc).__name__, one_line(exc), "journal"
+    )
