@@ -49,9 +49,10 @@ def _say(message: str) -> None:
 def up(args: argparse.Namespace) -> int:
     from sandbox.control import ControlServer
     from sandbox.k8s import kubeconfig
+    from sandbox.private_files import private_dir, write_private
     from sandbox.world import World
 
-    var = Path(args.var)
+    var = private_dir(Path(args.var))  # its env file and kubeconfig hold the sandbox's credentials
     env_file = var / "sandbox.env"
     running = control_url(env_file)
     if running is not None:
@@ -91,10 +92,10 @@ def up(args: argparse.Namespace) -> int:
         _say(f"control API ready: {control.url} (python -m sandbox fault|clear|status)")
         kube = kubeconfig(world.k8s.url if world.k8s else "", var / "kubeconfig", namespace="prod")
         env = {**world.settings_env(), CONTROL_VAR: control.url}
-        env_file.parent.mkdir(parents=True, exist_ok=True)
-        env_file.write_text(
+        write_private(  # its tokens and credentials: readable by the owner only
+            env_file,
             "# written by `python -m sandbox up`; removed when it stops\n"
-            + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+            + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()),
         )
         _say(f"ready in {time.monotonic() - started:.1f}s; kubectl: export KUBECONFIG={kube.resolve()}")
         _say(f"settings for the runbooks (also in {env_file}: `source {env_file}`):")

@@ -18,21 +18,25 @@ Handlers raise `HttpError(status, body)` for a 4xx/5xx answer with a JSON body. 
 `Connection: close`, so clients never hold a pooled connection: once the listener closes, the next
 request is refused, as it would be by a process that is gone. Injected delays wait on an event that
 `stop()` and `close_listener()` set, so no handler thread outlives its server.
+
+Why one module past 400 lines: the server's life cycle (listen, close and reopen the listener, injected
+delays and failures, a stop that leaves no thread behind) is one state machine, and its parts share its
+lock and listener. The messages it serves are in sandbox/http_messages.py.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import selectors
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from sandbox.http_messages import HttpError, RecordedRequest, Request, Response, parse_body
 
 __all__ = [
     "Handler",
@@ -42,108 +46,10 @@ __all__ = [
     "Request",
     "Response",
     "StandIn",
+    "parse_body",
 ]
 
 _MAX_BODY_BYTES = 10 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Response:
-    """What a handler answers: status, body bytes and headers."""
-
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json; charset=utf-8"
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        """A JSON body (`application/json; charset=utf-8`)."""
-        return cls(status=status, body=json.dumps(obj).encode(), headers=dict(headers or {}))
-
-    @classmethod
-    def text(cls, text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        """A `text/plain` body."""
-        return cls(
-            status=status,
-            body=text.encode(),
-            content_type="text/plain; charset=utf-8",
-            headers=dict(headers or {}),
-        )
-
-    @classmethod
-    def empty(cls, status: int = 204, headers: dict[str, str] | None = None) -> Response:
-        """No body (204 by default)."""
-        return cls(status=status, body=b"", content_type="", headers=dict(headers or {}))
-
-
-class HttpError(Exception):
-    """Raised by a handler: answered as `status` with a JSON `body` (and extra `headers`)."""
-
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        super().__init__(f"HTTP {status}: {body!r}")
-        self.status = status
-        self.body = body
-        self.headers = dict(headers or {})
-
-    def response(self) -> Response:
-        return Response.json(self.body, status=self.status, headers=self.headers)
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request as a handler sees it. Header names are lower case."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    raw_body: bytes
-    params: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        """The first value of query parameter `name`."""
-        values = self.query.get(name)
-        return values[0] if values else default
-
-    def json(self) -> Any:
-        """The body parsed as JSON; `HttpError(400)` if it is not JSON."""
-        try:
-            return json.loads(self.raw_body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HttpError(400, {"error": "invalid_json", "detail": str(exc)}) from exc
-
-    def form(self) -> dict[str, str]:
-        """An `application/x-www-form-urlencoded` body as a dict (first value of each field)."""
-        try:
-            parsed = parse_qs(self.raw_body.decode(), keep_blank_values=True)
-        except UnicodeDecodeError as exc:
-            raise HttpError(400, {"error": "invalid_form", "detail": str(exc)}) from exc
-        return {key: values[0] for key, values in parsed.items()}
-
-    def body(self) -> Any:
-        """The body parsed by its content type: JSON, form fields, else text; None when empty."""
-        return _parse_body(self.content_type, self.raw_body)
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """What the server received, kept for assertions: the body is parsed by content type."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-    raw_body: bytes
-    at: datetime
-
-    def json(self) -> Any:
-        return json.loads(self.raw_body or b"null")
 
 
 Handler = Callable[[Request], Response]
@@ -174,19 +80,6 @@ def _compile(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(part))
     return re.compile("^" + "".join(out) + "/?$")
-
-
-def _parse_body(content_type: str, raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        if content_type == "application/json" or content_type.endswith("+json"):
-            return json.loads(raw)
-        if content_type == "application/x-www-form-urlencoded":
-            return {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
-        return raw.decode()
-    except (ValueError, UnicodeDecodeError):
-        return raw.decode("utf-8", errors="replace")
 
 
 class _Listener(ThreadingHTTPServer):
@@ -487,14 +380,8 @@ class HttpServer:
     def _dispatch(self, request: Request) -> Response | None:
         with self._lock:
             self._requests.append(
-                RecordedRequest(
-                    method=request.method,
-                    path=request.path,
-                    query=request.query,
-                    headers=request.headers,
-                    body=request.body(),
-                    raw_body=request.raw_body,
-                    at=datetime.now(UTC),
+                RecordedRequest.of(
+                    request.method, request.path, request.query, request.headers, request.raw_body
                 )
             )
         if not self._wait(self.delay_s):

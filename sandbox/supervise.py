@@ -27,6 +27,8 @@ from types import TracebackType
 
 import httpx
 
+from sandbox.private_files import open_private, private_dir
+
 __all__ = ["Child", "StartFailed", "Supervisor", "http_ready", "port_free", "wait_port_closed"]
 
 
@@ -82,7 +84,7 @@ class Supervisor:
         self.log_dir = log_dir
         self.children: list[Child] = []
         self.say = say
-        log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(log_dir)  # the children print their settings, tokens included
 
     def start(
         self,
@@ -95,7 +97,7 @@ class Supervisor:
     ) -> Child:
         log_path = self.log_dir / f"{name}.log"
         self.say(f"… starting {name}")
-        with open(log_path, "wb") as log:
+        with open_private(log_path, "wb") as log:
             proc = subprocess.Popen(
                 list(argv),
                 env=dict(env),

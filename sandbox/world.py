@@ -23,11 +23,14 @@ What starts (`start()`, about 0.3 s on a shared PostgreSQL server, 1 s with its 
 
 Releases are rolled out through the emulator's own API (a template change the controller rolls),
 optionally back-dated (`rollout(image, ago=...)`) so a runbook sees a deploy "2 hours ago".
+
+Why one module past 400 lines: `World` is one thing, the assembly: it starts, wires, resets and reports
+the parts, each of which lives in its own module (sandbox.service, sandbox.k8s, the stand-ins,
+sandbox.provider, sandbox.traffic, sandbox.faults).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import tempfile
@@ -44,13 +47,14 @@ import httpx
 
 from sandbox import faults
 from sandbox.external_apis import API_NAMES, ExternalApis
-from sandbox.httpserver import HttpError, Request, Response, StandIn
 from sandbox.k8s import Cluster, ClusterServer, kubeconfig, serve_cluster
 from sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutyStandIn
 from sandbox.postgres import EmbeddedPostgres
+from sandbox.provider import PROVIDER_PROJECT, PROVIDER_TOKEN, DatabaseProvider
 from sandbox.sentry import SentryStandIn
 from sandbox.service import DEPLOYMENT, FEATURE_FLAGS, NAMESPACE, SERVICE, EmotionsCare
 from sandbox.slack import SlackStandIn
+from sandbox.traffic import SyntheticTraffic
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -72,8 +76,6 @@ GOOD_IMAGE = f"{IMAGE_REPO}:v1.1.0"
 SLACK_TOKEN = "xoxb-sandbox-token"
 SENTRY_TOKEN = "sntrys-sandbox-token"
 ADMIN_TOKEN = "sandbox-admin-token"
-PROVIDER_TOKEN = "sbp_sandbox_management_token"
-PROVIDER_PROJECT = "emotionscare-sandbox"
 API_KEYS = {"hume": "hume-sandbox-key", "openai": "sk-sandbox-openai-key", "spotify": "spotify-sandbox-token"}
 BASE_ENV: dict[str, str] = {"DB_POOL_SIZE": "5", **{flag: "true" for flag in FEATURE_FLAGS}}
 BASE_REPLICAS = 2
@@ -91,118 +93,6 @@ PORT_OFFSETS = {
     "database-provider": 9,
     "control": 10,
 }
-
-
-class DatabaseProvider(StandIn):
-    """The hosted database's management API (Supabase's shape): restart the database, read its health.
-
-    `POST /v1/projects/{ref}/restart` (Bearer token) restarts PostgreSQL, or starts it when it is
-    down; `GET /v1/projects/{ref}/health` says whether it runs. 401 without the token, 404 for
-    another project, as the real API answers.
-    """
-
-    name = "database-provider"
-
-    def __init__(self, restart: Callable[[], str], running: Callable[[], bool]) -> None:
-        super().__init__()
-        self._restart = restart
-        self._running = running
-        self.server.route("POST", "/v1/projects/{ref}/restart", self._restart_endpoint)
-        self.server.route("GET", "/v1/projects/{ref}/health", self._health)
-
-    def _check(self, request: Request) -> None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or token.strip() != PROVIDER_TOKEN:
-            raise HttpError(401, {"message": "Unauthorized"})
-        if request.params["ref"] != PROVIDER_PROJECT:
-            raise HttpError(404, {"message": f"Project {request.params['ref']} not found"})
-
-    def _restart_endpoint(self, request: Request) -> Response:
-        self._check(request)
-        return Response.json({"message": self._restart()})
-
-    def _health(self, request: Request) -> Response:
-        self._check(request)
-        status = "ACTIVE_HEALTHY" if self._running() else "UNHEALTHY"
-        return Response.json([{"name": "db", "healthy": self._running(), "status": status}])
-
-
-class SyntheticTraffic:
-    """Users of the service: `rate_per_s` requests a second over the feature endpoints, in a fixed
-    order (journal reads and writes, music, coach, playlists), in one thread. `burst(n)` sends `n` now.
-    Failures (5xx, refused) are what the traffic is for: counted in `.failed`, never raised."""
-
-    MIX: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
-        ("GET", "/api/journal", None),
-        ("POST", "/api/journal", {"body": "Slept well, calmer today.", "mood": "calm", "user_id": "u-1001"}),
-        ("GET", "/api/journal", None),
-        ("POST", "/api/music/generate", {"prompt": "calm evening"}),
-        ("GET", "/api/music/playlists", None),
-        ("POST", "/api/coach", {"message": "How do I handle stress at work?"}),
-        ("GET", "/api/journal", None),
-        (
-            "POST",
-            "/api/journal",
-            {"body": "Busy day, a bit anxious.", "mood": "anxious", "user_id": "u-1002"},
-        ),
-    )
-
-    def __init__(
-        self,
-        base_url: Callable[[], str],
-        rate_per_s: float = 0.0,
-        timeout_s: float = 5.0,
-        every_1000: Callable[[], None] | None = None,
-    ) -> None:
-        self.base_url = base_url
-        self.every_1000 = every_1000
-        """Called after every 1000 requests (the world trims what its servers recorded)."""
-        self.rate_per_s = rate_per_s
-        self.timeout_s = timeout_s
-        self.sent = 0
-        self.failed = 0
-        self._next = itertools.cycle(self.MIX)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> SyntheticTraffic:
-        if self.rate_per_s > 0 and self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="sandbox-traffic", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.timeout_s + 5)
-            self._thread = None
-
-    def burst(self, count: int) -> list[int]:
-        """Send `count` requests now, one after the other; their status codes (0: no answer)."""
-        with httpx.Client(timeout=self.timeout_s) as http:
-            return [self._one(http) for _ in range(count)]
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=self.timeout_s) as http:
-            while not self._stop.wait(1.0 / self.rate_per_s):
-                self._one(http)
-
-    def _one(self, http: httpx.Client) -> int:
-        with self._lock:
-            method, path, body = next(self._next)
-        try:
-            status = http.request(method, self.base_url() + path, json=body).status_code
-        except httpx.HTTPError:
-            status = 0
-        with self._lock:
-            self.sent += 1
-            self.failed += 1 if status == 0 or status >= 500 else 0
-            trim = self.every_1000 if self.sent % 1000 == 0 else None
-        if trim is not None:
-            trim()
-        return status
 
 
 class World:
@@ -368,7 +258,7 @@ class World:
         return self.postgres.dsn(self.db_name)
 
     def settings_env(self) -> dict[str, str]:
-        """The RUNBOOK_* environment that points the runbooks at this world (runbook/settings.py)."""
+        """The RUNBOOK_* environment that points the runbooks at this world (runbook.settings)."""
         if self.k8s is None:
             raise RuntimeError("World.settings_env(): start() the world first")
         apis = [

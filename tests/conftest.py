@@ -51,7 +51,7 @@ def prefect_api() -> Iterator[str]:
     """One Prefect server (the test harness, SQLite) for the whole session; yields its API URL.
 
     Heartbeats are off: a sync flow otherwise waits ~1 s for its heartbeat thread at exit
-    (../shared/reference/prefect.md §3.1). Retries never back off in tests (RUNBOOK_RETRY_BACKOFF_SCALE=0).
+    (docs/prefect-notes.md §2). Retries never back off in tests (RUNBOOK_RETRY_BACKOFF_SCALE=0).
     """
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness

@@ -14,6 +14,10 @@ Usage::
 Objects are plain dicts in the API's JSON shape; every method returns copies. Errors are `ApiError`s,
 the same the HTTP server answers with. `clock` is a callable returning an aware UTC datetime and can be
 replaced at any time (tests backdate or fast-forward it). Serve it over HTTP with `serve_cluster`.
+
+Why one module past 400 lines: `Cluster` is one thing, the facade every caller uses (tests, the service,
+the HTTP server); the storage, controllers, kubelet, patching and validation it delegates to are modules
+of their own.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sandbox.private_files import write_private
+
 __all__ = ["kubeconfig"]
 
 
@@ -34,6 +36,4 @@ def kubeconfig(url: str, path: str | Path, namespace: str = "prod", context: str
         "current-context": context,
         "preferences": {},
     }
-    path.write_text(json.dumps(config, indent=2) + "\n")
-    path.chmod(0o600)
-    return path
+    return write_private(path, json.dumps(config, indent=2) + "\n")

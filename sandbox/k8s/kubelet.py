@@ -10,6 +10,9 @@ A pod starts `pod_start_delay_s` after creation. A container whose image is bad 
 crashes on start and goes CrashLoopBackOff, restarting with the kubelet's doubling back-off
 (`crash_backoff_s`, capped at 30x) so `restartCount` climbs; a good one runs Ready. Logs are kept per
 container instance (the current and the previous one, as `kubectl logs --previous` sees them).
+
+Why one module past 400 lines: it is one thing, the kubelet's side of a pod's life (start delay, crash
+back-off, restarts, readiness, logs per container instance), which shares one per-pod runtime record.
 """
 
 from __future__ import annotations

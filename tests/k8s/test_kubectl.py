@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.k8s import Cluster, ClusterServer, kubeconfig, serve_cluster
+from sandbox.testing import wait_for
 
-from .support import IMAGE, NAME, NS, wait_for
+from .support import IMAGE, NAME, NS
 
 pytestmark = [
     pytest.mark.kubectl,

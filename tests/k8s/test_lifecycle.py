@@ -13,8 +13,9 @@ from kubernetes import client, config, watch
 
 from sandbox.k8s import Change, Cluster, kubeconfig, serve_cluster
 from sandbox.k8s.clock import ManualClock
+from sandbox.testing import wait_for
 
-from .support import IMAGE, NAME, NS, T0, wait_for
+from .support import IMAGE, NAME, NS, T0
 
 
 def _emulator_threads() -> list[threading.Thread]:

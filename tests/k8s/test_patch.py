@@ -16,7 +16,7 @@ from .support import IMAGE, NAME, NS
 
 def _last_patch(server: ClusterServer) -> tuple[str, object]:
     (req,) = [r for r in server.requests if r.method == "PATCH"][-1:]
-    return req.content_type, json.loads(req.body)
+    return req.content_type, req.json()
 
 
 def _env(dep: client.V1Deployment) -> dict[str, str]:

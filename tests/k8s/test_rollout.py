@@ -4,7 +4,6 @@ driven one tick at a time."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -93,7 +92,7 @@ def test_roll_out_and_back_revisions_1_2_become_3_with_history(
     assert not undo.skipped and undo.to_revision == 1 and undo.replica_set == first_rs
     (patch,) = [r for r in server.requests if r.method == "PATCH"]
     assert patch.content_type == "application/json-patch+json"
-    ops = json.loads(patch.body)
+    ops = patch.json()
     assert [(op["op"], op["path"]) for op in ops] == [
         ("replace", "/spec/template"),
         ("replace", "/metadata/annotations"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -90,7 +89,7 @@ def test_undo_restores_the_previous_revision_with_a_json_patch(
     (sent,) = patches(server)
     assert sent.content_type == "application/json-patch+json"
     assert sent.path == f"/apis/apps/v1/namespaces/{NS}/deployments/web"
-    ops = json.loads(sent.body)
+    ops = sent.json()
     assert [(op["op"], op["path"]) for op in ops] == [
         ("replace", "/spec/template"),
         ("replace", "/metadata/annotations"),
@@ -131,7 +130,7 @@ def test_undo_copies_the_revisions_annotations_and_keeps_the_skip_list(
     kubeops.rollout_undo(api, WEB)
 
     (sent,) = patches(server)
-    annotations = json.loads(sent.body)[1]["value"]
+    annotations = sent.json()[1]["value"]
     assert annotations == {REVISION: "2"}  # revision kept from the Deployment; v1 had no change-cause
     cluster.settle(instant=True)
     assert "team" not in deployment(cluster)["metadata"]["annotations"]
@@ -230,6 +229,6 @@ def test_undo_adds_the_annotations_when_the_deployment_has_none(
     kubeops.rollout_undo(api, WEB)
 
     (sent,) = patches(server)
-    assert json.loads(sent.body)[1] == {"op": "add", "path": "/metadata/annotations", "value": {}}
+    assert sent.json()[1] == {"op": "add", "path": "/metadata/annotations", "value": {}}
     cluster.settle(instant=True)
     assert running_image(cluster) == IMAGE_1

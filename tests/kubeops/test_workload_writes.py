@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -41,7 +40,7 @@ def test_scale_patches_the_scale_subresource_with_a_merge_patch(
     (sent,) = patches(server)
     assert sent.path == f"/apis/apps/v1/namespaces/{NS}/deployments/web/scale"
     assert sent.content_type == "application/merge-patch+json"
-    assert json.loads(sent.body) == {"spec": {"replicas": 3}}
+    assert sent.json() == {"spec": {"replicas": 3}}
     cluster.settle(instant=True)
     replicas = kubeops.get_replicas(api, WEB)
     assert (replicas.desired, replicas.ready, replicas.available) == (3, 3, 3)
@@ -78,7 +77,7 @@ def test_set_env_adds_a_variable_by_strategic_merge_and_is_idempotent(
     assert change.changed and change.set == {"DB_POOL_SIZE": "10"} and change.container == "web"
     (sent,) = patches(server)
     assert sent.content_type == SMP
-    assert json.loads(sent.body) == {
+    assert sent.json() == {
         "spec": {
             "template": {
                 "spec": {"containers": [{"name": "web", "env": [{"name": "DB_POOL_SIZE", "value": "10"}]}]}
@@ -101,7 +100,7 @@ def test_set_env_deletes_with_a_patch_directive(
 
     assert change.changed and change.removed == ["LOG_LEVEL"]
     (sent,) = patches(server)
-    entries = json.loads(sent.body)["spec"]["template"]["spec"]["containers"][0]["env"]
+    entries = sent.json()["spec"]["template"]["spec"]["containers"][0]["env"]
     assert entries == [{"name": "LOG_LEVEL", "$patch": "delete"}]
     assert kubeops.get_deployment_env(api, WEB) == {}
 
@@ -149,7 +148,7 @@ def test_restart_stamps_the_template_and_rolls_new_pods(
     assert result.changed and result.restarted_at == "2026-05-01T12:00:00Z"
     (sent,) = patches(server)
     assert sent.content_type == SMP
-    assert json.loads(sent.body) == {
+    assert sent.json() == {
         "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: "2026-05-01T12:00:00Z"}}}}
     }
     cluster.settle(instant=True)

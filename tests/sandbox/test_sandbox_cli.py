@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,9 @@ def test_up_fault_clear_and_sigint_leaves_nothing_behind(tmp_path: Path) -> None
         family = psutil.Process(child.pid).children(recursive=True)  # PostgreSQL's processes
         assert any("postgres" in p.name() for p in family)
         assert (tmp_path / "var" / "kubeconfig").exists()
+        for secret in (env_file, tmp_path / "var" / "kubeconfig"):  # tokens: readable by the owner only
+            assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+        assert stat.S_IMODE((tmp_path / "var").stat().st_mode) & 0o066 == 0  # (PostgreSQL may traverse)
         printed = (tmp_path / "up.log").read_text()
         assert "Kubernetes API emulator ready" in printed and "export RUNBOOK_SERVICE_BASE_URL=" in printed
 

@@ -242,9 +242,11 @@ def test_slow_query_sleeps_in_postgresql_and_raises_the_journal_p95(sandbox_worl
         view = conn.execute("SELECT pg_get_viewdef('journal_feed')").fetchone()
     assert view is not None and "pg_sleep" in view[0]
     sandbox_world.clear()
-    started = time.perf_counter()
-    httpx.get(sandbox_world.service.url + "/api/journal")
-    assert time.perf_counter() - started < 0.4
+    # Lifted: the view no longer sleeps (a wall-clock bound here would fail on a busy machine).
+    with psycopg.connect(sandbox_world.dsn) as conn:
+        view = conn.execute("SELECT pg_get_viewdef('journal_feed')").fetchone()
+    assert view is not None and "pg_sleep" not in view[0]
+    assert httpx.get(sandbox_world.service.url + "/api/journal").status_code == 200
 
 
 def test_error_rate_fails_exactly_that_share_and_sentry_sees_it(sandbox_world: World) -> None:

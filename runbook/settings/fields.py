@@ -1,0 +1,95 @@
+"""The building blocks of the settings: the environment prefix, the validated field types (URLs,
+paths, Slack channels and handles, Kubernetes names), the group base class, and `mask_url`."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+)
+
+__all__ = [
+    "ENV_PREFIX",
+    "MASK",
+    "Channel",
+    "Group",
+    "Handle",
+    "HttpUrl",
+    "K8sName",
+    "UrlPath",
+    "http_url",
+    "mask_url",
+    "model_of",
+]
+
+ENV_PREFIX = "RUNBOOK_"
+MASK = "**********"
+
+
+# --- small validators ------------------------------------------------------------------------------------
+
+
+def http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL (got {value!r})")
+    return value.rstrip("/")
+
+
+def _path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"must start with '/' (got {value!r})")
+    return value
+
+
+def _channel(value: str) -> str:
+    if not value.startswith("#") or len(value) < 2:
+        raise ValueError(f"must start with '#' (got {value!r})")
+    return value
+
+
+def _handle(value: str) -> str:
+    if not value.startswith("@") or len(value) < 2:
+        raise ValueError(f"must start with '@' (got {value!r})")
+    return value
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value) or len(value) > 63:
+        raise ValueError(f"must be a Kubernetes name: lower-case letters, digits and '-' (got {value!r})")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+UrlPath = Annotated[str, AfterValidator(_path)]
+Channel = Annotated[str, AfterValidator(_channel)]
+Handle = Annotated[str, AfterValidator(_handle)]
+K8sName = Annotated[str, AfterValidator(_dns_label)]
+
+
+def mask_url(url: str) -> str:
+    """`url` with the password of its user info replaced by `**********` (DSNs are printed this way)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))
+
+
+class Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model class of a field annotation that is one (a group), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None

@@ -1,0 +1,187 @@
+"""The demo's system: its ports, the environment its children get, and starting them all (the
+Prefect server, the sandbox world, intake, the runners), then what it prints once they are ready."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sandbox.control import CONTROL_VAR, control_url, read_env_file
+from sandbox.private_files import write_private
+from sandbox.supervise import StartFailed, Supervisor, http_ready
+
+__all__ = ["SANDBOX_PORTS", "Demo", "DemoError", "Ports", "print_ready", "say", "start_all"]
+
+SANDBOX_PORTS = 11  # `python -m sandbox up --port-base N` listens on N .. N+10
+INTAKE_SOURCES = ("alertmanager", "generic", "grafana")
+
+
+class DemoError(Exception):
+    """One line for the terminal, exit 2 (bad settings, a port in use)."""
+
+
+def say(message: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@dataclass
+class Ports:
+    prefect: int
+    intake: int
+    sandbox_base: int
+
+    def all(self) -> dict[int, str]:
+        ports = {self.prefect: "RUNBOOK_DEMO_PREFECT_PORT", self.intake: "RUNBOOK_INTAKE_PORT"}
+        for p in range(self.sandbox_base, self.sandbox_base + SANDBOX_PORTS):
+            ports.setdefault(p, "RUNBOOK_DEMO_SANDBOX_PORT_BASE")
+        return ports
+
+
+@dataclass
+class Demo:
+    """The running system: where each part answers, and what the children need in their environment."""
+
+    root: Path
+    var: Path
+    ports: Ports
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    sandbox_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ui(self) -> str:
+        return f"http://127.0.0.1:{self.ports.prefect}"
+
+    @property
+    def api(self) -> str:
+        return f"{self.ui}/api"
+
+    @property
+    def intake(self) -> str:
+        return f"http://127.0.0.1:{self.ports.intake}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The children's environment: ours, Prefect pointed at the demo's server, the sandbox's RUNBOOK_*."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env |= {
+            "PREFECT_HOME": str(self.var / "prefect"),
+            "PREFECT_API_URL": self.api,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env |= self.sandbox_env
+        env |= {
+            "RUNBOOK_INTAKE_HOST": "127.0.0.1",
+            "RUNBOOK_INTAKE_PORT": str(self.ports.intake),
+            "RUNBOOK_INTAKE_TOKENS": json.dumps(dict.fromkeys(INTAKE_SOURCES, self.token)),
+        }
+        return env | extra
+
+
+def _python() -> str:
+    return sys.executable
+
+
+def _wait(what: str, ready: Callable[[], bool], children: list[Any], timeout_s: float) -> None:
+    """Poll `ready` until true; a child that exits meanwhile fails the start with its log's tail."""
+    started = time.monotonic()
+    deadline = started + timeout_s
+    while time.monotonic() < deadline:
+        for child in children:
+            if not child.alive:
+                raise StartFailed(
+                    f"{child.name} exited with {child.proc.returncode}; last lines of {child.log_path}:\n"
+                    f"{child.tail()}"
+                )
+        if ready():
+            say(f"✓ {what} ready ({time.monotonic() - started:.1f}s)")
+            return
+        time.sleep(0.2)
+    tails = "\n".join(f"--- {c.log_path}:\n{c.tail()}" for c in children)
+    raise StartFailed(f"{what} not ready after {timeout_s:.0f}s\n{tails}")
+
+
+def _deployments_registered(api: str, want: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            answer = httpx.post(f"{api}/deployments/count", json={}, timeout=2)
+            return answer.status_code == 200 and int(answer.json()) >= want
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    return check
+
+
+def start_all(sup: Supervisor, demo: Demo) -> None:
+    from flows import catalogue
+
+    python = _python()
+    prefect_bin = str(Path(python).with_name("prefect"))
+    say(f"starting the Prefect server (SQLite in {demo.var / 'prefect'}) and the sandbox world, side by side")
+    server = sup.start(
+        "prefect-server",
+        [prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(demo.ports.prefect)],
+        env=demo.env(),
+        cwd=demo.root,
+    )
+    sandbox = sup.start(
+        "sandbox",
+        [python, "-m", "sandbox", "up", "--var", str(demo.var), "--port-base", str(demo.ports.sandbox_base)],
+        env=demo.env(),
+        cwd=demo.root,
+    )
+    env_file = demo.var / "sandbox.env"
+    _wait("sandbox world", lambda: control_url(env_file) is not None, [sandbox], 60)
+    demo.sandbox_env = read_env_file(env_file)
+    _wait(f"Prefect server at {demo.ui}", http_ready(f"{demo.api}/health"), [server], 120)
+
+    say("starting intake and the flow runners")
+    intake = sup.start("intake", [python, "-m", "intake"], env=demo.env(), cwd=demo.root, ready=None)
+    warm = sup.start("runner-respond", [python, "-m", "flows.warm", "respond"], env=demo.env(), cwd=demo.root)
+    serve = sup.start(
+        "runner-serve", [python, "-m", "flows.serve", "--exclude", "respond"], env=demo.env(), cwd=demo.root
+    )
+    _wait(f"intake at {demo.intake}", http_ready(f"{demo.intake}/readyz"), [intake], 60)
+    want = len(catalogue.entries())
+    _wait(f"{want} deployments served", _deployments_registered(demo.api, want), [warm, serve], 120)
+
+
+def _write_env_file(demo: Demo) -> Path:
+    """var/demo/demo.env: what a person needs in another shell (the intake token included, mode 600)."""
+    path = demo.var / "demo.env"
+    lines = {
+        "PREFECT_API_URL": demo.api,
+        "INTAKE_URL": demo.intake,
+        "INTAKE_TOKEN": demo.token,
+        CONTROL_VAR: demo.sandbox_env.get(CONTROL_VAR, ""),
+    }
+    return write_private(path, "".join(f"export {k}={v}\n" for k, v in lines.items()))
+
+
+def print_ready(demo: Demo, started: float) -> None:
+    env_file = _write_env_file(demo)
+    slack = demo.sandbox_env.get("RUNBOOK_SLACK_API_URL", "")
+    say(f"ready in {time.monotonic() - started:.1f}s")
+    print(
+        f"""
+  Prefect UI      {demo.ui}    (Deployments: the runbooks, respond, the drills; Run › Custom run)
+  intake          {demo.intake}/alerts/{{alertmanager,grafana,generic,sentry}}  (bearer token in {env_file})
+  sandbox         python -m sandbox status --var {demo.var}   |   fault bad-deploy   |   clear
+  Slack stand-in  {slack}/conversations.history?channel=…
+  logs            {demo.var / "logs"}/
+
+  Try: in the UI, Deployments › service-down › Run › Custom run (dry_run, settle_s) after
+       `python -m sandbox fault bad-deploy --var {demo.var}`; or a drill: drill-database-failure › Run.
+""",
+        flush=True,
+    )
