@@ -2,7 +2,7 @@
 
 `pause_flow_run(wait_for_input=Model, timeout=...)` shows `Model` as a form on the paused run. On
 Prefect 3.9.1 an unanswered pause raises `FlowPauseTimeout` *and the server keeps the run Paused*
-(../shared/reference/prefect.md); a flow that goes on with the guide's default must put the run back
+(docs/prefect-notes.md §3); a flow that goes on with the guide's default must put the run back
 to Running itself, or the UI shows a paused run doing work and the final state is refused. `ask()`
 does both, so a runbook reads: `answer = ask(Approval, timeout_s=120)`; `None` → apply the default.
 """

@@ -7,7 +7,7 @@ Usage::
 
 The deployments have the names prefect.yaml gives them (`service-down/service-down`, …), so intake,
 the UI and `run_deployment` find them whichever way they are run. `flow.serve` starts each run in a
-child process within about a second of it being scheduled (../shared/reference/prefect.md: 1.2–1.7 s
+child process within about a second of it being scheduled (docs/prefect-notes.md §1: 1.2–1.7 s
 with a 1 s poll, against 7.6–9.4 s for a worker on Prefect's defaults).
 """
 

@@ -216,6 +216,18 @@ class IntakeSettings(Group):
     )
     sentry_client_secret: SecretStr | None = Field(None, description="verifies Sentry-Hook-Signature")
     workers: int = Field(1, ge=1, le=64, description="server worker processes")
+    max_alerts_per_request: int = Field(
+        1000, ge=1, le=100_000, description="more alerts in one request get 422, counted before any is parsed"
+    )
+    body_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="the whole body must arrive within this many seconds, else 408"
+    )
+    parse_threads: int = Field(
+        2, ge=1, le=64, description="requests decoded and validated at once, in worker threads"
+    )
+    sentry_timestamp_window_s: float = Field(
+        300.0, gt=0, le=86_400, description="Sentry-Hook-Timestamp further than this from now: 401"
+    )
 
     @property
     def loopback_only(self) -> bool:

@@ -418,7 +418,7 @@ def test_the_server_runs_on_postgres_with_redis_messaging(
     example_secrets: dict[str, dict[str, str]],
 ) -> None:
     config = config_maps["prefect-server"]
-    # shared/reference/prefect.md, "Multi-server with Redis works"
+    # docs/prefect-notes.md §6 (several server processes: Redis messaging)
     assert config["PREFECT_MESSAGING_BROKER"] == "prefect_redis.messaging"
     assert config["PREFECT_MESSAGING_CACHE"] == "prefect_redis.messaging"
     assert config["PREFECT_SERVER_EVENTS_CAUSAL_ORDERING"] == "prefect_redis.ordering"

@@ -1,8 +1,8 @@
 """Golden tests: the guide's status update and all-clear, rendered from data, equal the guide's text.
 
 The two examples are kept verbatim under tests/lifecycle/golden/ (copied from the guide's
-"Communication During Incident"); when the guide itself is reachable (../shared/runbook/), the copies
-are checked against it too, so neither can drift.
+"Communication During Incident"); the copies are checked against the
+guide in the repository (docs/incident-response-guide.md) too, so neither can drift.
 """
 
 from __future__ import annotations

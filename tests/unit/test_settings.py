@@ -334,3 +334,24 @@ def test_reference_documents_every_setting() -> None:
     for line in env_lines(Settings()):
         name = line.lstrip("# ").split("=")[0].split(" ")[0]
         assert f"`{name}`" in doc
+
+
+def test_the_intakes_bounds_reach_its_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The intake's per-request bounds (issue 15) are settings, and `IntakeConfig` takes them from there."""
+    from intake.config import IntakeConfig
+
+    monkeypatch.setenv("RUNBOOK_INTAKE_BODY_TIMEOUT_S", "3.5")
+    monkeypatch.setenv("RUNBOOK_INTAKE_PARSE_THREADS", "4")
+    monkeypatch.setenv("RUNBOOK_INTAKE_SENTRY_TIMESTAMP_WINDOW_S", "60")
+    monkeypatch.setenv("RUNBOOK_INTAKE_MAX_ALERTS_PER_REQUEST", "10")
+    config = IntakeConfig.from_settings(load_settings())
+    assert (config.body_timeout_s, config.parse_threads) == (3.5, 4)
+    assert (config.sentry_timestamp_window_s, config.max_alerts_per_request) == (60, 10)
+
+
+def test_an_intake_bound_out_of_range_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNBOOK_INTAKE_BODY_TIMEOUT_S", "0")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert str(info.value).startswith("RUNBOOK_INTAKE_BODY_TIMEOUT_S: ")
+    assert "\n" not in str(info.value)
