@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from runbook.errors import StoreFailed
 from runbook.store.database import Database
 from runbook.store.incident_store import (
     SEVERITY_RAISED_KIND,
@@ -59,6 +60,7 @@ __all__ = [
     "Store",
     "check_schema",
     "open_store",
+    "schema_refusal",
     "store_url",
 ]
 
@@ -119,3 +121,24 @@ def check_schema(target: str | Settings | StoreSettings) -> None:
     finally:
         db.close()
     raise mismatch(found, legacy=legacy)
+
+
+def schema_refusal(target: str | Settings | StoreSettings | None = None) -> str | None:
+    """The one line a process exits with when its store is at another schema revision; None to go on.
+
+    For `python -m intake` and the runners' start: `target` defaults to the settings' store. Invalid
+    settings or an unreachable database are not refused here: the process reports those where it uses them.
+    """
+    from runbook.errors import SettingsError
+
+    try:
+        if target is None:
+            from runbook.settings import load_settings
+
+            target = load_settings()
+        check_schema(target)
+    except SchemaMismatch as exc:
+        return str(exc)
+    except (SettingsError, StoreFailed):
+        return None
+    return None
