@@ -31,7 +31,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 
@@ -42,8 +42,13 @@ from runbook.store.database import BoundDatabase, Database, dialect_insert
 from runbook.store.migrate import ensure_schema
 from runbook.store.schema import outbox as _table
 
-if TYPE_CHECKING:
-    from runbook.store import Store
+
+class InTransaction(Protocol):
+    """A store inside `Store.transaction()`: what `Outbox.joined` takes."""
+
+    @property
+    def database(self) -> Any: ...
+
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -137,7 +142,7 @@ class Outbox(ABC):
     def close(self) -> None:
         """Release connections."""
 
-    def joined(self, tx: Store) -> Outbox:
+    def joined(self, tx: InTransaction) -> Outbox:
         """This outbox inside the store transaction `tx` (`Store.transaction()`): one commit for both."""
         raise OutboxFailed(f"{type(self).__name__} cannot join a store transaction")
 
@@ -152,7 +157,7 @@ class SqlOutbox(Outbox):
     def backend(self) -> str:
         return self._db.backend
 
-    def joined(self, tx: Store) -> Outbox:
+    def joined(self, tx: InTransaction) -> Outbox:
         joined = tx.database
         if not isinstance(joined, BoundDatabase):
             raise OutboxFailed("outbox: joined() needs a store inside `with store.transaction() as tx`")
