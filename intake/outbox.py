@@ -27,6 +27,7 @@ request's incidents and outbox rows commit together (intake/ingest.py). Times ar
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from sqlalchemy import func, select, update
 from intake.errors import IntakeError
 from runbook.errors import RunbookError
 from runbook.store import SCHEMA_VERSION
-from runbook.store.database import BoundDatabase, Database, dialect_insert
+from runbook.store.database import BoundDatabase, Database, dialect_insert_for
 from runbook.store.migrate import ensure_schema
 from runbook.store.schema import outbox as _table
 
@@ -169,17 +170,15 @@ class SqlOutbox(Outbox):
 
     def enqueue(self, incident_id: str, deployment: str) -> bool:
         now = self.clock()
+        row = {
+            "incident_id": incident_id,
+            "deployment": deployment,
+            "enqueued_at": now,
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
         with self._db.tx(write=True) as conn:
-            stmt = dialect_insert(conn, _table).values(
-                incident_id=incident_id,
-                deployment=deployment,
-                enqueued_at=now,
-                attempts=0,
-                next_attempt_at=now,
-            )
-            added = conn.execute(
-                stmt.on_conflict_do_nothing(index_elements=["incident_id"]).returning(_table.c.incident_id)
-            ).first()
+            added = conn.execute(_enqueue_statement(conn.dialect.name), row).first()
         return added is not None
 
     def claim(self, owner: str, lease_s: float, limit: int) -> list[OutboxItem]:
@@ -260,6 +259,13 @@ class SqlOutbox(Outbox):
     def close(self) -> None:
         if isinstance(self._db, Database):
             self._db.close()
+
+
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING RETURNING`, built once per dialect (runbook/store/statements.py)."""
+    stmt = dialect_insert_for(dialect, _table)
+    return stmt.on_conflict_do_nothing(index_elements=["incident_id"]).returning(_table.c.incident_id)
 
 
 def sqlite_path(url: str) -> str | None:

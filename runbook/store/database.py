@@ -44,7 +44,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from runbook.errors import NotFound, StoreFailed
 
-__all__ = ["BoundDatabase", "Database", "StoreUrl", "dialect_insert", "parse_url"]
+__all__ = ["BoundDatabase", "Database", "StoreUrl", "dialect_insert", "dialect_insert_for", "parse_url"]
 
 _dumps = partial(json.dumps, sort_keys=True, default=str)
 
@@ -273,7 +273,12 @@ def _set_wal(dbapi_conn: Any, target: StoreUrl, busy_timeout_s: float, fail: typ
 
 def dialect_insert(conn: Connection, table: Table) -> Any:
     """`INSERT` with `ON CONFLICT` for the connection's backend (SQLAlchemy has one per dialect)."""
-    if conn.dialect.name == "postgresql":
+    return dialect_insert_for(conn.dialect.name, table)
+
+
+def dialect_insert_for(dialect: str, table: Table) -> Any:
+    """`INSERT` with `ON CONFLICT` for `dialect` ("sqlite" or "postgresql")."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(table)

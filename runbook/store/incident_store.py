@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, func, select, update
 
 from runbook.errors import NotFound, StoreFailed
 from runbook.models import (
@@ -53,6 +53,7 @@ from runbook.store import migrate
 from runbook.store.database import BoundDatabase, Database, dialect_insert
 from runbook.store.rows import INCIDENT_COLUMNS, action_of, alert_of, entry_of, incident_of
 from runbook.store.schema import actions, alerts, incidents, raw_payloads, timeline
+from runbook.store.statements import statements
 
 __all__ = ["SEVERITY_RAISED_KIND", "Claim", "PostgresStore", "RawPayload", "SqliteStore", "Store"]
 
@@ -190,21 +191,14 @@ class Store:
             "request_id": request_id,
         }
         with self._db.tx(write=True) as conn:
+            sql = statements(conn.dialect.name)
             if request_id is None:
-                conn.execute(insert(raw_payloads).values(values))
+                conn.execute(sql.insert_raw, values)
                 return raw_id, True
-            stmt = dialect_insert(conn, raw_payloads).values(values)
-            row = conn.execute(
-                stmt.on_conflict_do_nothing(index_elements=["source", "request_id"]).returning(
-                    raw_payloads.c.id
-                )
-            ).first()
-            if row is not None:
+            if conn.execute(sql.insert_raw_once, values).first() is not None:
                 return raw_id, True
             first = conn.execute(
-                select(raw_payloads.c.id).where(
-                    raw_payloads.c.source == source, raw_payloads.c.request_id == request_id
-                )
+                sql.raw_by_request, {"b_source": source, "b_request": request_id}
             ).scalar_one()
             return str(first), False
 
@@ -251,9 +245,9 @@ class Store:
             "received_at": alert.received_at,
         }
         with self._db.tx(write=True) as conn:
-            stmt = dialect_insert(conn, alerts).values(values).on_conflict_do_nothing(index_elements=["id"])
-            conn.execute(stmt)
-            row = conn.execute(select(alerts).where(alerts.c.id == alert.id)).mappings().first()
+            sql = statements(conn.dialect.name)
+            conn.execute(sql.insert_alert, values)
+            row = conn.execute(sql.alert_by_id, {"b_id": alert.id}).mappings().first()
         if row is None:
             raise StoreFailed(f"alert {alert.id!r} neither inserted nor found")
         return alert_of(row)
@@ -318,22 +312,15 @@ class Store:
             "updated_at": now,
         }
         with self._db.tx(write=True) as conn:
-            stmt = dialect_insert(conn, incidents)
-            join = {"alert_count": incidents.c.alert_count + 1, "updated_at": stmt.excluded.updated_at}
-            if conn.dialect.name == "postgresql":  # the partial unique index on open incidents
-                stmt = stmt.values(values).on_conflict_do_update(
-                    index_elements=["dedupe_key"], index_where=text("status <> 'resolved'"), set_=join
-                )
-            else:  # SQLite: the UNIQUE open_key, NULL once resolved
-                stmt = stmt.values({**values, "open_key": key}).on_conflict_do_update(
-                    index_elements=["open_key"], set_=join
-                )
-            row = conn.execute(stmt.returning(incidents.c.id, incidents.c.severity)).first()
+            sql = statements(conn.dialect.name)  # the upsert's ON CONFLICT target differs (statements.py)
+            if conn.dialect.name == "sqlite":
+                values["open_key"] = key
+            row = conn.execute(sql.upsert_incident, values).first()
             if row is None:
                 raise StoreFailed(f"upsert of the open incident for {key!r} returned nothing")
             incident_id, current = str(row[0]), Severity(row[1])
             created = incident_id == new
-            conn.execute(update(alerts).where(alerts.c.id == alert.id).values(incident_id=incident_id))
+            conn.execute(sql.link_alert, {"b_id": alert.id, "b_incident": incident_id})
             actor = f"alert:{alert.source.value}"
             if created:
                 self._insert_entry(
@@ -349,9 +336,8 @@ class Store:
                 )
             elif severity.more_severe_than(current):
                 conn.execute(
-                    update(incidents)
-                    .where(incidents.c.id == incident_id)
-                    .values(severity=severity.value, severity_rule=rule, updated_at=now)
+                    sql.raise_severity,
+                    {"b_id": incident_id, "b_severity": severity.value, "b_rule": rule, "b_now": now},
                 )
                 self._insert_entry(
                     conn,
@@ -382,9 +368,7 @@ class Store:
         """The open incident of `dedupe_key`, or None."""
         with self._db.tx() as conn:
             found = conn.execute(
-                select(incidents.c.id).where(
-                    incidents.c.dedupe_key == dedupe_key, incidents.c.status != IncidentStatus.RESOLVED.value
-                )
+                statements(conn.dialect.name).open_incident_id, {"b_key": dedupe_key}
             ).scalar()
             return None if found is None else self._read_incident(conn, found, with_timeline=True)
 
@@ -561,27 +545,28 @@ class Store:
 
     def _insert_entry(self, conn: Connection, incident_id: str, entry: TimelineEntry) -> None:
         conn.execute(
-            insert(timeline).values(
-                incident_id=incident_id,
-                at=entry.at,
-                actor=entry.actor,
-                kind=entry.kind,
-                message=entry.message,
-                evidence=entry.evidence,
-                link=entry.link,
-            )
+            statements(conn.dialect.name).insert_entry,
+            {
+                "incident_id": incident_id,
+                "at": entry.at,
+                "actor": entry.actor,
+                "kind": entry.kind,
+                "message": entry.message,
+                "evidence": entry.evidence,
+                "link": entry.link,
+            },
         )
 
     def _read_timeline(self, conn: Connection, incident_id: str) -> list[TimelineEntry]:
-        query = (
-            select(timeline)
-            .where(timeline.c.incident_id == incident_id)
-            .order_by(timeline.c.at, timeline.c.seq)
-        )
-        return [entry_of(r) for r in conn.execute(query).mappings()]
+        rows = conn.execute(statements(conn.dialect.name).timeline_of, {"b_incident": incident_id})
+        return [entry_of(r) for r in rows.mappings()]
 
     def _read_incident(self, conn: Connection, incident_id: str, *, with_timeline: bool) -> Incident:
-        row = conn.execute(select(*INCIDENT_COLUMNS).where(incidents.c.id == incident_id)).mappings().first()
+        row = (
+            conn.execute(statements(conn.dialect.name).incident_by_id, {"b_id": incident_id})
+            .mappings()
+            .first()
+        )
         if row is None:
             raise NotFound(f"no incident {incident_id!r}")
         return incident_of(row, self._read_timeline(conn, incident_id) if with_timeline else [])
