@@ -26,7 +26,8 @@ intake's outbox (intake/outbox.py) and the drill history (runbook/drill_history.
 - `schema`: the tables, one `MetaData`;
 - `migrate` + `migrations/`: Alembic revisions, checked at open (`SchemaMismatch` unless at head;
   an empty database is created at head);
-- `incident_store`: `Store`, the incidents' contract; `rows`: rows to models.
+- `incident_store` (+ `payloads`, `actions`): `Store`, the incidents' contract; `statements`: its hot
+  statements, built once per dialect; `rows`: rows to models.
 """
 
 from __future__ import annotations

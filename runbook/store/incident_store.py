@@ -1,7 +1,8 @@
 """`Store`: raw payloads, alerts, incidents, their timeline and the action records, on SQLAlchemy Core.
 
-One implementation for SQLite and PostgreSQL (runbook/store/database.py holds what differs). Atomicity,
-which is what the automation relies on:
+One implementation for SQLite and PostgreSQL (runbook/store/database.py holds what differs). The class
+is assembled from three modules: this one (incidents, timeline, units of work), payloads.py (raw
+payloads and alerts) and actions.py (action claims). Atomicity, which is what the automation relies on:
 
 - `claim_action`: `INSERT … ON CONFLICT (key) DO NOTHING RETURNING`: of any number of concurrent callers
   for one (incident, action, target), exactly one gets `won=True`.
@@ -25,34 +26,31 @@ with from/to and the alert; a lower one never lowers it.
 from __future__ import annotations
 
 import copy
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, select, update
 
 from runbook.errors import NotFound, StoreFailed
 from runbook.models import (
-    ActionRecord,
-    ActionStatus,
     Alert,
     Incident,
     IncidentStatus,
     TimelineEntry,
-    action_key,
     new_id,
     next_status,
     utc_now,
 )
 from runbook.severity import Severity
 from runbook.store import migrate
-from runbook.store.database import BoundDatabase, Database, dialect_insert
-from runbook.store.rows import INCIDENT_COLUMNS, action_of, alert_of, entry_of, incident_of
-from runbook.store.schema import actions, alerts, incidents, raw_payloads, timeline
+from runbook.store.actions import ActionRecords, Claim, require_incident
+from runbook.store.database import BoundDatabase, Database
+from runbook.store.payloads import PayloadRecords, RawPayload
+from runbook.store.rows import INCIDENT_COLUMNS, entry_of, incident_of
+from runbook.store.schema import incidents
 from runbook.store.statements import statements
 
 __all__ = ["SEVERITY_RAISED_KIND", "Claim", "PostgresStore", "RawPayload", "SqliteStore", "Store"]
@@ -60,28 +58,6 @@ __all__ = ["SEVERITY_RAISED_KIND", "Claim", "PostgresStore", "RawPayload", "Sqli
 SEVERITY_RAISED_KIND = "severity_raised"
 """Timeline kind of an incident raised to a higher level by an alert that joined it."""
 
-
-@dataclass(frozen=True)
-class Claim:
-    """The answer of `claim_action`: `won` says whether this caller may act; `record` is the stored claim."""
-
-    won: bool
-    record: ActionRecord
-
-
-@dataclass(frozen=True)
-class RawPayload:
-    """A request body exactly as received, with its (credential-free) headers."""
-
-    id: str
-    source: str
-    body: bytes
-    headers: dict[str, str]
-    received_at: datetime
-    request_id: str | None = None
-
-
-_SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|key|signature|password", re.IGNORECASE)
 
 _STATUS_COLUMN = {
     IncidentStatus.ACKNOWLEDGED: "acknowledged_at",
@@ -102,7 +78,7 @@ _UPDATABLE = {
 }
 
 
-class Store:
+class Store(PayloadRecords, ActionRecords):
     """The incident store. Build one with `open_store(url)`; close it when done. Thread-safe."""
 
     backend: str
@@ -167,111 +143,6 @@ class Store:
     def database(self) -> Database | BoundDatabase:
         """The database under this store (what the outbox joins)."""
         return self._db
-
-    # -- raw payloads --------------------------------------------------------------------------------------
-
-    def save_raw_payload(
-        self, source: str, body: bytes, headers: Mapping[str, str], *, request_id: str | None = None
-    ) -> str:
-        """Keep a request body as received (credential headers left out); its id goes in `Alert.raw_ref`."""
-        return self.save_raw_payload_once(source, body, headers, request_id=request_id)[0]
-
-    def save_raw_payload_once(
-        self, source: str, body: bytes, headers: Mapping[str, str], *, request_id: str | None = None
-    ) -> tuple[str, bool]:
-        """`(id, stored)`: with a `request_id` already stored for `source`, that payload's id and False."""
-        raw_id = new_id()
-        kept = {k.lower(): v for k, v in headers.items() if not _SECRET_HEADER.search(k)}
-        values = {
-            "id": raw_id,
-            "source": source,
-            "received_at": utc_now(),
-            "headers": kept,
-            "body": bytes(body),
-            "request_id": request_id,
-        }
-        with self._db.tx(write=True) as conn:
-            sql = statements(conn.dialect.name)
-            if request_id is None:
-                conn.execute(sql.insert_raw, values)
-                return raw_id, True
-            if conn.execute(sql.insert_raw_once, values).first() is not None:
-                return raw_id, True
-            first = conn.execute(
-                sql.raw_by_request, {"b_source": source, "b_request": request_id}
-            ).scalar_one()
-            return str(first), False
-
-    def get_raw_payload(self, raw_id: str) -> RawPayload:
-        """The payload saved under `raw_id` (`NotFound` otherwise)."""
-        with self._db.tx() as conn:
-            row = conn.execute(select(raw_payloads).where(raw_payloads.c.id == raw_id)).mappings().first()
-        if row is None:
-            raise NotFound(f"no raw payload {raw_id!r}")
-        return RawPayload(
-            id=row["id"],
-            source=row["source"],
-            body=bytes(row["body"]),
-            headers=dict(row["headers"]),
-            received_at=row["received_at"],
-            request_id=row["request_id"],
-        )
-
-    def count_rows(self) -> dict[str, int]:
-        """How many rows each table of the store holds (raw payloads, alerts, incidents, ...)."""
-        with self._db.tx() as conn:
-            return {
-                t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                for t in (raw_payloads, alerts, incidents, timeline, actions)
-            }
-
-    # -- alerts --------------------------------------------------------------------------------------------
-
-    def add_alert(self, alert: Alert) -> Alert:
-        """Store `alert` (idempotent on `alert.id`: a second add returns the stored one)."""
-        values = {
-            "id": alert.id,
-            "source": alert.source.value,
-            "fingerprint": alert.fingerprint,
-            "status": alert.status.value,
-            "name": alert.name,
-            "service": alert.service,
-            "labels": alert.labels,
-            "annotations": alert.annotations,
-            "starts_at": alert.starts_at,
-            "ends_at": alert.ends_at,
-            "signals": alert.signals.observed(),
-            "raw_ref": alert.raw_ref,
-            "received_at": alert.received_at,
-        }
-        with self._db.tx(write=True) as conn:
-            sql = statements(conn.dialect.name)
-            conn.execute(sql.insert_alert, values)
-            row = conn.execute(sql.alert_by_id, {"b_id": alert.id}).mappings().first()
-        if row is None:
-            raise StoreFailed(f"alert {alert.id!r} neither inserted nor found")
-        return alert_of(row)
-
-    def list_alerts(
-        self, *, incident_id: str | None = None, fingerprint: str | None = None, limit: int = 1000
-    ) -> list[Alert]:
-        """Alerts, oldest first, optionally only those of one incident or one fingerprint."""
-        query = select(alerts).order_by(alerts.c.received_at, alerts.c.id).limit(limit)
-        if incident_id is not None:
-            query = query.where(alerts.c.incident_id == incident_id)
-        if fingerprint is not None:
-            query = query.where(alerts.c.fingerprint == fingerprint)
-        with self._db.tx() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [alert_of(r) for r in rows]
-
-    def alert_incident(self, alert_id: str) -> str | None:
-        """The id of the incident `alert_id` belongs to, or None."""
-        with self._db.tx() as conn:
-            row = conn.execute(select(alerts.c.incident_id).where(alerts.c.id == alert_id)).first()
-        if row is None:
-            raise NotFound(f"no alert {alert_id!r}")
-        return row[0]
 
     # -- incidents -----------------------------------------------------------------------------------------
 
@@ -447,7 +318,7 @@ class Store:
     def append_timeline(self, incident_id: str, entry: TimelineEntry) -> TimelineEntry:
         """Add `entry` to the incident's timeline (`NotFound` for an unknown incident)."""
         with self._db.tx(write=True) as conn:
-            self._require_incident(conn, incident_id)
+            require_incident(conn, incident_id)
             self._insert_entry(conn, incident_id, entry)
         return entry
 
@@ -456,92 +327,7 @@ class Store:
         with self._db.tx() as conn:
             return self._read_timeline(conn, incident_id)
 
-    # -- actions -------------------------------------------------------------------------------------------
-
-    def claim_action(
-        self,
-        incident_id: str,
-        action: str,
-        target: str,
-        run_id: str | None = None,
-        detail: str | None = None,
-        *,
-        retry_failed: bool = False,
-    ) -> Claim:
-        """Record the action *before* it runs; `won` tells whether this caller may act.
-
-        Exactly one of any number of concurrent callers for (incident, action, target) wins. With
-        `retry_failed`, a claim whose action finished `failed` can be won again (once).
-        """
-        key = action_key(incident_id, action, target)
-        now = utc_now()
-        claimed = {
-            "status": ActionStatus.CLAIMED.value,
-            "claimed_at": now,
-            "run_id": run_id,
-            "detail": detail,
-        }
-        with self._db.tx(write=True) as conn:
-            self._require_incident(conn, incident_id)
-            stmt = dialect_insert(conn, actions).values(
-                key=key, incident_id=incident_id, action=action, target=target, **claimed
-            )
-            won = conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]).returning(actions.c.key))
-            won_it = won.first() is not None
-            if not won_it and retry_failed:
-                retried = conn.execute(
-                    update(actions)
-                    .where(actions.c.key == key, actions.c.status == ActionStatus.FAILED.value)
-                    .values(**claimed, finished_at=None)
-                )
-                won_it = retried.rowcount == 1
-            record = conn.execute(select(actions).where(actions.c.key == key)).mappings().first()
-        if record is None:
-            raise StoreFailed(f"claim {key!r} neither inserted nor found")
-        return Claim(won=won_it, record=action_of(record))
-
-    def finish_action(self, key: str, status: ActionStatus, detail: str | None = None) -> ActionRecord:
-        """Record how a claimed action ended (`detail` replaces the claim's when given)."""
-        status = ActionStatus(status)
-        if status == ActionStatus.CLAIMED:
-            raise ValueError("finish_action needs a final status, not 'claimed'")
-        with self._db.tx(write=True) as conn:
-            count = conn.execute(
-                update(actions)
-                .where(actions.c.key == key)
-                .values(
-                    status=status.value,
-                    finished_at=utc_now(),
-                    **({} if detail is None else {"detail": detail}),
-                )
-            ).rowcount
-            if count == 0:
-                raise NotFound(f"no action {key!r}")
-            row = conn.execute(select(actions).where(actions.c.key == key)).mappings().one()
-        return action_of(row)
-
-    def get_action(self, key: str) -> ActionRecord | None:
-        """The action record stored under `key`, or None."""
-        with self._db.tx() as conn:
-            row = conn.execute(select(actions).where(actions.c.key == key)).mappings().first()
-        return None if row is None else action_of(row)
-
-    def list_actions(self, incident_id: str) -> list[ActionRecord]:
-        """The incident's action records in the order they were claimed."""
-        query = (
-            select(actions)
-            .where(actions.c.incident_id == incident_id)
-            .order_by(actions.c.claimed_at, actions.c.key)
-        )
-        with self._db.tx() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [action_of(r) for r in rows]
-
     # -- shared internals ----------------------------------------------------------------------------------
-
-    def _require_incident(self, conn: Connection, incident_id: str) -> None:
-        if conn.execute(select(incidents.c.id).where(incidents.c.id == incident_id)).first() is None:
-            raise NotFound(f"no incident {incident_id!r}")
 
     def _insert_entry(self, conn: Connection, incident_id: str, entry: TimelineEntry) -> None:
         conn.execute(
