@@ -37,10 +37,9 @@ from typing import Any, Protocol
 from sqlalchemy import func, select, update
 
 from intake.errors import IntakeError
-from runbook.errors import RunbookError
 from runbook.store import SCHEMA_VERSION
 from runbook.store.database import BoundDatabase, Database, dialect_insert_for
-from runbook.store.migrate import ensure_schema
+from runbook.store.migrate import open_database
 from runbook.store.schema import outbox as _table
 
 
@@ -292,10 +291,4 @@ def open_outbox(url: str, *, connect_timeout_s: float = 5.0, max_connections: in
     options: dict[str, Any] = {"busy_timeout_s": 10.0}
     if not url.startswith("sqlite:"):
         options = {"connect_timeout_s": connect_timeout_s, "pool_max_size": max_connections}
-    db = Database.open(url, name="outbox", fail=OutboxFailed, **options)
-    try:
-        ensure_schema(db)
-    except RunbookError:
-        db.close()
-        raise
-    return SqlOutbox(db)
+    return SqlOutbox(open_database(url, name="outbox", fail=OutboxFailed, **options))

@@ -24,11 +24,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from runbook.errors import RunbookError, StoreFailed
+from runbook.errors import StoreFailed
 from runbook.postmortem import HistoryRow
 from runbook.store import SCHEMA_VERSION
 from runbook.store.database import Database, dialect_insert
-from runbook.store.migrate import ensure_schema
+from runbook.store.migrate import open_database
 from runbook.store.schema import drill_history as _table
 
 __all__ = ["SCHEMA_VERSION", "DrillHistory", "HistoryFailed", "open_history"]
@@ -128,10 +128,4 @@ def open_history(url: str) -> DrillHistory:
             f"drill history: unsupported store URL (use sqlite:///path or postgresql://...): {url[:9]}..."
         )
     options: dict[str, Any] = {"busy_timeout_s": 10.0} if url.startswith("sqlite:") else {"pool_max_size": 2}
-    db = Database.open(url, name="drill history", fail=HistoryFailed, **options)
-    try:
-        ensure_schema(db)
-    except RunbookError:
-        db.close()
-        raise
-    return DrillHistory(db)
+    return DrillHistory(open_database(url, name="drill history", fail=HistoryFailed, **options))

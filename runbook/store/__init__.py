@@ -44,7 +44,7 @@ from runbook.store.incident_store import (
     SqliteStore,
     Store,
 )
-from runbook.store.migrate import HEAD, SchemaMismatch, ensure_schema
+from runbook.store.migrate import HEAD, SchemaMismatch, open_database
 
 if TYPE_CHECKING:
     from runbook.settings import Settings, StoreSettings
@@ -88,12 +88,7 @@ def open_store(target: str | Settings | StoreSettings, **options: Any) -> Store:
     "store schema is at revision X, this code needs Y: run python -m runbook.store upgrade").
     Options: SQLite `busy_timeout_s`; PostgreSQL `pool_max_size`, `connect_timeout_s`, `statement_timeout_s`.
     """
-    db = Database.open(store_url(target), name="store", **options)
-    try:
-        ensure_schema(db)
-    except BaseException:
-        db.close()
-        raise
+    db = open_database(store_url(target), name="store", **options)
     return SqliteStore(db) if db.backend == "sqlite" else PostgresStore(db)
 
 

@@ -30,7 +30,7 @@ never opened there (the three layers created their tables lazily); 0002 then dro
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, inspect, text
 
@@ -49,6 +49,7 @@ __all__ = [
     "current",
     "ensure_schema",
     "mismatch",
+    "open_database",
     "our_tables",
     "revision_of",
     "upgrade",
@@ -132,6 +133,19 @@ def ensure_schema(db: Database) -> None:
             return
         legacy = found is None
     raise mismatch(found, legacy=legacy)
+
+
+def open_database(url: str, *, name: str, fail: type[Exception] = StoreFailed, **options: Any) -> Database:
+    """The database at `url`, its schema ensured (`ensure_schema`); closed again if refused."""
+    from runbook.store.database import Database
+
+    db = Database.open(url, name=name, fail=fail, **options)
+    try:
+        ensure_schema(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _run(conn: Connection, target: str) -> None:
