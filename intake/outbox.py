@@ -42,14 +42,6 @@ from runbook.store.database import BoundDatabase, Database, dialect_insert_for
 from runbook.store.migrate import open_database
 from runbook.store.schema import outbox as _table
 
-
-class InTransaction(Protocol):
-    """A store inside `Store.transaction()`: what `Outbox.joined` takes."""
-
-    @property
-    def database(self) -> Any: ...
-
-
 __all__ = [
     "SCHEMA_VERSION",
     "Outbox",
@@ -59,6 +51,14 @@ __all__ = [
     "open_outbox",
     "sqlite_path",
 ]
+
+
+class InTransaction(Protocol):
+    """A store inside `Store.transaction()`: what `Outbox.joined` takes."""
+
+    @property
+    def database(self) -> Any: ...
+
 
 _COLUMNS = [
     _table.c[name]
