@@ -56,6 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"flows.serve: {exc}", file=sys.stderr)
         return 2
+    from runbook.store import schema_refusal
+
+    refusal = schema_refusal()
+    if refusal:
+        print(f"flows.serve: {refusal}", file=sys.stderr)
+        return 2
     print(f"serving {len(deps)} deployments: {', '.join(sorted(d.name for d in deps))}", flush=True)
     serve(*deps, limit=args.limit)
     return 0

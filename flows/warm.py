@@ -553,6 +553,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (argparse.ArgumentTypeError, ValueError) as exc:
         print(f"flows.warm: {exc}", file=sys.stderr)
         return 2
+    from runbook.store import schema_refusal
+
+    refusal = schema_refusal()
+    if refusal:
+        print(f"flows.warm: {refusal}", file=sys.stderr)
+        return 2
     runner.run()
     return 0
 

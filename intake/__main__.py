@@ -92,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"intake: {exc}", file=sys.stderr)
         return 2
+    from runbook.store import schema_refusal
+
+    refusal = schema_refusal(config.store_url)
+    if refusal:
+        print(f"intake: {refusal}", file=sys.stderr)
+        return 2
     if args.no_dispatch:
         os.environ[_NO_DISPATCH_ENV] = "1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

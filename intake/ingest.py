@@ -4,27 +4,37 @@ Usage::
 
     ingestor = StoreIngestor(store, outbox, config, on_enqueued=dispatcher.wake)
     receipt = ingestor.ingest("alertmanager", body, headers, alerts)     # then answer 202 with receipt
+    results = ingestor.ingest_many([IngestRequest(...), ...])           # group commit: see below
 
-For one request, in this order, each step committed before the next:
+One request is **one transaction** (`Store.transaction()`, the outbox joined to it): all of it is
+committed, or nothing of it is. Inside it, in this order:
 
-1. the raw body (`Store.save_raw_payload`), so even an alert we parse wrongly today can be replayed;
-2. each normalised alert (`Store.add_alert`, pointing at the raw payload);
-3. a firing alert: classified and routed (intake/triage.py), then `Store.open_incident_for`: under
-   concurrent callers with one dedupe key exactly one creates the incident, the others join it
-   (`alert_count` + 1). A storm of 1,000 copies is one incident;
-4. an incident without a flow run gets its outbox row (`Outbox.enqueue`, idempotent). This is done
-   for every firing alert of such an incident, not only for the one that created it, so a crash
-   between steps 3 and 4 is repaired by the sender's retry (it gets no 202 and sends again);
+1. the raw body (`save_raw_payload_once`), so even an alert we parse wrongly today can be replayed. A
+   Sentry request whose `Request-ID` and body are already stored is a replay (`request_id_of`): the
+   receipt says `duplicate_of` the first payload and nothing else is stored (Sentry still gets its 202);
+2. each normalised alert (`add_alert`, pointing at the raw payload);
+3. a firing alert: classified and routed (intake/triage.py), then `open_incident_for`: under concurrent
+   callers with one dedupe key exactly one creates the incident, the others join it (`alert_count` + 1,
+   and a higher severity raises the incident's level, logged as `severity_raised`). A storm of 1,000
+   copies is one incident;
+4. an incident without a flow run gets its outbox row (`Outbox.enqueue`, idempotent);
 5. a resolved alert whose incident is open adds the timeline entry of kind `source_resolved` to it:
    the mark for the all-clear path of the lifecycle. The `respond` flow verifies before it resolves.
 
-Only then does the caller answer 202. Any exception here means no 202 (the app answers 503).
+Only after the commit does the caller answer 202. Any exception means nothing of the request was kept
+(the app answers 503 "retry"), so a sender's retry never meets half of its own request.
+
+`ingest_many` (group commit, for throughput): many requests in one transaction, each in its own
+SAVEPOINT: a request that fails is rolled back alone and gets its exception; the others get their
+receipts once the one commit is done (if the commit fails, every request gets that error).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,12 +44,15 @@ from intake.triage import Router, triage
 from runbook.models import Alert, AlertStatus, Incident, TimelineEntry
 from runbook.severity import Severity
 
-__all__ = ["ALL_CLEAR_KIND", "Ingestor", "Receipt", "StoreIngestor"]
+__all__ = ["ALL_CLEAR_KIND", "IngestRequest", "Ingestor", "Receipt", "StoreIngestor", "request_id_of"]
 
 log = logging.getLogger("intake.ingest")
 
 ALL_CLEAR_KIND = "source_resolved"
 """Timeline kind that marks an incident for the all-clear path (the source says it is resolved)."""
+
+_REPLAY_KEYED = {"sentry": "request-id"}
+"""Sources whose requests carry a unique id, and its header: a repeat of one is a replay."""
 
 
 @dataclass
@@ -52,13 +65,15 @@ class Receipt:
     joined_incidents: list[str] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
     unmatched_resolved: int = 0
+    duplicate_of: str | None = None
+    """A replay: the raw payload of the first request with the same request id; nothing was stored."""
 
     @property
     def joined(self) -> int:
         return len(self.joined_incidents)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "accepted": self.alerts,
             "raw_id": self.raw_id,
             "incidents_created": self.created,
@@ -66,6 +81,19 @@ class Receipt:
             "incidents_marked_resolved": self.resolved,
             "resolved_without_open_incident": self.unmatched_resolved,
         }
+        if self.duplicate_of is not None:
+            body["duplicate_of"] = self.duplicate_of
+        return body
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """One request for `ingest_many`: what `ingest` takes."""
+
+    source: str
+    body: bytes
+    headers: Mapping[str, str]
+    alerts: list[Alert]
 
 
 class Ingestor(Protocol):
@@ -83,7 +111,16 @@ class Ingestor(Protocol):
 class IntakeStore(Protocol):
     """The part of `runbook.store.Store` the intake uses (docs/contracts.md)."""
 
-    def save_raw_payload(self, source: str, body: bytes, headers: Mapping[str, str]) -> str: ...
+    @property
+    def database(self) -> Any: ...
+
+    def transaction(self) -> AbstractContextManager[IntakeStore]: ...
+
+    def savepoint(self) -> AbstractContextManager[IntakeStore]: ...
+
+    def save_raw_payload_once(
+        self, source: str, body: bytes, headers: Mapping[str, str], *, request_id: str | None = None
+    ) -> tuple[str, bool]: ...
 
     def add_alert(self, alert: Alert) -> Alert: ...
 
@@ -101,8 +138,22 @@ def dedupe_key(alert: Alert) -> str:
     return alert.fingerprint
 
 
+def request_id_of(source: str, body: bytes, headers: Mapping[str, str]) -> str | None:
+    """The key a replay of this request repeats, if the source sends a unique request id; else None.
+
+    Sentry's `Request-ID` with the body's SHA-256: a replay repeats both (the signature covers the body,
+    so a replayed request is the same bytes). A different body under a known id (which Sentry never
+    sends) is stored, not dropped: an alert is never lost to a header.
+    """
+    name = _REPLAY_KEYED.get(source)
+    found = None if name is None else next((v for k, v in headers.items() if k.lower() == name), None)
+    if not found or not found.strip():
+        return None
+    return f"{found.strip()[:200]} sha256:{hashlib.sha256(body).hexdigest()}"
+
+
 class StoreIngestor:
-    """`Ingestor` on `runbook.store` + the intake's outbox. Thread-safe as far as the store is."""
+    """`Ingestor` on `runbook.store` + the intake's outbox, one transaction per request. Thread-safe."""
 
     def __init__(
         self,
@@ -120,32 +171,77 @@ class StoreIngestor:
         self.on_enqueued = on_enqueued
 
     def ingest(self, source: str, body: bytes, headers: Mapping[str, str], alerts: list[Alert]) -> Receipt:
-        receipt = Receipt(raw_id=self.store.save_raw_payload(source, body, dict(headers)))
-        enqueued = False
-        for parsed in alerts:
-            alert = self.store.add_alert(parsed.model_copy(update={"raw_ref": receipt.raw_id}))
-            receipt.alerts += 1
-            if alert.status is AlertStatus.RESOLVED:
-                self._resolved(alert, receipt)
-                continue
-            verdict = triage(alert, self.router)
-            incident, created = self.store.open_incident_for(
-                alert, verdict.severity, verdict.rule, verdict.runbook
-            )
-            (receipt.created if created else receipt.joined_incidents).append(incident.id)
-            if incident.flow_run_id is None:
-                self.outbox.enqueue(incident.id, self.deployment)
-                enqueued = True
+        with self.store.transaction() as tx:
+            receipt, enqueued = self._request(tx, self.outbox.joined(tx), source, body, headers, alerts)
         if enqueued and self.on_enqueued is not None:
             self.on_enqueued()
         return receipt
 
-    def _resolved(self, alert: Alert, receipt: Receipt) -> None:
-        incident = self.store.find_open_incident(dedupe_key(alert))
+    def ingest_many(self, requests: Sequence[IngestRequest]) -> list[Receipt | Exception]:
+        """Many requests, one commit; a SAVEPOINT each, so one that fails is rolled back alone.
+
+        Returns, in order, each request's receipt or the exception that refused it. Only once this
+        returns (after the commit) may any of them be answered 202.
+        """
+        results: list[Receipt | Exception] = []
+        enqueued = False
+        try:
+            with self.store.transaction() as tx:
+                outbox = self.outbox.joined(tx)
+                for r in requests:
+                    try:
+                        with tx.savepoint() as part:
+                            receipt, added = self._request(
+                                part, outbox, r.source, r.body, r.headers, r.alerts
+                            )
+                    except Exception as exc:  # this request only: the savepoint rolled it back
+                        results.append(exc)
+                        continue
+                    results.append(receipt)
+                    enqueued = enqueued or added
+        except Exception as exc:  # the commit itself failed: nothing of any request is stored
+            log.warning("group commit of %d request(s) failed: %s", len(requests), exc)
+            return [exc for _ in requests]
+        if enqueued and self.on_enqueued is not None:
+            self.on_enqueued()
+        return results
+
+    def _request(
+        self,
+        tx: IntakeStore,
+        outbox: Outbox,
+        source: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        alerts: list[Alert],
+    ) -> tuple[Receipt, bool]:
+        request_id = request_id_of(source, body, headers)
+        raw_id, stored = tx.save_raw_payload_once(source, body, dict(headers), request_id=request_id)
+        if not stored:
+            log.info("%s request %s replays raw payload %s: not stored again", source, request_id, raw_id)
+            return Receipt(raw_id=raw_id, duplicate_of=raw_id), False
+        receipt = Receipt(raw_id=raw_id)
+        enqueued = False
+        for parsed in alerts:
+            alert = tx.add_alert(parsed.model_copy(update={"raw_ref": raw_id}))
+            receipt.alerts += 1
+            if alert.status is AlertStatus.RESOLVED:
+                self._resolved(tx, alert, receipt)
+                continue
+            verdict = triage(alert, self.router)
+            incident, created = tx.open_incident_for(alert, verdict.severity, verdict.rule, verdict.runbook)
+            (receipt.created if created else receipt.joined_incidents).append(incident.id)
+            if incident.flow_run_id is None:
+                outbox.enqueue(incident.id, self.deployment)
+                enqueued = True
+        return receipt, enqueued
+
+    def _resolved(self, tx: IntakeStore, alert: Alert, receipt: Receipt) -> None:
+        incident = tx.find_open_incident(dedupe_key(alert))
         if incident is None:
             receipt.unmatched_resolved += 1
             return
-        self.store.append_timeline(
+        tx.append_timeline(
             incident.id,
             TimelineEntry(
                 actor="intake",

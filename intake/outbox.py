@@ -15,34 +15,66 @@ between, on whichever replica. One row per incident (`incident_id` is the primar
 alerts for one incident is one row. A claim is a lease (`lease_owner`, `lease_until`): a replica that
 dies mid-dispatch loses its lease and another one takes the row over; the Prefect idempotency key
 makes a repeated creation return the same run. PostgreSQL claims with
-`FOR UPDATE SKIP LOCKED`; SQLite with `BEGIN IMMEDIATE` (one writer at a time).
+`FOR UPDATE SKIP LOCKED` (the one dialect-specific clause: SQLAlchemy leaves it out on SQLite, where the
+claim's write transaction, `BEGIN IMMEDIATE`, already makes it one writer at a time).
 
-The schema is versioned in `intake_schema_version` (component `outbox`), separate from the store's
-`schema_version`, so neither package migrates the other's tables. Times are epoch seconds (float).
+One implementation on the store's storage layer (runbook/store: SQLAlchemy Core, the table in its
+`MetaData`, the schema in its Alembic revisions): `open_outbox` refuses a database whose schema is not
+current, like `open_store`. `joined(tx)` gives the outbox inside a store transaction, so an intake
+request's incidents and outbox rows commit together (intake/ingest.py). Times are epoch seconds (float).
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
+import copy
+import functools
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, update
 
 from intake.errors import IntakeError
+from runbook.store import SCHEMA_VERSION
+from runbook.store.database import BoundDatabase, Database, dialect_insert_for
+from runbook.store.migrate import open_database
+from runbook.store.schema import outbox as _table
 
-__all__ = ["SCHEMA_VERSION", "Outbox", "OutboxFailed", "OutboxItem", "open_outbox", "sqlite_path"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Outbox",
+    "OutboxFailed",
+    "OutboxItem",
+    "SqlOutbox",
+    "open_outbox",
+    "sqlite_path",
+]
 
-SCHEMA_VERSION = 1
 
-_COLUMNS = (
-    "incident_id, deployment, enqueued_at, attempts, next_attempt_at, lease_owner, lease_until, "
-    "flow_run_id, dispatched_at, last_error"
-)
+class InTransaction(Protocol):
+    """A store inside `Store.transaction()`: what `Outbox.joined` takes."""
+
+    @property
+    def database(self) -> Any: ...
+
+
+_COLUMNS = [
+    _table.c[name]
+    for name in (
+        "incident_id",
+        "deployment",
+        "enqueued_at",
+        "attempts",
+        "next_attempt_at",
+        "lease_owner",
+        "lease_until",
+        "flow_run_id",
+        "dispatched_at",
+        "last_error",
+    )
+]
 
 
 class OutboxFailed(IntakeError):
@@ -70,7 +102,7 @@ class OutboxItem:
 
 
 class Outbox(ABC):
-    """The operations; `SqliteOutbox` and `PostgresOutbox` implement them on one schema."""
+    """The operations; `SqlOutbox` implements them on the store's database (SQLite or PostgreSQL)."""
 
     clock: Callable[[], float] = time.time
 
@@ -110,268 +142,129 @@ class Outbox(ABC):
     def close(self) -> None:
         """Release connections."""
 
-
-# --- SQLite --------------------------------------------------------------------------------------------
-
-_SQLITE_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS intake_schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS intake_outbox (
-    incident_id TEXT PRIMARY KEY,
-    deployment TEXT NOT NULL,
-    enqueued_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    lease_owner TEXT,
-    lease_until REAL,
-    flow_run_id TEXT,
-    dispatched_at REAL,
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS intake_outbox_due ON intake_outbox (dispatched_at, next_attempt_at);
-INSERT OR IGNORE INTO intake_schema_version (component, version) VALUES ('outbox', {SCHEMA_VERSION});
-"""
+    def joined(self, tx: InTransaction) -> Outbox:
+        """This outbox inside the store transaction `tx` (`Store.transaction()`): one commit for both."""
+        raise OutboxFailed(f"{type(self).__name__} cannot join a store transaction")
 
 
-class SqliteOutbox(Outbox):
-    """The outbox in a SQLite file (WAL, busy timeout); one connection guarded by a lock."""
+class SqlOutbox(Outbox):
+    """The outbox table in the store's database, on SQLAlchemy Core (one implementation, both backends)."""
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
-        self.path = str(path)
-        self._lock = threading.Lock()
-        try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-            with self._tx():
-                self._conn.executescript("BEGIN IMMEDIATE;" + _SQLITE_SCHEMA + "COMMIT;")
-            self._check_version()
-        except sqlite3.Error as exc:
-            raise OutboxFailed(f"outbox: cannot open SQLite {self.path}: {exc}") from exc
+    def __init__(self, db: Database | BoundDatabase) -> None:
+        self._db = db
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise OutboxFailed(f"outbox (SQLite {self.path}): {exc}") from exc
+    @property
+    def backend(self) -> str:
+        return self._db.backend
 
-    def _check_version(self) -> None:
-        with self._tx() as c:
-            row = c.execute("SELECT version FROM intake_schema_version WHERE component = 'outbox'").fetchone()
-        if row is None or int(row[0]) > SCHEMA_VERSION:
-            raise OutboxFailed(
-                f"outbox schema version {row and row[0]} is newer than this code ({SCHEMA_VERSION})"
-            )
+    def joined(self, tx: InTransaction) -> Outbox:
+        joined = tx.database
+        if not isinstance(joined, BoundDatabase):
+            raise OutboxFailed("outbox: joined() needs a store inside `with store.transaction() as tx`")
+        if joined.target.engine_url != self._db.target.engine_url:
+            raise OutboxFailed("outbox: the store is in another database; they cannot share a transaction")
+        bound = copy.copy(self)
+        bound._db = joined
+        return bound
 
     def enqueue(self, incident_id: str, deployment: str) -> bool:
         now = self.clock()
-        with self._tx() as c:
-            cur = c.execute(
-                "INSERT OR IGNORE INTO intake_outbox (incident_id, deployment, enqueued_at, next_attempt_at) "
-                "VALUES (?, ?, ?, ?)",
-                (incident_id, deployment, now, now),
-            )
-            return cur.rowcount == 1
+        row = {
+            "incident_id": incident_id,
+            "deployment": deployment,
+            "enqueued_at": now,
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        with self._db.tx(write=True) as conn:
+            added = conn.execute(_enqueue_statement(conn.dialect.name), row).first()
+        return added is not None
 
     def claim(self, owner: str, lease_s: float, limit: int) -> list[OutboxItem]:
         now = self.clock()
-        with self._tx() as c:
-            c.execute("BEGIN IMMEDIATE")
-            rows = c.execute(
-                f"UPDATE intake_outbox SET lease_owner = ?, lease_until = ? WHERE incident_id IN ("
-                " SELECT incident_id FROM intake_outbox WHERE dispatched_at IS NULL AND next_attempt_at <= ?"
-                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at LIMIT ?)"
-                f" RETURNING {_COLUMNS}",
-                (owner, now + lease_s, now, now, limit),
-            ).fetchall()
-            c.execute("COMMIT")
-        return sorted((OutboxItem.from_row(r) for r in rows), key=lambda i: i.next_attempt_at)
-
-    def complete(self, incident_id: str, flow_run_id: str) -> None:
-        with self._tx() as c:
-            c.execute(
-                "UPDATE intake_outbox SET flow_run_id = ?, dispatched_at = ?, lease_owner = NULL, "
-                "lease_until = NULL, last_error = NULL WHERE incident_id = ?",
-                (flow_run_id, self.clock(), incident_id),
+        due = (
+            select(_table.c.incident_id)
+            .where(
+                _table.c.dispatched_at.is_(None),
+                _table.c.next_attempt_at <= now,
+                (_table.c.lease_until.is_(None)) | (_table.c.lease_until < now),
             )
-
-    def fail(self, incident_id: str, error: str, retry_at: float) -> int:
-        with self._tx() as c:
-            row = c.execute(
-                "UPDATE intake_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
-                "lease_owner = NULL, lease_until = NULL WHERE incident_id = ? RETURNING attempts",
-                (error[:2000], retry_at, incident_id),
-            ).fetchone()
-        return int(row[0]) if row else 0
-
-    def get(self, incident_id: str) -> OutboxItem | None:
-        with self._tx() as c:
-            row = c.execute(
-                f"SELECT {_COLUMNS} FROM intake_outbox WHERE incident_id = ?", (incident_id,)
-            ).fetchone()
-        return OutboxItem.from_row(row) if row else None
-
-    def depth(self) -> int:
-        with self._tx() as c:
-            row = c.execute("SELECT count(*) FROM intake_outbox WHERE dispatched_at IS NULL").fetchone()
-        return int(row[0])
-
-    def next_due_at(self) -> float | None:
-        with self._tx() as c:
-            row = c.execute(
-                "SELECT min(next_attempt_at) FROM intake_outbox WHERE dispatched_at IS NULL"
-            ).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
-
-    def ping(self) -> None:
-        with self._tx() as c:
-            c.execute("SELECT 1").fetchone()
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-
-# --- PostgreSQL ----------------------------------------------------------------------------------------
-
-_PG_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS intake_schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS intake_outbox (
-        incident_id TEXT PRIMARY KEY,
-        deployment TEXT NOT NULL,
-        enqueued_at DOUBLE PRECISION NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at DOUBLE PRECISION NOT NULL,
-        lease_owner TEXT,
-        lease_until DOUBLE PRECISION,
-        flow_run_id TEXT,
-        dispatched_at DOUBLE PRECISION,
-        last_error TEXT)""",
-    "CREATE INDEX IF NOT EXISTS intake_outbox_due ON intake_outbox (dispatched_at, next_attempt_at)",
-    f"INSERT INTO intake_schema_version (component, version) VALUES ('outbox', {SCHEMA_VERSION}) "
-    "ON CONFLICT (component) DO NOTHING",
-)
-
-
-class PostgresOutbox(Outbox):
-    """The outbox in PostgreSQL (psycopg 3, a small connection pool)."""
-
-    def __init__(self, dsn: str, *, connect_timeout_s: float = 5.0, max_connections: int = 4) -> None:
-        import psycopg
-        from psycopg_pool import ConnectionPool
-
-        self._psycopg = psycopg
-        self._pool = ConnectionPool(
-            dsn,
-            min_size=1,
-            max_size=max_connections,
-            kwargs={"connect_timeout": max(1, int(connect_timeout_s)), "autocommit": False},
-            timeout=connect_timeout_s,
-            open=False,
-            name="intake-outbox",
+            .order_by(_table.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite: BEGIN IMMEDIATE serialises claims
         )
-        try:
-            self._pool.open(wait=True, timeout=connect_timeout_s)
-            with self._tx() as cur:
-                # one migrator at a time across replicas
-                cur.execute("SELECT pg_advisory_xact_lock(7312001)")
-                for statement in _PG_SCHEMA:
-                    cur.execute(statement)
-            with self._tx() as cur:
-                cur.execute("SELECT version FROM intake_schema_version WHERE component = 'outbox'")
-                row = cur.fetchone()
-        except OutboxFailed:
-            self._pool.close()
-            raise
-        except Exception as exc:
-            self._pool.close()
-            raise OutboxFailed(f"outbox: cannot open PostgreSQL: {type(exc).__name__}: {exc}") from exc
-        if row is None or int(row[0]) > SCHEMA_VERSION:
-            self._pool.close()
-            raise OutboxFailed(
-                f"outbox schema version {row and row[0]} is newer than this code ({SCHEMA_VERSION})"
-            )
-
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        try:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                yield cur
-        except self._psycopg.Error as exc:
-            raise OutboxFailed(f"outbox (PostgreSQL): {type(exc).__name__}: {exc}") from exc
-        except TimeoutError as exc:  # psycopg_pool.PoolTimeout
-            raise OutboxFailed(f"outbox (PostgreSQL): no connection: {exc}") from exc
-
-    def enqueue(self, incident_id: str, deployment: str) -> bool:
-        now = self.clock()
-        with self._tx() as cur:
-            cur.execute(
-                "INSERT INTO intake_outbox (incident_id, deployment, enqueued_at, next_attempt_at) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (incident_id) DO NOTHING",
-                (incident_id, deployment, now, now),
-            )
-            return bool(cur.rowcount == 1)
-
-    def claim(self, owner: str, lease_s: float, limit: int) -> list[OutboxItem]:
-        now = self.clock()
-        with self._tx() as cur:
-            cur.execute(
-                "UPDATE intake_outbox SET lease_owner = %s, lease_until = %s WHERE incident_id IN ("
-                " SELECT incident_id FROM intake_outbox WHERE dispatched_at IS NULL AND next_attempt_at <= %s"
-                " AND (lease_until IS NULL OR lease_until < %s) ORDER BY next_attempt_at LIMIT %s"
-                f" FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
-                (owner, now + lease_s, now, now, limit),
-            )
-            rows = cur.fetchall()
+        with self._db.tx(write=True) as conn:
+            rows = conn.execute(
+                update(_table)
+                .where(_table.c.incident_id.in_(due.scalar_subquery()))
+                .values(lease_owner=owner, lease_until=now + lease_s)
+                .returning(*_COLUMNS)
+            ).all()
         return sorted((OutboxItem.from_row(tuple(r)) for r in rows), key=lambda i: i.next_attempt_at)
 
     def complete(self, incident_id: str, flow_run_id: str) -> None:
-        with self._tx() as cur:
-            cur.execute(
-                "UPDATE intake_outbox SET flow_run_id = %s, dispatched_at = %s, lease_owner = NULL, "
-                "lease_until = NULL, last_error = NULL WHERE incident_id = %s",
-                (flow_run_id, self.clock(), incident_id),
+        with self._db.tx(write=True) as conn:
+            conn.execute(
+                update(_table)
+                .where(_table.c.incident_id == incident_id)
+                .values(
+                    flow_run_id=flow_run_id,
+                    dispatched_at=self.clock(),
+                    lease_owner=None,
+                    lease_until=None,
+                    last_error=None,
+                )
             )
 
     def fail(self, incident_id: str, error: str, retry_at: float) -> int:
-        with self._tx() as cur:
-            cur.execute(
-                "UPDATE intake_outbox SET attempts = attempts + 1, last_error = %s, next_attempt_at = %s, "
-                "lease_owner = NULL, lease_until = NULL WHERE incident_id = %s RETURNING attempts",
-                (error[:2000], retry_at, incident_id),
-            )
-            row = cur.fetchone()
-        return int(row[0]) if row else 0
+        with self._db.tx(write=True) as conn:
+            found = conn.execute(
+                update(_table)
+                .where(_table.c.incident_id == incident_id)
+                .values(
+                    attempts=_table.c.attempts + 1,
+                    last_error=error[:2000],
+                    next_attempt_at=retry_at,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+                .returning(_table.c.attempts)
+            ).scalar()
+        return int(found) if found is not None else 0
 
     def get(self, incident_id: str) -> OutboxItem | None:
-        with self._tx() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM intake_outbox WHERE incident_id = %s", (incident_id,))
-            row = cur.fetchone()
+        with self._db.tx() as conn:
+            row = conn.execute(select(*_COLUMNS).where(_table.c.incident_id == incident_id)).first()
         return OutboxItem.from_row(tuple(row)) if row else None
 
     def depth(self) -> int:
-        with self._tx() as cur:
-            cur.execute("SELECT count(*) FROM intake_outbox WHERE dispatched_at IS NULL")
-            row = cur.fetchone()
-        return int(row[0]) if row else 0
+        with self._db.tx() as conn:
+            found = conn.execute(
+                select(func.count()).select_from(_table).where(_table.c.dispatched_at.is_(None))
+            ).scalar()
+        return int(found or 0)
 
     def next_due_at(self) -> float | None:
-        with self._tx() as cur:
-            cur.execute("SELECT min(next_attempt_at) FROM intake_outbox WHERE dispatched_at IS NULL")
-            row = cur.fetchone()
-        return None if row is None or row[0] is None else float(row[0])
+        with self._db.tx() as conn:
+            found = conn.execute(
+                select(func.min(_table.c.next_attempt_at)).where(_table.c.dispatched_at.is_(None))
+            ).scalar()
+        return None if found is None else float(found)
 
     def ping(self) -> None:
-        with self._tx() as cur:
-            cur.execute("SELECT 1")
+        with self._db.tx() as conn:
+            conn.execute(select(1)).first()
 
     def close(self) -> None:
-        self._pool.close()
+        if isinstance(self._db, Database):
+            self._db.close()
+
+
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING RETURNING`, built once per dialect (runbook/store/statements.py)."""
+    stmt = dialect_insert_for(dialect, _table)
+    return stmt.on_conflict_do_nothing(index_elements=["incident_id"]).returning(_table.c.incident_id)
 
 
 def sqlite_path(url: str) -> str | None:
@@ -379,7 +272,7 @@ def sqlite_path(url: str) -> str | None:
 
     `sqlite:///relative/path.sqlite3` (relative to the working directory), `sqlite:////absolute/path`.
     """
-    if url.startswith(("postgresql://", "postgres://")):
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         return None
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         return url[len("sqlite:///") :]
@@ -388,9 +281,14 @@ def sqlite_path(url: str) -> str | None:
     )
 
 
-def open_outbox(url: str) -> Outbox:
-    """The outbox next to the store at `url`: PostgreSQL for a `postgresql://` DSN, else a SQLite file."""
-    path = sqlite_path(url)
-    if path is None:
-        return PostgresOutbox(url)
-    return SqliteOutbox(path)
+def open_outbox(url: str, *, connect_timeout_s: float = 5.0, max_connections: int = 4) -> Outbox:
+    """The outbox in the store's database at `url` (`sqlite:///path` or `postgresql://...`).
+
+    An empty database is created at the current schema; one at another revision is refused with
+    `SchemaMismatch` (a `StoreFailed`): "store schema is at revision X, this code needs Y: run ...".
+    """
+    sqlite_path(url)  # the outbox's own one-line refusal of a URL it cannot serve
+    options: dict[str, Any] = {"busy_timeout_s": 10.0}
+    if not url.startswith("sqlite:"):
+        options = {"connect_timeout_s": connect_timeout_s, "pool_max_size": max_connections}
+    return SqlOutbox(open_database(url, name="outbox", fail=OutboxFailed, **options))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runbook.drill_history import HistoryFailed, open_history
+from runbook.errors import StoreFailed
 from runbook.postmortem import HistoryRow
 from runbook.store import open_store
 
@@ -71,8 +72,8 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/h.sqlite3"
     open_history(url).close()
     with sqlite3.connect(tmp_path / "h.sqlite3") as conn:
-        conn.execute("UPDATE drill_schema_version SET version = 99")
-    with pytest.raises(HistoryFailed, match="version 99 is newer than this code"):
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    with pytest.raises(StoreFailed, match="revision 0099, newer than this code"):
         open_history(url)
 
 

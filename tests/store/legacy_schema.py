@@ -1,0 +1,52 @@
+"""The schema of the code before migrations, copied verbatim from its three layers (store, outbox, drill
+history), for the migration tests: a database created by that code, with its three version tables.
+"""
+
+TODAY_SQLITE = [
+    "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)",
+    "CREATE TABLE raw_payloads ( id TEXT PRIMARY KEY, source TEXT NOT NULL, received_at TEXT NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL)",
+    "CREATE TABLE incidents ( id TEXT PRIMARY KEY, dedupe_key TEXT NOT NULL, open_key TEXT UNIQUE, title TEXT NOT NULL, service TEXT NOT NULL, severity TEXT NOT NULL CHECK (severity IN ('P1', 'P2', 'P3', 'P4')), severity_rule TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('triggered', 'acknowledged', 'mitigated', 'resolved')), runbook TEXT, security INTEGER NOT NULL DEFAULT 0, started_at TEXT NOT NULL, acknowledged_at TEXT, mitigated_at TEXT, resolved_at TEXT, alert_count INTEGER NOT NULL DEFAULT 1, flow_run_id TEXT, slack_thread_ts TEXT, pagerduty_dedup_key TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    "CREATE INDEX incidents_dedupe_key ON incidents (dedupe_key)",
+    "CREATE INDEX incidents_started_at ON incidents (started_at)",
+    "CREATE TABLE alerts ( id TEXT PRIMARY KEY, source TEXT NOT NULL, fingerprint TEXT NOT NULL, status TEXT NOT NULL, name TEXT NOT NULL, service TEXT NOT NULL, labels TEXT NOT NULL, annotations TEXT NOT NULL, starts_at TEXT, ends_at TEXT, signals TEXT NOT NULL, raw_ref TEXT, received_at TEXT NOT NULL, incident_id TEXT REFERENCES incidents (id))",
+    "CREATE INDEX alerts_incident ON alerts (incident_id)",
+    "CREATE INDEX alerts_fingerprint ON alerts (fingerprint)",
+    "CREATE TABLE timeline ( seq INTEGER PRIMARY KEY AUTOINCREMENT, incident_id TEXT NOT NULL REFERENCES incidents (id), at TEXT NOT NULL, actor TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL, evidence TEXT, link TEXT)",
+    "CREATE INDEX timeline_incident ON timeline (incident_id, at)",
+    "CREATE TABLE actions ( key TEXT PRIMARY KEY, incident_id TEXT NOT NULL REFERENCES incidents (id), action TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL, claimed_at TEXT NOT NULL, finished_at TEXT, run_id TEXT, detail TEXT)",
+    "CREATE INDEX actions_incident ON actions (incident_id)",
+    "INSERT INTO schema_version VALUES (1, '2026-01-01T00:00:00.000000+00:00')",
+    "CREATE TABLE IF NOT EXISTS intake_schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS intake_outbox ( incident_id TEXT PRIMARY KEY, deployment TEXT NOT NULL, enqueued_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, lease_owner TEXT, lease_until REAL, flow_run_id TEXT, dispatched_at REAL, last_error TEXT )",
+    "CREATE INDEX IF NOT EXISTS intake_outbox_due ON intake_outbox (dispatched_at, next_attempt_at)",
+    "INSERT OR IGNORE INTO intake_schema_version (component, version) VALUES ('outbox', 1)",
+    "CREATE TABLE IF NOT EXISTS drill_schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS drill_history ( drill_id TEXT PRIMARY KEY, scenario TEXT NOT NULL, target TEXT NOT NULL, environment TEXT NOT NULL, via TEXT NOT NULL, status TEXT NOT NULL, allow_production INTEGER NOT NULL, started_at REAL NOT NULL, detect_s REAL, acknowledge_s REAL, mitigate_s REAL, recover_s REAL, mttr_s REAL, incident_id TEXT, flow_run_id TEXT, report TEXT NOT NULL DEFAULT '' )",
+    "CREATE INDEX IF NOT EXISTS drill_history_scenario ON drill_history (scenario, started_at)",
+    "INSERT OR IGNORE INTO drill_schema_version (component, version) VALUES ('history', 1)",
+]
+
+TODAY_POSTGRESQL = [
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)",
+    "CREATE TABLE raw_payloads ( id TEXT PRIMARY KEY, source TEXT NOT NULL, received_at TIMESTAMPTZ NOT NULL, headers JSONB NOT NULL, body BYTEA NOT NULL)",
+    "CREATE TABLE incidents ( id TEXT PRIMARY KEY, dedupe_key TEXT NOT NULL, title TEXT NOT NULL, service TEXT NOT NULL, severity TEXT NOT NULL CHECK (severity IN ('P1', 'P2', 'P3', 'P4')), severity_rule TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('triggered', 'acknowledged', 'mitigated', 'resolved')), runbook TEXT, security BOOLEAN NOT NULL DEFAULT FALSE, started_at TIMESTAMPTZ NOT NULL, acknowledged_at TIMESTAMPTZ, mitigated_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, alert_count INTEGER NOT NULL DEFAULT 1, flow_run_id TEXT, slack_thread_ts TEXT, pagerduty_dedup_key TEXT, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)",
+    "CREATE UNIQUE INDEX incidents_one_open ON incidents (dedupe_key) WHERE status <> 'resolved'",
+    "CREATE INDEX incidents_dedupe_key ON incidents (dedupe_key)",
+    "CREATE INDEX incidents_started_at ON incidents (started_at)",
+    "CREATE TABLE alerts ( id TEXT PRIMARY KEY, source TEXT NOT NULL, fingerprint TEXT NOT NULL, status TEXT NOT NULL, name TEXT NOT NULL, service TEXT NOT NULL, labels JSONB NOT NULL, annotations JSONB NOT NULL, starts_at TIMESTAMPTZ, ends_at TIMESTAMPTZ, signals JSONB NOT NULL, raw_ref TEXT, received_at TIMESTAMPTZ NOT NULL, incident_id TEXT REFERENCES incidents (id))",
+    "CREATE INDEX alerts_incident ON alerts (incident_id)",
+    "CREATE INDEX alerts_fingerprint ON alerts (fingerprint)",
+    "CREATE TABLE timeline ( seq BIGSERIAL PRIMARY KEY, incident_id TEXT NOT NULL REFERENCES incidents (id), at TIMESTAMPTZ NOT NULL, actor TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL, evidence JSONB, link TEXT)",
+    "CREATE INDEX timeline_incident ON timeline (incident_id, at)",
+    "CREATE TABLE actions ( key TEXT PRIMARY KEY, incident_id TEXT NOT NULL REFERENCES incidents (id), action TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL, claimed_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ, run_id TEXT, detail TEXT)",
+    "CREATE INDEX actions_incident ON actions (incident_id)",
+    "INSERT INTO schema_version VALUES (1, now())",
+    "CREATE TABLE IF NOT EXISTS intake_schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS intake_outbox ( incident_id TEXT PRIMARY KEY, deployment TEXT NOT NULL, enqueued_at DOUBLE PRECISION NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION NOT NULL, lease_owner TEXT, lease_until DOUBLE PRECISION, flow_run_id TEXT, dispatched_at DOUBLE PRECISION, last_error TEXT)",
+    "CREATE INDEX IF NOT EXISTS intake_outbox_due ON intake_outbox (dispatched_at, next_attempt_at)",
+    "INSERT INTO intake_schema_version (component, version) VALUES ('outbox', 1) ON CONFLICT (component) DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS drill_schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS drill_history ( drill_id TEXT PRIMARY KEY, scenario TEXT NOT NULL, target TEXT NOT NULL, environment TEXT NOT NULL, via TEXT NOT NULL, status TEXT NOT NULL, allow_production INTEGER NOT NULL, started_at DOUBLE PRECISION NOT NULL, detect_s DOUBLE PRECISION, acknowledge_s DOUBLE PRECISION, mitigate_s DOUBLE PRECISION, recover_s DOUBLE PRECISION, mttr_s DOUBLE PRECISION, incident_id TEXT, flow_run_id TEXT, report TEXT NOT NULL DEFAULT '')",
+    "CREATE INDEX IF NOT EXISTS drill_history_scenario ON drill_history (scenario, started_at)",
+    "INSERT INTO drill_schema_version (component, version) VALUES ('history', 1) ON CONFLICT (component) DO NOTHING",
+]
