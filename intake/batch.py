@@ -24,28 +24,17 @@ no library does that for an ASGI app.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from intake.ingest import Receipt
-from runbook.models import Alert
+from intake.ingest import IngestRequest, Receipt
 
 __all__ = ["GroupCommitter", "IngestMany", "IngestRequest"]
 
 log = logging.getLogger("intake.batch")
-
-
-@dataclass(frozen=True)
-class IngestRequest:
-    """One HTTP request's worth of work for the store."""
-
-    source: str
-    body: bytes
-    headers: Mapping[str, str]
-    alerts: list[Alert]
 
 
 IngestMany = Callable[[Sequence[IngestRequest]], Sequence["Receipt | Exception"]]
