@@ -15,6 +15,8 @@ Usage::
 Guide: Running Incident Drill ("Monthly, run incident simulations"; four scenarios, each a "Simulate"
 and a "Response"), judged against P1 › Timeline: First 5 Minutes and the Severity Levels' response
 times. No Prefect import: flows/drills.py runs the drills, runbook/postmortem.py renders their report.
+One module past 400 lines because it is one thing: the guide's drill section as data (scenarios,
+targets, the production rule, the judging of one drill), each part read by the others.
 
 Decisions where the guide leaves room (docs/drills.md says the same):
 
