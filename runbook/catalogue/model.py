@@ -254,12 +254,15 @@ def _alias(value: str) -> str:
 class Service(Part):
     """One service under care: how alerts name it, who owns it, where it runs and who to call."""
 
-    name: Annotated[str, AfterValidator(_service_name)] = Field(description="the service's name")
+    name: Annotated[str, AfterValidator(_service_name)] = Field(
+        description="the service's name: lower-case letters, digits, '.', '_', '-'"
+    )
     aliases: list[Annotated[str, AfterValidator(_alias)]] = Field(
-        default_factory=list, description="other names alerts use: label values, Sentry projects, Grafana"
+        default_factory=list,
+        description="other names alerts use for it: label values, Sentry projects, Grafana folders",
     )
     team: str = Field(min_length=1, description="owning team")
-    customer_facing: bool = Field(True, description="users see it fail (P1 when it is down)")
+    customer_facing: bool = Field(True, description="its users see it fail (false: an internal service)")
     kubernetes: Kubernetes = Field(description="where it runs")
     health: Health = Field(description="its health endpoints")
     database: ServiceDatabase | None = Field(None, description="its database, if it has one")

@@ -55,10 +55,31 @@ def _anchor(model: type[BaseModel]) -> str:
     return model.__name__.lower()
 
 
-def _type_name(annotation: Any) -> str:
+# The validated text types of the settings and the catalogue, by their validator's name.
+_CHECKED = {
+    "http_url": "http(s) URL",
+    "_path": "path (`/...`)",
+    "_channel": "Slack channel (`#...`)",
+    "_handle": "Slack handle (`@...`)",
+    "_dns_label": "Kubernetes name",
+}
+
+
+def _checked(metadata: Any) -> str | None:
+    for meta in metadata:
+        name = getattr(getattr(meta, "func", None), "__name__", None)
+        if name in _CHECKED:
+            return _CHECKED[name]
+    return None
+
+
+def _type_name(annotation: Any, metadata: Any = ()) -> str:
+    checked = _checked(metadata)
+    if checked is not None:
+        return checked
     origin = get_origin(annotation)
     if origin is Annotated:
-        return _type_name(get_args(annotation)[0])
+        return _type_name(get_args(annotation)[0], getattr(annotation, "__metadata__", ()))
     if origin in (Union, types.UnionType):
         names = [_type_name(a) for a in get_args(annotation) if a is not type(None)]
         return " \\| ".join(names) + (" (optional)" if type(None) in get_args(annotation) else "")
@@ -115,7 +136,7 @@ def schema_markdown() -> str:
         out += ["| Field | Type | Default | Meaning |", "|---|---|---|---|"]
         for name, field in model.model_fields.items():
             out.append(
-                f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {_meaning(field)} |"
+                f"| `{name}` | {_type_name(field.annotation, field.metadata)} | {_default(field)} | {_meaning(field)} |"
             )
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
