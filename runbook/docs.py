@@ -1,10 +1,12 @@
-"""The generated references: docs/settings.md and docs/contracts.md, produced from the code.
+"""The generated references: docs/settings.md, docs/contracts.md and the generated sections of
+docs/catalogue.md, produced from the code.
 
 Usage::
 
     $ python -m runbook.docs contracts > docs/contracts.md   # one document on stdout
     $ python -m runbook.docs settings > docs/settings.md
     $ python -m runbook.docs --write                         # every generated document, in place
+                                                             # (docs/catalogue.md: its marked sections)
     $ python -m runbook.docs --check                         # exit 1 naming the stale ones
 
 The contracts page is the public API of the packages, read with `inspect`: for each module of
@@ -14,6 +16,11 @@ leading `_`) with its signature and the first paragraph of its docstring. Prefec
 shown by their function's signature. What a module promises beyond its signatures belongs in its
 docstrings, which is where this page reads it. tests/unit/test_generated_docs.py fails when a document
 is not current, with the command that regenerates it.
+
+docs/catalogue.md is prose written by hand with two generated sections, each between
+`<!-- generated: NAME -->` and `<!-- end: NAME -->`: `example` (docs/examples/catalogue.example.yaml, the
+file `python -m runbook.catalogue check` is tested on) and `schema` (the catalogue's model). Only
+`--write` regenerates it: the rest of the page is read from the file itself.
 
 This module imports the packages it documents only when a document is generated (`tasks` and `flows`
 bring Prefect in); `runbook` itself keeps no Prefect import.
@@ -33,7 +40,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["CONTRACT_MODULES", "GENERATED", "contracts_markdown", "generated", "stale"]
+__all__ = ["CONTRACT_MODULES", "GENERATED", "contracts_markdown", "generated", "splice", "stale"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,6 +53,7 @@ CONTRACT_MODULES: tuple[str, ...] = (
     "runbook.policy",
     "runbook.store",
     "runbook.settings",
+    "runbook.catalogue.*",
     "runbook.drills",
     "runbook.postmortem",
     "runbook.drill_history",
@@ -70,6 +78,36 @@ def _settings_markdown() -> str:
     from runbook.settings import reference_markdown
 
     return reference_markdown()
+
+
+CATALOGUE_EXAMPLE = "docs/examples/catalogue.example.yaml"
+
+
+def _catalogue_sections() -> dict[str, str]:
+    from runbook.catalogue import schema_markdown
+
+    example = (REPO / CATALOGUE_EXAMPLE).read_text(encoding="utf-8")
+    return {
+        "example": f"`{CATALOGUE_EXAMPLE}`:\n\n```yaml\n{example.rstrip()}\n```\n",
+        "schema": schema_markdown(),
+    }
+
+
+def splice(text: str, sections: dict[str, str]) -> str:
+    """`text` with what lies between `<!-- generated: NAME -->` and `<!-- end: NAME -->` replaced by
+    `sections[NAME]` (a marker missing from `text` raises ValueError naming it)."""
+    for name, body in sections.items():
+        start, end = f"<!-- generated: {name} -->", f"<!-- end: {name} -->"
+        head, sep, rest = text.partition(start)
+        _old, sep2, tail = rest.partition(end)
+        if not sep or not sep2:
+            raise ValueError(f"markers {start} ... {end} not found")
+        text = f"{head}{start}\n{body}{end}{tail}"
+    return text
+
+
+def _catalogue_markdown() -> str:
+    return splice((REPO / "docs/catalogue.md").read_text(encoding="utf-8"), _catalogue_sections())
 
 
 def contracts_markdown(modules: tuple[str, ...] = CONTRACT_MODULES) -> str:
@@ -266,6 +304,7 @@ def _line(label: str, doc: str | None, own_doc: bool = True) -> str:
 GENERATED: dict[str, Callable[[], str]] = {
     "docs/settings.md": _settings_markdown,
     "docs/contracts.md": contracts_markdown,
+    "docs/catalogue.md": _catalogue_markdown,
 }
 """Each generated document (path in the repository) and what produces it."""
 
@@ -289,6 +328,8 @@ def stale(root: Path = REPO) -> list[str]:
 
 def command(path: str) -> str:
     """The command that regenerates `path`."""
+    if path not in _COMMANDS:  # partly written by hand: regenerated in place
+        return "python -m runbook.docs --write"
     return f"python -m runbook.docs {_COMMANDS[path]} > {path}"
 
 

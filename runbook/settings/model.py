@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         description="where this runs; production (refuses insecure settings) must be set explicitly",
     )
     config: Path | None = Field(None, description="TOML file with more settings (read from the environment)")
+    catalogue: Path | None = Field(
+        None,
+        description="the service catalogue (YAML or TOML, docs/catalogue.md); unset: the settings below are "
+        "its one service",
+    )
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)

@@ -1,4 +1,5 @@
-"""The generated references (docs/settings.md, docs/contracts.md) are what the code produces now."""
+"""The generated references (docs/settings.md, docs/contracts.md, the generated sections of
+docs/catalogue.md) are what the code produces now."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.docs import GENERATED, command, contracts_markdown, generated
+from runbook.docs import CATALOGUE_EXAMPLE, GENERATED, command, contracts_markdown, generated, splice
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,3 +34,18 @@ def test_the_command_prints_a_document() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == generated("docs/settings.md")
+
+
+def test_catalogue_page_shows_the_checked_example_and_the_schema() -> None:
+    doc = generated("docs/catalogue.md")
+    example = (REPO / CATALOGUE_EXAMPLE).read_text(encoding="utf-8")
+    assert f"```yaml\n{example.rstrip()}\n```" in doc  # the very file the check command is tested on
+    assert '### A service (`services[]`) <a id="service"></a>' in doc
+    assert command("docs/catalogue.md") == "python -m runbook.docs --write"  # prose by hand: in place
+
+
+def test_splice_replaces_only_between_the_markers() -> None:
+    text = "intro\n<!-- generated: a -->\nold\n<!-- end: a -->\noutro\n"
+    assert splice(text, {"a": "new\n"}) == "intro\n<!-- generated: a -->\nnew\n<!-- end: a -->\noutro\n"
+    with pytest.raises(ValueError, match="generated: b"):
+        splice(text, {"b": "x"})
