@@ -16,7 +16,6 @@ import json
 import re
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -28,15 +27,7 @@ import pytest
 from bench.procs import Proc, prefect_env
 from bench.standin import EXECUTIONS, MARK_DIR_ENV
 from flows.warm import WarmRunner, WarmTarget, claim, main
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
+from sandbox.testing import wait_for
 
 
 async def _create_runs(deployment: str, count: int, *, incident: bool = True) -> list[Any]:

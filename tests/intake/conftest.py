@@ -20,7 +20,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -35,21 +34,12 @@ from intake.app import create_app
 from intake.config import IntakeConfig
 from intake.ingest import StoreIngestor
 from intake.outbox import Outbox, open_outbox
+from sandbox.testing import wait_for
 
 TOKENS = {"alertmanager": "am-token", "grafana": "gf-token", "generic": "gen-token"}
 SENTRY_SECRET = "sentry-client-secret"
 DATA = Path(__file__).resolve().parents[1] / "data"
 LISTENING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.01) -> bool:
-    """Poll `predicate` until it is true or `timeout_s` passes; returns its last value."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -23,20 +21,12 @@ from intake.config import DispatchConfig, IntakeConfig
 from intake.dispatch import Dispatcher
 from intake.ingest import StoreIngestor
 from intake.outbox import open_outbox
+from sandbox.testing import wait_for
 
 pytestmark = pytest.mark.postgres
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 COPIES_PER_REPLICA = 100
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def _same(dispatcher: Dispatcher) -> Dispatcher:
