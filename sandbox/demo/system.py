@@ -105,10 +105,13 @@ class Demo:
         """The embedded PostgreSQL for the Prefect server (no-op on SQLite)."""
         if self.prefect_db != "postgresql" or self.database is not None:
             return
-        from sandbox.postgres import EmbeddedPostgres
+        from sandbox.postgres import EmbeddedPostgres, PostgresStartFailed
 
         started = time.monotonic()
-        self.database = EmbeddedPostgres(data_dir=self.var / "prefect-db", start_timeout_s=60).start()
+        try:
+            self.database = EmbeddedPostgres(data_dir=self.var / "prefect-db", start_timeout_s=60).start()
+        except PostgresStartFailed as exc:
+            raise StartFailed(f"the Prefect server's PostgreSQL: {exc}") from exc
         self.database.create_database("prefect")
         say(
             f"✓ Prefect database (PostgreSQL on 127.0.0.1:{self.database.port}) ready ({time.monotonic() - started:.1f}s)"
