@@ -16,8 +16,9 @@ forever in Prefect, and nothing that waits for it ever learns that it ended. Pre
 child, in a worker's Job pod and in `flows.warm`'s threads alike: the engine does it, not the
 runner), and a proactive automation sets a run Crashed when, after a heartbeat, neither another
 heartbeat nor a final state arrives within the window. The server's triggers service evaluates it
-(every `PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY`, 5 s), so a dead run is Crashed between
-`window_s` and `window_s + heartbeat_s + 5` seconds after its process died.
+(every `PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY`, 5 s), so a dead run is Crashed `window_s` to
+`window_s + 5` seconds after its last heartbeat: `window_s - heartbeat_s` to `window_s + 5` seconds
+after its process died.
 
 Idempotent: the automation is found by its name; none → created, one → updated in place (same id),
 several (two applies raced) → the first by id updated and the others deleted. A paused run keeps its
