@@ -8,7 +8,10 @@ Usage::
 
 What it starts, each a process of its own (logs in `var/demo/logs/`), on 127.0.0.1 only:
 
-1. a Prefect server on SQLite (`RUNBOOK_DEMO_PREFECT_PORT`, 4200): the UI and the API;
+1. a Prefect server (`RUNBOOK_DEMO_PREFECT_PORT`, 4200): the UI and the API, on its own embedded
+   PostgreSQL (`RUNBOOK_DEMO_PREFECT_DB=postgresql`, the default; `sqlite` answered "database is
+   locked" under load), with the crashed-runs automation applied (`flows.automations`): a run whose
+   runner dies is set Crashed after `RUNBOOK_CRASH_DETECTION_WINDOW_S` (90 s) without a heartbeat;
 2. the sandbox world (`python -m sandbox up`, ports from `RUNBOOK_DEMO_SANDBOX_PORT_BASE`, 8100):
    the Kubernetes API emulator, the service under care, PostgreSQL, Slack/PagerDuty/Sentry stand-ins;
 3. intake (`python -m intake`, `RUNBOOK_INTAKE_PORT`, 8088) with a fresh bearer token per source;

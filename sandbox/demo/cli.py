@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="stop after the incident (or once ready)")
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds to wait for the all-clear")
     args = parser.parse_args(argv)
+    from flows.automations import load_crash_detection_settings
     from runbook.errors import SettingsError
     from runbook.settings import load_settings
     from sandbox.demo.settings import load_demo_settings
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         demo_settings = load_demo_settings()
+        crash_detection = load_crash_detection_settings()
         ports = Ports(demo_settings.prefect_port, settings.intake.port, demo_settings.sandbox_port_base)
         if settings.intake.port == 0:
             raise DemoError("RUNBOOK_INTAKE_PORT: the demo needs a fixed port (got 0)")
@@ -61,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if var.exists():
         shutil.rmtree(var)  # a fresh start: no run, incident or world left from last time
     private_dir(var)  # its env file and logs hold the intake token and the stand-ins' credentials
-    demo = Demo(root=root, var=var, ports=ports)
+    demo = Demo(
+        root=root, var=var, ports=ports, prefect_db=demo_settings.prefect_db, crash_detection=crash_detection
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -91,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sup.stop_all()
+        demo.stop_database()  # after the server that used it
         busy = [p for p in ports.all() if not wait_port_closed(p, timeout_s=10)]
         if busy:
             say(f"✗ still listening after the stop: ports {', '.join(map(str, busy))}")

@@ -4,6 +4,7 @@ Usage::
 
     settings = load_demo_settings()     # raises SettingsError (one line naming the variable) when invalid
     settings.prefect_port               # 4200   (RUNBOOK_DEMO_PREFECT_PORT)
+    settings.prefect_db                 # "postgresql" | "sqlite"   (RUNBOOK_DEMO_PREFECT_DB)
 
 Read from the environment and `.env`, like the runbooks' settings (`runbook.settings`), but kept out of
 that production model: a deployment of the runbooks has no demo. The intake port the demo uses is the
@@ -13,7 +14,7 @@ runbooks' own `RUNBOOK_INTAKE_PORT`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,7 +27,7 @@ ENV_PREFIX = "RUNBOOK_DEMO_"
 
 
 class DemoSettings(BaseSettings):
-    """`make demo`: its ports and its folder."""
+    """`make demo`: its ports, its Prefect server's database and its folder."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -39,6 +40,10 @@ class DemoSettings(BaseSettings):
     prefect_port: int = Field(4200, ge=1024, le=65535, description="the demo's Prefect server and UI port")
     sandbox_port_base: int = Field(
         8100, ge=1024, le=65525, description="the sandbox listens on this port and the next ten"
+    )
+    prefect_db: Literal["postgresql", "sqlite"] = Field(
+        "postgresql",
+        description="the Prefect server's database: the embedded PostgreSQL (default) or SQLite",
     )
     var: Path = Field(Path("var/demo"), description="the demo's state and logs (emptied at each start)")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from flows.automations import CrashDetectionSettings, heartbeat_env
 from sandbox.control import CONTROL_VAR, control_url, read_env_file
 from sandbox.private_files import write_private
 from sandbox.supervise import StartFailed, Supervisor, http_ready
@@ -55,6 +56,11 @@ class Demo:
     ports: Ports
     token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     sandbox_env: dict[str, str] = field(default_factory=dict)
+    prefect_db: str = "postgresql"
+    """`postgresql` (the embedded server, its data in var/prefect-db) or `sqlite` (var/prefect)."""
+    crash_detection: CrashDetectionSettings = field(default_factory=CrashDetectionSettings)
+    database: Any = None
+    """The Prefect server's EmbeddedPostgres while it runs (`prefect_db == "postgresql"`)."""
 
     @property
     def ui(self) -> str:
@@ -79,6 +85,7 @@ class Demo:
             "PREFECT_LOGGING_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }
+        env |= heartbeat_env(self.crash_detection)  # the runners' flow runs say they are alive
         env |= self.sandbox_env
         env |= {
             "RUNBOOK_INTAKE_HOST": "127.0.0.1",
@@ -86,6 +93,34 @@ class Demo:
             "RUNBOOK_INTAKE_TOKENS": json.dumps(dict.fromkeys(INTAKE_SOURCES, self.token)),
         }
         return env | extra
+
+    def server_env(self) -> dict[str, str]:
+        """The Prefect server's environment: the children's, plus its database when on PostgreSQL."""
+        if self.database is None:
+            return self.env()
+        dsn = self.database.dsn("prefect").replace("postgresql://", "postgresql+asyncpg://", 1)
+        return self.env(PREFECT_API_DATABASE_CONNECTION_URL=dsn)
+
+    def start_database(self) -> None:
+        """The embedded PostgreSQL for the Prefect server (no-op on SQLite)."""
+        if self.prefect_db != "postgresql" or self.database is not None:
+            return
+        from sandbox.postgres import EmbeddedPostgres, PostgresStartFailed
+
+        started = time.monotonic()
+        try:
+            self.database = EmbeddedPostgres(data_dir=self.var / "prefect-db", start_timeout_s=60).start()
+        except PostgresStartFailed as exc:
+            raise StartFailed(f"the Prefect server's PostgreSQL: {exc}") from exc
+        self.database.create_database("prefect")
+        say(
+            f"✓ Prefect database (PostgreSQL on 127.0.0.1:{self.database.port}) ready ({time.monotonic() - started:.1f}s)"
+        )
+
+    def stop_database(self) -> None:
+        database, self.database = self.database, None
+        if database is not None:
+            database.stop()
 
 
 def _python() -> str:
@@ -127,11 +162,13 @@ def start_all(sup: Supervisor, demo: Demo) -> None:
 
     python = _python()
     prefect_bin = str(Path(python).with_name("prefect"))
-    say(f"starting the Prefect server (SQLite in {demo.var / 'prefect'}) and the sandbox world, side by side")
+    demo.start_database()
+    where = "PostgreSQL" if demo.database is not None else f"SQLite in {demo.var / 'prefect'}"
+    say(f"starting the Prefect server ({where}) and the sandbox world, side by side")
     server = sup.start(
         "prefect-server",
         [prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(demo.ports.prefect)],
-        env=demo.env(),
+        env=demo.server_env(),
         cwd=demo.root,
     )
     sandbox = sup.start(
@@ -144,6 +181,7 @@ def start_all(sup: Supervisor, demo: Demo) -> None:
     _wait("sandbox world", lambda: control_url(env_file) is not None, [sandbox], 60)
     demo.sandbox_env = read_env_file(env_file)
     _wait(f"Prefect server at {demo.ui}", http_ready(f"{demo.api}/health"), [server], 120)
+    apply_crash_detection(demo)
 
     say("starting intake and the flow runners")
     intake = sup.start("intake", [python, "-m", "intake"], env=demo.env(), cwd=demo.root, ready=None)
@@ -154,6 +192,20 @@ def start_all(sup: Supervisor, demo: Demo) -> None:
     _wait(f"intake at {demo.intake}", http_ready(f"{demo.intake}/readyz"), [intake], 60)
     want = len(catalogue.entries())
     _wait(f"{want} deployments served", _deployments_registered(demo.api, want), [warm, serve], 120)
+
+
+def apply_crash_detection(demo: Demo) -> None:
+    """Create (or update in place) the automation that sets a run Crashed when its heartbeats stop."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.automations import apply
+
+    with temporary_settings(updates={PREFECT_API_URL: demo.api}):
+        applied = apply(demo.crash_detection)
+    say(
+        f"✓ crashed runs detected: {applied.line()}; heartbeats every {demo.crash_detection.heartbeat_s} s, "
+        f"Crashed after {demo.crash_detection.window_s} s without one"
+    )
 
 
 def _write_env_file(demo: Demo) -> Path:

@@ -24,8 +24,18 @@ def test_the_demo_gets_ready_and_plays_the_incident_to_its_all_clear(running_dem
     demo.wait_for_line(r"ready in \d+\.\d+s", timeout_s=180)
     # progress while starting: what starts, what is ready
     text = demo.text()
-    for part in ("sandbox world", "Prefect server", "intake", "deployments served"):
+    for part in (
+        "Prefect database \\(PostgreSQL",
+        "sandbox world",
+        "Prefect server",
+        "intake",
+        "deployments served",
+    ):
         assert re.search(rf"✓ .*{part}.* ready \(\d+\.\ds\)", text), part
+    # a run whose runner dies is set Crashed: the automation is on the demo's server
+    assert re.search(
+        r"✓ crashed runs detected: automation 'runbooks: crashed runs \(no heartbeat\)' created", text
+    )
     assert f"Prefect UI      {demo.ui}" in text
 
     demo.wait_for_line(r"✅ all-clear .* after the bad deploy", timeout_s=420)

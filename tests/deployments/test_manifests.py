@@ -290,7 +290,14 @@ def runbook_setting_names() -> set[str]:
             names |= {f"RUNBOOK_{name}_{sub}".upper() for sub in group.model_fields}
         else:
             names.add(f"RUNBOOK_{name}".upper())
-    return names
+    return names | crash_detection_setting_names()
+
+
+def crash_detection_setting_names() -> set[str]:
+    """RUNBOOK_CRASH_DETECTION_* (flows.automations, read by the prefect-automations Job)."""
+    from flows.automations import ENV_PREFIX, CrashDetectionSettings
+
+    return {f"{ENV_PREFIX}{name}".upper() for name in CrashDetectionSettings.model_fields}
 
 
 def prefect_setting_names() -> set[str]:
@@ -447,11 +454,49 @@ def test_the_server_runs_on_postgres_with_redis_messaging(
 
 def test_the_migration_job_runs_prefect_s_version(objects: list[dict[str, Any]]) -> None:
     version = _constraint("prefect")
-    job = next(o for o in objects if o["kind"] == "Job")
+    job = next(o for o in objects if o["kind"] == "Job" and o["metadata"]["name"].startswith("prefect-db"))
     assert job["metadata"]["name"] == f"prefect-db-upgrade-{version.replace('.', '-')}"
     c = job["spec"]["template"]["spec"]["containers"][0]
     assert c["command"] == ["prefect", "server", "database", "upgrade", "-y"]
     assert c["image"] == f"prefecthq/prefect:{version}-python3.11"
+
+
+def test_the_automations_job_applies_the_crashed_runs_automation_once_the_api_answers(
+    objects: list[dict[str, Any]],
+    config_maps: dict[str, dict[str, str]],
+    example_secrets: dict[str, dict[str, str]],
+) -> None:
+    from flows.automations import load_crash_detection_settings
+
+    job = find(objects, "Job", "prefect-automations")
+    spec = job["spec"]["template"]["spec"]
+    (apply,) = spec["containers"]
+    assert apply["command"] == ["python", "-m", "flows.automations", "apply"]
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0  # gone after a while: the next apply -k runs it again
+    service = find(objects, "Service", "prefect-server")
+    env = pod_env(apply, config_maps, example_secrets)
+    port = service["spec"]["ports"][0]["port"]
+    assert env["PREFECT_API_URL"] == f"http://prefect-server.incident-runbooks.svc.cluster.local:{port}/api"
+    (wait,) = spec["initContainers"]
+    assert f"{env['PREFECT_API_URL']}/ready" in wait["command"][-1]  # the API answers before the apply
+    settings = load_crash_detection_settings(
+        env_file=None,
+        heartbeat_s=env["RUNBOOK_CRASH_DETECTION_HEARTBEAT_S"],
+        window_s=env["RUNBOOK_CRASH_DETECTION_WINDOW_S"],
+    )
+    assert settings.window_s >= 2 * settings.heartbeat_s
+
+
+def test_every_flow_run_pod_sends_heartbeats_at_the_automation_s_frequency(
+    config_maps: dict[str, dict[str, str]],
+    example_secrets: dict[str, dict[str, str]],
+    work_pool_template: dict[str, Any],
+) -> None:
+    """The flow-run Jobs read the ConfigMap incident-runbooks: heartbeats as often as the automation expects."""
+    (container,) = rendered_flow_run_job(work_pool_template)["spec"]["template"]["spec"]["containers"]
+    env = pod_env(container, config_maps, example_secrets)
+    assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == env["RUNBOOK_CRASH_DETECTION_HEARTBEAT_S"]
+    assert int(env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]) >= 30  # Prefect refuses less
 
 
 # --- the worker and the image -------------------------------------------------------------------------------
