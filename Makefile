@@ -30,7 +30,7 @@ test: lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: venv
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/runbook --ignore=tests/runbook/store $(PYTEST_ARGS)
 
 demo: venv
 	$(BIN)/python -m sandbox.demo

@@ -14,7 +14,7 @@ The contracts page is the public API of the packages, read with `inspect`: for e
 docstring's first paragraph, then each public name (`__all__`, else what the module defines without a
 leading `_`) with its signature and the first paragraph of its docstring. Prefect flows and tasks are
 shown by their function's signature. What a module promises beyond its signatures belongs in its
-docstrings, which is where this page reads it. tests/unit/test_generated_docs.py fails when a document
+docstrings, which is where this page reads it. tests/runbook/test_generated_docs.py fails when a document
 is not current, with the command that regenerates it.
 
 docs/catalogue.md is prose written by hand with two generated sections, each between

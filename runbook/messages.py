@@ -17,7 +17,7 @@ Usage::
 
 Guide: Communication During Incident › Status Updates (Every 5-10 minutes) and › All-Clear Message.
 Both examples of the guide render from data to the guide's text, character for character
-(tests/lifecycle/test_messages.py).
+(tests/flows/respond/test_messages.py).
 
 Decisions where the guide shows only one example:
 

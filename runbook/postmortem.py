@@ -16,7 +16,7 @@ who attends, the six questions), Prevention & Monitoring (the five items, here a
 owner); Running Incident Drill ("Document drill results and improve procedures").
 
 Pure: no Prefect, no I/O. flows/postmortem.py and flows/drills.py gather the facts and publish these.
-The formats are held by golden tests (tests/drills/golden/).
+The formats are held by golden tests (tests/flows/drills/golden/).
 One module past 400 lines because it is one thing: the guide's post-incident formats; the incident's
 post-mortem and the drill's report share their sections, tables and timeline rendering.
 """

@@ -2,7 +2,7 @@
 
 `claim_action` is `INSERT … ON CONFLICT (key) DO NOTHING RETURNING` (the dialect's insert): of any
 number of concurrent callers for one (incident, action, target), exactly one gets `won=True`, on SQLite
-and PostgreSQL alike (tests/store/test_concurrency.py: 50 threads, 50 processes).
+and PostgreSQL alike (tests/runbook/store/test_concurrency.py: 50 threads, 50 processes).
 """
 
 from __future__ import annotations

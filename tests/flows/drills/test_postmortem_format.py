@@ -1,6 +1,6 @@
 """runbook/postmortem.py: the post-mortem and the drill report hold their format (golden files).
 
-Regenerate after an intended change: `UPDATE_GOLDEN=1 pytest tests/drills/test_postmortem_format.py`,
+Regenerate after an intended change: `UPDATE_GOLDEN=1 pytest tests/flows/drills/test_postmortem_format.py`,
 then read the diff.
 """
 

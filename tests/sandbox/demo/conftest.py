@@ -1,4 +1,4 @@
-"""One `make demo` for the module (tests/demo/demo_process.py has the helpers)."""
+"""One `make demo` for the module (tests/sandbox/demo/demo_process.py has the helpers)."""
 
 from __future__ import annotations
 

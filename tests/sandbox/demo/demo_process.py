@@ -1,4 +1,4 @@
-"""Helpers for tests/demo: `python -m sandbox.demo` as a person runs it, on free ports and a temp folder.
+"""Helpers for tests/sandbox/demo: `python -m sandbox.demo` as a person runs it, on free ports and a temp folder.
 
 One demo runs for the module (it takes ~20 s to start and ~2.5 min to play its incident): the tests
 read its output, drive its Prefect UI in Chromium, then stop it with SIGINT and check that nothing
@@ -18,7 +18,7 @@ from pathlib import Path
 from sandbox.supervise import port_free
 from sandbox.testing import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SANDBOX_PORTS = 11
 
 

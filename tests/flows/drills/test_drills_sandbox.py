@@ -34,7 +34,7 @@ from sandbox.control import ControlServer
 from sandbox.testing import wait_for
 from tasks import runtime
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FAST = {"poll_interval_s": 0.05, "detect_deadline_s": 20.0, "recover_deadline_s": 60.0}
 
 

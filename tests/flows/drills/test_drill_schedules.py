@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 DRILLS = (
     "drill-database-failure",

@@ -1,6 +1,6 @@
 """Golden tests: the guide's status update and all-clear, rendered from data, equal the guide's text.
 
-The two examples are kept verbatim under tests/lifecycle/golden/ (copied from the guide's
+The two examples are kept verbatim under tests/flows/respond/golden/ (copied from the guide's
 "Communication During Incident"); the copies are checked against the
 guide in the repository (docs/incident-response-guide.md) too, so neither can drift.
 """
@@ -24,7 +24,7 @@ from runbook.messages import (
 from runbook.severity import Severity
 
 GOLDEN = Path(__file__).parent / "golden"
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "incident-response-guide.md"  # a copy of the guide
+GUIDE = Path(__file__).resolve().parents[3] / "docs" / "incident-response-guide.md"  # a copy of the guide
 
 T0 = datetime(2025, 11, 14, 14, 8, 12, tzinfo=UTC)
 
