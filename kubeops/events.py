@@ -17,7 +17,7 @@ from kubeops.objects import EPOCH, aware
 from tasks.clients import request_timeout_s
 
 
-def event_time(event: CoreV1Event) -> datetime | None:
+def _event_time(event: CoreV1Event) -> datetime | None:
     """kubectl --sort-by=.lastTimestamp, with events.k8s.io events (no lastTimestamp) placed by eventTime."""
     created = event.metadata.creation_timestamp if event.metadata else None
     return aware(event.last_timestamp or event.event_time or event.first_timestamp or created)
@@ -41,7 +41,7 @@ def list_events(
             )
             .items
         )
-    events.sort(key=lambda e: event_time(e) or EPOCH)
+    events.sort(key=lambda e: _event_time(e) or EPOCH)
     return [
         EventInfo(
             type=e.type,
@@ -50,7 +50,7 @@ def list_events(
             kind=e.involved_object.kind,
             name=e.involved_object.name,
             count=e.count,
-            last_seen=event_time(e),
+            last_seen=_event_time(e),
             source=(e.source.component if e.source else None) or e.reporting_component,
         )
         for e in events[-limit:]

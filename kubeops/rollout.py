@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes.client import ApiClient, CoreV1Api, V1Deployment, V1ReplicaSet
+from kubernetes.client import ApiClient, V1Deployment, V1ReplicaSet
 
 from kubeops.errors import (
     DeploymentPaused,
@@ -37,9 +37,8 @@ from kubeops.errors import (
     RevisionNotFound,
     RolloutFailed,
     RolloutTimedOut,
-    api_call,
 )
-from kubeops.events import event_time
+from kubeops.events import list_events
 from kubeops.models import Revision, RolloutFacts, RolloutState, RolloutStatus, UndoResult, Workload
 from kubeops.objects import (
     LAST_APPLIED_ANNOTATION,
@@ -59,7 +58,6 @@ from kubeops.replicasets import (
     revision_of,
     template_json,
 )
-from tasks.clients import request_timeout_s
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +67,7 @@ log = logging.getLogger(__name__)
 _SCALED_UP = re.compile(
     r"^Scaled up replica set (?P<rs>\S+) (?:to (?P<to>\d+) from (?P<from>\d+)|from (?P<from2>\d+) to \d+)$"
 )
+_MAX_EVENTS = 10_000  # the events of one Deployment kept by the API server (an hour's worth): all of them
 _REVISION_POINTER = "/metadata/annotations/" + REVISION_ANNOTATION.replace("~", "~0").replace("/", "~1")
 
 
@@ -148,23 +147,15 @@ def _now() -> datetime:
 
 def _go_live_times(api: ApiClient, workload: Workload) -> dict[str, datetime]:
     """ReplicaSet name → the newest time the Deployment's controller scaled it up from 0."""
-    selector = f"involvedObject.kind=Deployment,involvedObject.name={workload.name},reason=ScalingReplicaSet"
-    with api_call(f"listing the rollout events of {workload}"):
-        events = (
-            CoreV1Api(api)
-            .list_namespaced_event(
-                workload.namespace, field_selector=selector, _request_timeout=request_timeout_s(api)
-            )
-            .items
-        )
     latest: dict[str, datetime] = {}
-    for event in events:
+    for event in list_events(api, workload.namespace, involved_name=workload.name, limit=_MAX_EVENTS):
         match = _SCALED_UP.match(event.message or "")
-        when = event_time(event)
-        if match is None or when is None or int(match["from"] or match["from2"]) != 0:
+        if event.kind != "Deployment" or event.reason != "ScalingReplicaSet" or event.last_seen is None:
             continue
-        if match["rs"] not in latest or latest[match["rs"]] < when:
-            latest[match["rs"]] = when
+        if match is None or int(match["from"] or match["from2"]) != 0:
+            continue
+        if match["rs"] not in latest or latest[match["rs"]] < event.last_seen:
+            latest[match["rs"]] = event.last_seen
     return latest
 
 
