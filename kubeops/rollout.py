@@ -85,7 +85,10 @@ def rollout_history(api: ApiClient, workload: Workload) -> list[Revision]:
     Only ReplicaSets the Deployment controls count; a ReplicaSet with an unparsable revision is left out
     (kubectl logs a warning), and when two share a number the later in list order wins, as in kubectl's map.
     """
-    dep = read_deployment(api, workload)
+    return _history(api, read_deployment(api, workload), workload)
+
+
+def _history(api: ApiClient, dep: V1Deployment, workload: Workload) -> list[Revision]:
     replica_sets, new_rs = all_replica_sets(api, dep, workload)
     by_revision: dict[int, Revision] = {}
     for rs in replica_sets:
@@ -119,22 +122,16 @@ def rollout_facts(api: ApiClient, workload: Workload) -> RolloutFacts:
     after an hour, `--event-ttl`) the ReplicaSet's creation time, which is then older still.
     """
     dep = read_deployment(api, workload)
-    replica_sets, new_rs = all_replica_sets(api, dep, workload)
+    history = _history(api, dep, workload)
     went_live = _go_live_times(api, workload)
-    by_revision: dict[int, Revision] = {}
-    for rs in replica_sets:
-        revision = revision_of(rs)
-        if revision is None:
-            log.warning("ReplicaSet %s of %s has an unparsable revision; skipped", name_of(rs), workload)
-            continue
-        found = revision_model(rs, revision, current=rs is new_rs)
-        created = found.created_at
-        scaled = went_live.get(found.replica_set)
-        deployed = scaled if scaled is not None and (created is None or scaled >= created) else created
-        by_revision[revision] = found.model_copy(update={"deployed_at": deployed})
+
+    def deployed(found: Revision) -> datetime | None:
+        scaled, created = went_live.get(found.replica_set), found.created_at
+        return scaled if scaled is not None and (created is None or scaled >= created) else created
+
     return RolloutFacts(
         workload=workload,
-        revisions=[by_revision[n] for n in sorted(by_revision)],
+        revisions=[r.model_copy(update={"deployed_at": deployed(r)}) for r in history],
         live_revision=revision_of(dep),
         available_since=_available_since(dep),
         read_at=_now(),
