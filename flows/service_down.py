@@ -2,8 +2,9 @@
 
 Step 1 probe `/health` (timeout/refused → infrastructure) and `/api/health` (500 → application);
 Step 2 recent deployments (rollout history, and the repository's last commits where configured);
-Step 3 deployed in the last 15 minutes → roll back, otherwise investigate;
-Step 4 `kubectl rollout undo`, wait for the pods, settle 30 s, verify `/health`;
+Step 3 deployed (became live) in the last 15 minutes → roll back, otherwise investigate;
+Step 4 `kubectl rollout undo --to-revision=<known good>`, looked at again right before (after any
+approval wait), wait for the pods, settle 30 s, verify `/health`;
 Step 5 investigate: last 100 log lines, recent events, Sentry's latest issues; not recovered → escalate.
 """
 
@@ -18,7 +19,7 @@ from pydantic import Field
 from flows.approval import ask
 from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
-from flows.steps import read_logs, recent_deploys, rollback_and_verify, sentry_evidence
+from flows.steps import read_logs, recent_deploys, rollback_and_verify, rollback_plan, sentry_evidence
 from flows.targets import probe_service, target_workload
 from kubeops import KubernetesError
 from kubeops.models import Workload
@@ -33,7 +34,7 @@ RUNBOOK = "service-down"
 class RollbackApproval(RunInput):
     """Shown in the Prefect UI when a rollback waits for the team lead ("approve rollback")."""
 
-    approve: bool = Field(True, description="Roll back to the previous revision")
+    approve: bool = Field(True, description="Roll back to the known-good revision named in the plan")
     comment: str = Field("", description="Why (kept in the incident timeline)")
 
 
@@ -113,19 +114,20 @@ def service_down(
     rec.note("assess", f"Step 2: live revision {current.revision if current else '?'} deployed {age}")
     if not deploy.can_roll_back:
         why = (
-            "no earlier revision to roll back to"
+            deploy.why_good or "no earlier revision to roll back to"
             if deploy.recent
             else f"no deploy in the last {rollback_window_min} min"
         )
         rec.note("decide", f"Step 3: {why} → investigate")
         investigate(rec, target)
         return rec.finish(RunbookOutcome.ESCALATED, f"not rolled back ({why}); escalated with evidence")
-    previous = deploy.previous.revision if deploy.previous else "?"
-    rec.note("decide", f"Step 3: deployed {age} (< {rollback_window_min} min) → ROLLBACK to {previous}")
+    plan = rollback_plan(target, deploy)
+    rec.note("decide", f"Step 3: deployed {age} (< {rollback_window_min} min) → ROLLBACK: {plan}")
 
     if require_approval and not dry_run:
         rec.note(
-            "approval", f"waiting up to {approval_timeout_s:.0f}s for the team lead to approve the rollback"
+            "approval",
+            f"waiting up to {approval_timeout_s:.0f}s for the team lead to approve the rollback ({plan})",
         )
         answer = ask(RollbackApproval, timeout_s=approval_timeout_s, poll_interval_s=approval_poll_s)
         if answer is None:
@@ -136,7 +138,7 @@ def service_down(
                 investigate(rec, target)
                 return rec.finish(RunbookOutcome.ESCALATED, "rollback declined by a person; escalated")
 
-    # Step 4: rollback, wait for the pods, settle, verify (Step 5 when it did not help)
+    # Step 4: look again, rollback, wait for the pods, settle, verify (Step 5 when it did not help)
     return rollback_and_verify(
         rec,
         target,

@@ -1,5 +1,8 @@
 """Steps every flow shares, written once: recent deploys, Sentry evidence, rollback → wait → verify.
 
+The rollback goes to a named known-good revision (`known_good`), never a blind `undo`, and looks
+again right before it writes (`look_again`): docs/safety.md says why and what a person then sees.
+
 Usage (inside a flow)::
 
     deploy = recent_deploys(rec, target, window_min=15)     # DeployCorrelation; a Kubernetes error is noted
@@ -22,19 +25,23 @@ from pydantic import BaseModel
 from flows.record import Record
 from flows.targets import probe_service
 from kubeops import KubernetesError
-from kubeops.models import DeploymentLogs, Revision, Workload
+from kubeops.models import DeploymentLogs, Revision, RolloutFacts, Workload
+from kubeops.rollout import RevisionChanged
 from runbook.models import Evidence, RunbookOutcome, RunbookResult, utc_now
 from runbook.policy import deployed_recently
 from tasks import runtime
 from tasks.deploys import GitLogFailed, list_recent_commits
-from tasks.kubernetes import get_deployment_logs, get_rollout_history, rollout_undo, wait_for_rollout
+from tasks.kubernetes import get_deployment_logs, get_rollout_facts, rollout_undo, wait_for_rollout
 from tasks.sentry import SentryFailed, SentryIssueSummary, get_latest_event, list_unresolved_issues
 
 __all__ = [
     "DeployCorrelation",
+    "known_good",
+    "look_again",
     "read_logs",
     "recent_deploys",
     "rollback_and_verify",
+    "rollback_plan",
     "sentry_evidence",
 ]
 
@@ -57,32 +64,43 @@ def read_logs(
 
 
 class DeployCorrelation(BaseModel):
-    """ "Was code deployed recently?": the live revision, the one before it, and whether it is recent."""
+    """ "Was code deployed recently?": the live revision, the known-good one to go back to, and whether
+    the live one became live within the window."""
 
     current: Revision | None = None
-    previous: Revision | None = None
+    previous: Revision | None = None  # the known-good revision: the rollback's target (see known_good)
+    why_good: str = ""
     recent: bool = False
     window_min: int = 15
 
     @property
     def can_roll_back(self) -> bool:
-        """Deployed within the window, with an earlier revision to go back to."""
+        """Deployed within the window, with a known-good earlier revision to go back to."""
         return self.recent and self.current is not None and self.previous is not None
 
     def age(self, now: datetime) -> str:
         """ "3 min ago", or "unknown" without a live revision's time."""
-        if self.current is None or self.current.created_at is None:
+        since = self.current.live_since if self.current is not None else None
+        if since is None:
             return "unknown"
-        return f"{(now - self.current.created_at).total_seconds() / 60:.0f} min ago"
+        return f"{(now - since).total_seconds() / 60:.0f} min ago"
 
     def line(self, now: datetime) -> str:
-        if self.current is None or self.current.created_at is None:
+        since = self.current.live_since if self.current is not None else None
+        if self.current is None or since is None:
             return "no rollout history"
-        age = (now - self.current.created_at).total_seconds() / 60
+        age = (now - since).total_seconds() / 60
         verdict = "within" if self.recent else "not within"
+        good = (
+            f"; known good: revision {self.previous.revision} ({self.why_good})"
+            if self.previous is not None
+            else f"; {self.why_good}"
+            if self.why_good
+            else ""
+        )
         return (
             f"live revision {self.current.revision} ({', '.join(self.current.images)}) deployed "
-            f"{_age(age)} ago: {verdict} the last {self.window_min} min"
+            f"{_age(age)} ago: {verdict} the last {self.window_min} min{good}"
         )
 
 
@@ -94,37 +112,73 @@ def _age(minutes: float) -> str:
     return f"{minutes / 60:.0f} h" if minutes < 48 * 60 else f"{minutes / 1440:.0f} days"
 
 
+def known_good(facts: RolloutFacts) -> tuple[Revision | None, str]:
+    """The newest revision older than the live one whose pods were Ready, and why it counts as such.
+
+    The API keeps no readiness record of a ReplicaSet scaled to zero, so "were Ready" is what it can
+    still show (docs/safety.md, "Rollback to a known-good revision"):
+    - its ReplicaSet has Ready pods now (the old release still serving beside a rollout that is stuck); or
+    - it is the revision the live one replaced (the next-highest number) and the Deployment has been
+      `Available` since before the live one went live: the available pods then were its pods.
+    None (with the reason) when no revision qualifies: then nothing is rolled back blindly.
+    """
+    live = facts.live
+    if live is None:
+        return None, "no live revision"
+    older = sorted(
+        (r for r in facts.revisions if r.revision < live.revision and r.replica_set != live.replica_set),
+        key=lambda r: -r.revision,
+    )
+    went_live = live.live_since
+    for rank, candidate in enumerate(older):
+        if candidate.ready_replicas > 0:
+            return candidate, f"{candidate.ready_replicas} Ready pods of {candidate.replica_set} now"
+        if (
+            rank == 0
+            and facts.available_since is not None
+            and went_live is not None
+            and facts.available_since <= went_live
+        ):
+            return candidate, (
+                f"the Deployment was Available (since {facts.available_since:%Y-%m-%d %H:%M} UTC) on its "
+                f"pods when revision {live.revision} replaced it"
+            )
+    return None, "no earlier revision is known to have had Ready pods"
+
+
 def recent_deploys(rec: Record, target: Workload, window_min: int = 15) -> DeployCorrelation:
     """The rollout history (and the repository's last commits where one is configured) as evidence.
 
-    Kubernetes failing is noted and answered with "no rollout history" (nothing to roll back), so an
-    API-server outage turns into evidence instead of a crashed runbook.
+    A revision's deploy time is when it became live (its ReplicaSet last scaled up from 0, as the
+    Deployment's events show it), not when its ReplicaSet was created: a re-deployed release reuses its
+    old ReplicaSet. Kubernetes failing is noted and answered with "no rollout history" (nothing to roll
+    back), so an API-server outage turns into evidence instead of a crashed runbook.
     """
     try:
-        history = get_rollout_history(target)
+        facts = get_rollout_facts(target)
     except KubernetesError as exc:
         rec.note("assess", f"rollout history unavailable: {exc}")
         return DeployCorrelation(window_min=window_min)
-    current = next((r for r in history if r.current), history[-1] if history else None)
-    older = [r for r in history if current is not None and r.revision < current.revision]
-    previous = max(older, key=lambda r: r.revision) if older else None
+    history = facts.revisions
+    current = facts.live
+    good, why = known_good(facts)
     now = utc_now()
-    recent = (
-        current is not None
-        and current.created_at is not None
-        and deployed_recently(current.created_at, now, timedelta(minutes=window_min))
+    since = current.live_since if current is not None else None
+    recent = since is not None and deployed_recently(since, now, timedelta(minutes=window_min))
+    found = DeployCorrelation(
+        current=current, previous=good, why_good=why, recent=recent, window_min=window_min
     )
-    found = DeployCorrelation(current=current, previous=previous, recent=recent, window_min=window_min)
     rec.add_evidence(
         Evidence(
             kind="deploys",
             title="rollout history",
             content="\n".join(
-                f"{r.revision:>4}  {r.created_at:%Y-%m-%d %H:%M:%S}  {', '.join(r.images)}"
-                f"{'  (live)' if r.current else ''}  {r.change_cause or ''}".rstrip()
+                f"{r.revision:>4}  {r.live_since:%Y-%m-%d %H:%M:%S}  {', '.join(r.images)}"
+                f"  ready {r.ready_replicas}{'  (live)' if r.current else ''}  {r.change_cause or ''}".rstrip()
                 for r in history
-                if r.created_at
+                if r.live_since
             ),
+            data={"revisions": [r.model_dump(mode="json") for r in history]},
         )
     )
     repo = runtime.settings().deploys.repo_path
@@ -200,6 +254,51 @@ def sentry_evidence(rec: Record, step: str, limit: int = 5) -> list[SentryIssueS
 # --- rollback → wait → verify -----------------------------------------------------------------------------
 
 
+def rollback_plan(target: Workload, deploy: DeployCorrelation) -> str:
+    """What the rollback will do, in the words the timeline, the claim and the approval form show."""
+    if deploy.current is None or deploy.previous is None:
+        raise ValueError("rollback_plan: no live and known-good revision to roll back between")
+    good = deploy.previous
+    return (
+        f"kubectl rollout undo deployment/{target.name} --to-revision={good.revision}: revision "
+        f"{deploy.current.revision} → {good.revision} ({', '.join(good.images)}, pod-template-hash "
+        f"{good.template_hash or '?'}; known good: {deploy.why_good})"
+    )
+
+
+def look_again(rec: Record, target: Workload, deploy: DeployCorrelation) -> tuple[str, RunbookOutcome] | None:
+    """Right before the write: is the bad revision still live? None when it is (act); else why not, and
+    the outcome should the service prove healthy.
+
+    "already rolled back to revision N" (ROLLED_BACK) when the known-good template is live again (another
+    incident, a person, a pipeline); another reason (RECOVERED) when the Deployment moved to anything else.
+    """
+    assert deploy.current is not None and deploy.previous is not None
+    bad, good = deploy.current, deploy.previous
+    try:
+        fresh = get_rollout_facts(target)
+    except KubernetesError as exc:
+        why = f"could not look at the live revision again before the rollback ({exc}); nothing written"
+        return why, RunbookOutcome.RECOVERED
+    live = fresh.live
+    if live is None:
+        return "the Deployment has no revision any more; nothing written", RunbookOutcome.RECOVERED
+    if live.replica_set == good.replica_set:
+        again = f" (live again as revision {live.revision})" if live.revision != good.revision else ""
+        return (
+            f"already rolled back to revision {good.revision}{again}; nothing written",
+            RunbookOutcome.ROLLED_BACK,
+        )
+    if live.revision != bad.revision or live.replica_set != bad.replica_set:
+        why = (
+            f"the live revision is now {live.revision} ({', '.join(live.images)}), no longer the bad "
+            f"revision {bad.revision}; nothing written"
+        )
+        return why, RunbookOutcome.RECOVERED
+    rec.note("verify", f"looked again: revision {bad.revision} is still live")
+    return None
+
+
 def rollback_and_verify(
     rec: Record,
     target: Workload,
@@ -210,24 +309,57 @@ def rollback_and_verify(
     settle_s: float = 0.0,
     investigate: Callable[[], None] | None = None,
 ) -> RunbookResult:
-    """`kubectl rollout undo` to the previous revision (claimed once), wait for the pods, settle, verify.
+    """`kubectl rollout undo --to-revision=<known good>` (claimed once), wait for the pods, settle, verify.
 
-    A failed rollback or a service still unhealthy after it is escalated, `investigate` (when given)
-    first attaching what the logs, events and Sentry say.
+    Looks again right before the write and does nothing when the bad revision is no longer live; the
+    write itself is conditional on the bad revision still being live (checked by the API server). A
+    failed rollback or a service still unhealthy after it is escalated, `investigate` (when given) first
+    attaching what the logs, events and Sentry say.
     """
-    if deploy.current is None or deploy.previous is None:
-        raise ValueError("rollback_and_verify: no live and previous revision to roll back between")
-    previous = deploy.previous.revision
-    plan = f"kubectl rollout undo deployment/{target.name}: revision {deploy.current.revision} → {previous}"
+    plan = rollback_plan(target, deploy)
+    assert deploy.current is not None and deploy.previous is not None
+    bad, good = deploy.current.revision, deploy.previous.revision
+
+    def verify(what: str, healthy: RunbookOutcome = RunbookOutcome.ROLLED_BACK) -> RunbookResult:
+        return _verify(rec, target, what, healthy, ready_deadline_s, poll_interval_s, settle_s, investigate)
+
+    if not rec.dry_run:
+        stale = look_again(rec, target, deploy)
+        if stale is not None:
+            rec.note("decide", f"not rolling back: {stale[0]}")
+            return verify(*stale)
     done = rec.act(
-        "rollback", f"{target.namespace}/deployment/{target.name}", lambda: rollout_undo(target), plan
+        "rollback",
+        f"{target.namespace}/deployment/{target.name}",
+        lambda: rollout_undo(target, to_revision=good, expect_revision=bad),
+        plan,
     )
     if done.dry_run:
         return rec.finish(RunbookOutcome.ROLLED_BACK, plan)
+    if isinstance(done.error, RevisionChanged):
+        return verify(f"{done.error}; nothing written", RunbookOutcome.RECOVERED)
     if done.error is not None:
         if investigate is not None:
             investigate()
         return rec.finish(RunbookOutcome.ESCALATED, f"rollback failed: {done.error}; escalated")
+    if done.value is not None and done.value.skipped:
+        return verify(f"already rolled back to revision {good} ({done.value.message}); nothing written")
+    verb = "rolled back" if done.ok else "already rolled back by another run of this incident"
+    return verify(f"{verb} to revision {good}")
+
+
+def _verify(
+    rec: Record,
+    target: Workload,
+    what: str,
+    healthy: RunbookOutcome,
+    ready_deadline_s: float,
+    poll_interval_s: float,
+    settle_s: float,
+    investigate: Callable[[], None] | None,
+) -> RunbookResult:
+    """Wait for the rollout, settle, probe; `what` (what happened to the Deployment) leads the summary,
+    `healthy` is the outcome when the probes answer 200."""
     try:
         status = wait_for_rollout(target, deadline_s=ready_deadline_s, poll_interval_s=poll_interval_s)
         rec.note("verify", f"rollout: {status.message}")
@@ -240,10 +372,7 @@ def rollback_and_verify(
     rec.add_evidence(Evidence(kind="health", title="health after rollback", content=after.summary()))
     rec.note("verify", after.summary())
     if after.healthy:
-        verb = "rolled back" if done.ok else "already rolled back by another run of this incident"
-        return rec.finish(RunbookOutcome.ROLLED_BACK, f"{verb} to revision {previous}; health verified")
+        return rec.finish(healthy, f"{what}; health verified")
     if investigate is not None:
         investigate()
-    return rec.finish(
-        RunbookOutcome.ESCALATED, f"still unhealthy after the rollback to revision {previous}; escalated"
-    )
+    return rec.finish(RunbookOutcome.ESCALATED, f"still unhealthy after: {what}; escalated")

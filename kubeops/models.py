@@ -4,6 +4,7 @@ Usage::
 
     web = Workload(namespace="prod", name="web")
     last = last_rollout(api, web)                    # -> Revision | None
+    facts = rollout_facts(api, web)                  # -> RolloutFacts (revisions, when each went live)
     if last and last.within(timedelta(minutes=15), now=now):
         result = rollout_undo(api, web)              # -> UndoResult
 
@@ -29,6 +30,7 @@ __all__ = [
     "Replicas",
     "RestartResult",
     "Revision",
+    "RolloutFacts",
     "RolloutState",
     "RolloutStatus",
     "ScaleResult",
@@ -60,7 +62,8 @@ class Workload(_Model):
 
 
 class Revision(_Model):
-    """One line of `kubectl rollout history`, with the ReplicaSet behind it and when it was created."""
+    """One line of `kubectl rollout history`, with the ReplicaSet behind it, when it was created and when
+    it last became live."""
 
     revision: int = Field(
         description="`deployment.kubernetes.io/revision` of the ReplicaSet (0 when missing)."
@@ -71,18 +74,58 @@ class Revision(_Model):
     created_at: datetime | None = Field(default=None, description="The ReplicaSet's creationTimestamp.")
     current: bool = Field(default=False, description="True for the ReplicaSet matching the live template.")
     replicas: int = Field(default=0, description="The ReplicaSet's desired replicas.")
+    ready_replicas: int = Field(default=0, description="The ReplicaSet's `status.readyReplicas` now.")
+    template_hash: str | None = Field(
+        default=None, description="The ReplicaSet's `pod-template-hash` label: names the template."
+    )
+    deployed_at: datetime | None = Field(
+        default=None,
+        description="When this revision last became live: the Deployment's last `ScalingReplicaSet` "
+        "event scaling its ReplicaSet up from 0 (a re-deploy reuses the ReplicaSet), else its creation.",
+    )
+
+    @property
+    def live_since(self) -> datetime | None:
+        """`deployed_at` where the events tell it, else the ReplicaSet's creation time."""
+        return self.deployed_at or self.created_at
 
     def age(self, now: datetime) -> timedelta | None:
-        """How long ago the ReplicaSet was created, or None when the timestamp is unknown."""
-        return None if self.created_at is None else now - self.created_at
+        """How long ago the revision became live, or None when no time is known."""
+        since = self.live_since
+        return None if since is None else now - since
 
     def within(self, window: timedelta, now: datetime) -> bool:
-        """True when the ReplicaSet was created no longer than `window` before `now`.
+        """True when the revision became live no longer than `window` before `now`.
 
         Guide, Service Down step 3: "deployed in the last 15 minutes → roll back".
         """
         age = self.age(now)
         return age is not None and age <= window
+
+
+class RolloutFacts(_Model):
+    """What the API says about a Deployment's rollouts at one moment: its revisions (oldest first, each
+    with when it became live and how many of its pods are ready), the live one, and since when the
+    Deployment has been continuously `Available`."""
+
+    workload: Workload
+    revisions: list[Revision] = Field(default_factory=list)
+    live_revision: int | None = Field(
+        default=None, description="The Deployment's own `deployment.kubernetes.io/revision`."
+    )
+    available_since: datetime | None = Field(
+        default=None,
+        description="lastTransitionTime of the `Available=True` condition; None when not Available.",
+    )
+    read_at: datetime
+
+    @property
+    def live(self) -> Revision | None:
+        """The revision whose template is the Deployment's; before the controller made it, the highest."""
+        current = [r for r in self.revisions if r.current]
+        if current:
+            return current[-1]
+        return self.revisions[-1] if self.revisions else None
 
 
 class UndoResult(_Model):

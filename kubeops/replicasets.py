@@ -158,4 +158,6 @@ def revision_model(rs: V1ReplicaSet, revision: int, current: bool) -> Revision:
         created_at=created_at(rs),
         current=current,
         replicas=(rs.spec.replicas if rs.spec else None) or 0,
+        ready_replicas=(rs.status.ready_replicas if rs.status else None) or 0,
+        template_hash=((rs.metadata.labels if rs.metadata else None) or {}).get(POD_TEMPLATE_HASH_LABEL),
     )

@@ -4,7 +4,8 @@ Usage (inside a flow)::
 
     target = Workload(namespace="prod", name="emotionscare")
     history = get_rollout_history(target)          # reads retry on transient failures, never cached
-    undo = rollout_undo(target)                     # writes never retry: the flow's record decides
+    facts = get_rollout_facts(target)              # ... with when each revision became live
+    undo = rollout_undo(target, to_revision=2, expect_revision=3)   # writes never retry: the record decides
     status = wait_for_rollout(target, deadline_s=300, poll_interval_s=2)
 
 The client is built from the process settings in `tasks.clients`; nothing here takes a credential.
@@ -28,11 +29,13 @@ from kubeops.models import (
     PodUsage,
     Replicas,
     Revision,
+    RolloutFacts,
     RolloutStatus,
     ScaleResult,
     UndoResult,
     Workload,
 )
+from kubeops.rollout import rollout_facts
 from tasks import runtime
 from tasks.clients import kubernetes_api
 from tasks.retry import backoff, retry_if_transient
@@ -41,6 +44,7 @@ __all__ = [
     "get_deployment_env",
     "get_deployment_logs",
     "get_replicas",
+    "get_rollout_facts",
     "get_rollout_history",
     "list_events",
     "rollout_undo",
@@ -70,6 +74,13 @@ def get_rollout_history(target: Workload) -> list[Revision]:
     return kubeops.rollout_history(_api(), target)
 
 
+@task(name="get_rollout_facts", **_READ)  # type: ignore[call-overload]
+def get_rollout_facts(target: Workload) -> RolloutFacts:
+    """The rollout history with when each revision became live, its ready pods, and since when the
+    Deployment has been Available: what a runbook decides a rollback on."""
+    return rollout_facts(_api(), target)
+
+
 @task(name="wait_for_rollout", cache_policy=NO_CACHE)
 def wait_for_rollout(target: Workload, deadline_s: float, poll_interval_s: float) -> RolloutStatus:
     """`kubectl get pods` until the rollout completes: bounded by `deadline_s` (raises RolloutTimedOut)."""
@@ -77,9 +88,10 @@ def wait_for_rollout(target: Workload, deadline_s: float, poll_interval_s: float
 
 
 @task(name="rollout_undo", cache_policy=NO_CACHE)
-def rollout_undo(target: Workload, to_revision: int = 0) -> UndoResult:
-    """`kubectl rollout undo deployment/X` (to the previous revision unless told otherwise). Never retried."""
-    return kubeops.rollout_undo(_api(), target, to_revision=to_revision)
+def rollout_undo(target: Workload, to_revision: int = 0, expect_revision: int | None = None) -> UndoResult:
+    """`kubectl rollout undo deployment/X [--to-revision=N]`, only while `expect_revision` is live (when
+    given: `RevisionChanged` otherwise, nothing written). Never retried."""
+    return kubeops.rollout_undo(_api(), target, to_revision=to_revision, expect_revision=expect_revision)
 
 
 @task(name="scale_deployment", cache_policy=NO_CACHE)

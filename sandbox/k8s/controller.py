@@ -9,7 +9,8 @@ Follows kubernetes `pkg/controller/deployment` (sync.go, rolling.go, recreate.go
 util/deployment_util.go): the new ReplicaSet is the oldest whose template equals the Deployment's
 (ignoring `pod-template-hash`) or a new `<name>-<hash>`; its revision becomes max(old)+1 with the previous
 number kept in `revision-history`; one scaling step per pass, bounded by maxSurge/maxUnavailable;
-`Available` and `Progressing` conditions with the controller's reasons; `ScalingReplicaSet` events;
+`Available` and `Progressing` conditions with the controller's reasons; `ScalingReplicaSet` events worded
+as Kubernetes 1.27+ words them (`Scaled up replica set X to 2` on creation, `... to 2 from 0` on scaling);
 `revisionHistoryLimit` pruning. Simplification: a scaling event during a rollout puts the whole difference
 on the newest ReplicaSet (scale up) or takes it from the oldest first (scale down) instead of the
 controller's proportional split.
@@ -317,7 +318,7 @@ class DeploymentController:
         self.store.put("ReplicaSet", rs, "ADDED")
         if replicas > 0:
             self.cluster.record_event(
-                dep, "ScalingReplicaSet", f"Scaled up replica set {name} from 0 to {replicas}", now=now
+                dep, "ScalingReplicaSet", f"Scaled up replica set {name} to {replicas}", now=now
             )
         dep["metadata"].setdefault("annotations", {})[REVISION] = str(revision)
         if dep["spec"].get("progressDeadlineSeconds"):
@@ -351,7 +352,7 @@ class DeploymentController:
             self.cluster.record_event(
                 dep,
                 "ScalingReplicaSet",
-                f"Scaled {direction} replica set {rs['metadata']['name']} from {old} to {replicas}",
+                f"Scaled {direction} replica set {rs['metadata']['name']} to {replicas} from {old}",
                 now=now,
             )
         if changed or old != replicas:

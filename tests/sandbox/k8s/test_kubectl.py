@@ -171,7 +171,7 @@ def test_get_events_sorted_by_last_timestamp(live, kubectl) -> None:
     reasons = [row[2] for row in rows[1:]]
     scaling = [row for row in rows[1:] if row[2] == "ScalingReplicaSet"]
     assert [row[3] for row in scaling] == ["deployment/web", "deployment/web"]
-    assert scaling[0][0] == "120m" and scaling[-1][4].endswith("from 2 to 3")
+    assert scaling[0][0] == "120m" and scaling[-1][4].endswith("to 3 from 2")
     assert {"SuccessfulCreate", "Started", "Scheduled"} <= set(reasons)
     # sorted: the scale-up comes after everything from two hours ago
     assert rows.index(scaling[-1]) > rows.index(scaling[0])

@@ -43,7 +43,7 @@ def test_patch_scale_then_the_controller_scales_up(
     assert len(core.list_namespaced_pod(NS, label_selector="app=web").items) == 3
     events = core.list_namespaced_event(NS, field_selector="reason=ScalingReplicaSet").items
     assert events[-1].message.startswith("Scaled up replica set web-") and events[-1].message.endswith(
-        "from 2 to 3"
+        "to 3 from 2"
     )
 
 
