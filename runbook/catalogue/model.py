@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from runbook.errors import SettingsError
-from runbook.settings.fields import Channel, Handle, HttpUrl, K8sName, UrlPath, http_url
+from runbook.settings.fields import Channel, Email, Handle, HttpUrl, K8sName, UrlPath, http_url, unique_names
 
 __all__ = [
     "IN_CLUSTER",
@@ -218,14 +218,7 @@ class Escalation(Part):
     lead: Handle = Field("@team-lead", description="team lead (secondary)")
     devops: Channel = Field("#devops", description="DevOps/Infrastructure (tertiary)")
     security: Handle = Field("@security", description="security team (security incidents)")
-    security_email: str = Field("security@emotionscare.com", description="security team's email")
-
-    @field_validator("security_email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if "@" not in value.strip("@"):
-            raise ValueError(f"must be an email address (got {value!r})")
-        return value
+    security_email: Email = Field("security@emotionscare.com", description="security team's email")
 
 
 class Timings(Part):
@@ -281,10 +274,7 @@ class Service(Part):
     @field_validator("external_apis")
     @classmethod
     def _unique_apis(cls, apis: list[CatalogueApi]) -> list[CatalogueApi]:
-        names = [api.name for api in apis]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"API {dupes[0]!r} listed twice")
+        unique_names(apis)
         return apis
 
     def api(self, name: str) -> CatalogueApi:

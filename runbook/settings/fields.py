@@ -1,10 +1,12 @@
 """The building blocks of the settings: the environment prefix, the validated field types (URLs,
-paths, Slack channels and handles, Kubernetes names), the group base class, and `mask_url`."""
+paths, Slack channels and handles, email addresses, Kubernetes names), the group base class, `mask_url`,
+and `unique_names` (the one duplicate-name rule of the settings' and the catalogue's API lists)."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
@@ -17,6 +19,7 @@ __all__ = [
     "ENV_PREFIX",
     "MASK",
     "Channel",
+    "Email",
     "Group",
     "Handle",
     "HttpUrl",
@@ -25,6 +28,7 @@ __all__ = [
     "http_url",
     "mask_url",
     "model_of",
+    "unique_names",
 ]
 
 ENV_PREFIX = "RUNBOOK_"
@@ -59,6 +63,12 @@ def _handle(value: str) -> str:
     return value
 
 
+def _email(value: str) -> str:
+    if "@" not in value.strip("@"):
+        raise ValueError(f"must be an email address (got {value!r})")
+    return value
+
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -72,7 +82,25 @@ HttpUrl = Annotated[str, AfterValidator(http_url)]
 UrlPath = Annotated[str, AfterValidator(_path)]
 Channel = Annotated[str, AfterValidator(_channel)]
 Handle = Annotated[str, AfterValidator(_handle)]
+Email = Annotated[str, AfterValidator(_email)]
 K8sName = Annotated[str, AfterValidator(_dns_label)]
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+
+
+def unique_names(items: Sequence[N]) -> Sequence[N]:
+    """`items` unchanged, or ValueError naming the first name listed twice (a list validator's body)."""
+    names = [item.name for item in items]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate API name {dupes[0]!r}")
+    return items
 
 
 def mask_url(url: str) -> str:

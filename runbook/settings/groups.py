@@ -18,6 +18,7 @@ from pydantic import (
 
 from runbook.settings.fields import (
     Channel,
+    Email,
     Group,
     Handle,
     HttpUrl,
@@ -144,15 +145,8 @@ class SlackSettings(Group):
     oncall_handle: Handle = Field("@on-call", description="on-call engineer (primary contact)")
     lead_handle: Handle = Field("@team-lead", description="team lead (secondary contact)")
     security_handle: Handle = Field("@security", description="security team (security incidents)")
-    security_email: str = Field("security@emotionscare.com", description="security team's email")
+    security_email: Email = Field("security@emotionscare.com", description="security team's email")
     timeout_s: float = Field(10.0, gt=0, le=120, description="timeout of every Slack call")
-
-    @field_validator("security_email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if "@" not in value.strip("@"):
-            raise ValueError(f"must be an email address (got {value!r})")
-        return value
 
 
 class PagerDutySettings(Group):

@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from runbook.settings.fields import ENV_PREFIX
+from runbook.settings.fields import ENV_PREFIX, unique_names
 from runbook.settings.groups import (
     DatabaseSettings,
     DeploySettings,
@@ -99,10 +99,7 @@ class Settings(BaseSettings):
     @field_validator("external_apis")
     @classmethod
     def _unique_apis(cls, apis: list[ExternalApi]) -> list[ExternalApi]:
-        names = [api.name for api in apis]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate API name {dupes[0]!r}")
+        unique_names(apis)
         return apis
 
     @model_validator(mode="after")
