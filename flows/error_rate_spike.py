@@ -42,12 +42,11 @@ from flows.diagnoses import (
 from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
 from flows.resource_exhaustion import resource_exhaustion
-from flows.steps import recent_deploys, rollback_and_verify, sentry_evidence
+from flows.steps import recent_deploys, rollback_and_verify, sentry_evidence, switch_feature
 from flows.targets import target_workload
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
 from tasks import runtime
 from tasks.external_apis import check_external_api
-from tasks.feature_flags import set_feature_flag
 
 __all__ = ["error_rate_spike"]
 
@@ -161,12 +160,7 @@ def error_rate_spike(
             ],
             data=details,
         )
-        done = rec.act(
-            "disable-feature",
-            f"{target.namespace}/deployment/{target.name}:{api.feature_flag}",
-            lambda: set_feature_flag(target, api.feature_flag, False),
-            f"kubectl set env deployment/{target.name} {api.feature_flag}=false",
-        )
+        done = switch_feature(rec, target, api.feature_flag, False)
         if done.error is not None:
             return rec.finish(
                 RunbookOutcome.ESCALATED, f"turning {api.feature_flag} off failed: {done.error}"
