@@ -1,5 +1,5 @@
 """The building blocks of the settings: the environment prefix, the validated field types (URLs,
-paths, Slack channels and handles, email addresses, Kubernetes names), the group base class, `mask_url`,
+paths, Slack channels and handles, email addresses, feature-flag env vars, Kubernetes names), the group base class, `mask_url`,
 and `unique_names` (the one duplicate-name rule of the settings' and the catalogue's API lists)."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ __all__ = [
     "MASK",
     "Channel",
     "Email",
+    "EnvFlag",
     "Group",
     "Handle",
     "HttpUrl",
@@ -69,6 +70,15 @@ def _email(value: str) -> str:
     return value
 
 
+_FLAG = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def _env_flag(value: str) -> str:
+    if not _FLAG.match(value):
+        raise ValueError(f"must be an upper-case env var name (got {value!r})")
+    return value
+
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -83,6 +93,7 @@ UrlPath = Annotated[str, AfterValidator(_path)]
 Channel = Annotated[str, AfterValidator(_channel)]
 Handle = Annotated[str, AfterValidator(_handle)]
 Email = Annotated[str, AfterValidator(_email)]
+EnvFlag = Annotated[str, AfterValidator(_env_flag)]
 K8sName = Annotated[str, AfterValidator(_dns_label)]
 
 

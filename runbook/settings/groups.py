@@ -4,7 +4,6 @@ its database, external APIs, Slack, PagerDuty, Sentry, the store, deploys, intak
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from pydantic import (
 from runbook.settings.fields import (
     Channel,
     Email,
+    EnvFlag,
     Group,
     Handle,
     HttpUrl,
@@ -89,25 +89,15 @@ class DatabaseSettings(Group):
     supabase_api_url: HttpUrl = Field("https://api.supabase.com", description="Supabase management API")
 
 
-_FLAG = re.compile(r"^[A-Z][A-Z0-9_]*$")
-
-
 class ExternalApi(Group):
     """One external API the service depends on, and the feature flag that switches off what needs it."""
 
     name: str = Field(min_length=1, description="hume, openai, spotify, ...")
     health_url: HttpUrl = Field(description="probed to tell whether the API is up")
-    feature_flag: str = Field(description="env var of the service that enables the feature")
+    feature_flag: EnvFlag = Field(description="env var of the service that enables the feature")
     feature: str = Field(min_length=1, description="feature named in the user notification")
     method: Literal["GET", "HEAD", "POST"] = "GET"
     token: SecretStr | None = None
-
-    @field_validator("feature_flag")
-    @classmethod
-    def _flag(cls, value: str) -> str:
-        if not _FLAG.match(value):
-            raise ValueError(f"must be an upper-case env var name (got {value!r})")
-        return value
 
 
 def default_apis() -> list[ExternalApi]:
