@@ -37,14 +37,14 @@ from flows.diagnoses import (
     METRICS_PATH,
     check_infrastructure,
     conclude,
-    read_metrics,
+    metrics_evidence,
 )
 from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
 from flows.resource_exhaustion import resource_exhaustion
 from flows.steps import recent_deploys, rollback_and_verify, sentry_evidence, switch_feature
 from flows.targets import target_workload
-from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.models import IncidentRef, RunbookOutcome, RunbookResult
 from tasks import runtime
 from tasks.external_apis import check_external_api
 
@@ -83,15 +83,7 @@ def error_rate_spike(
     target = target_workload()
 
     # 1. Which endpoint is failing? (metrics per route; Sentry grouping for the pattern)
-    metrics = read_metrics(window_s, metrics_path)
-    rec.add_evidence(
-        Evidence(
-            kind="metrics",
-            title="service metrics",
-            content=metrics.line(),
-            data=metrics.model_dump(mode="json"),
-        )
-    )
+    metrics = metrics_evidence(rec, window_s, metrics_path)
     failing = [
         (r, m) for r, m in metrics.failing_routes() if m.error_rate_pct > threshold_pct
     ] or metrics.failing_routes()
