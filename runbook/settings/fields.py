@@ -1,6 +1,7 @@
 """The building blocks of the settings: the environment prefix, the validated field types (URLs,
 paths, Slack channels and handles, email addresses, feature-flag env vars, Kubernetes names), the group base class, `mask_url`,
-and `unique_names` (the one duplicate-name rule of the settings' and the catalogue's API lists)."""
+`unique_names` (the one duplicate-name rule of the settings' and the catalogue's API lists), and
+`env_config` (how every settings model of the project reads the environment and `.env`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
 )
+from pydantic_settings import SettingsConfigDict
 
 __all__ = [
     "ENV_PREFIX",
@@ -26,6 +28,7 @@ __all__ = [
     "HttpUrl",
     "K8sName",
     "UrlPath",
+    "env_config",
     "http_url",
     "mask_url",
     "model_of",
@@ -34,6 +37,21 @@ __all__ = [
 
 ENV_PREFIX = "RUNBOOK_"
 MASK = "**********"
+
+
+def env_config(env_prefix: str = ENV_PREFIX) -> SettingsConfigDict:
+    """A settings model's sources, alike for all: `PREFIX_*` variables and `.env`, unknown names ignored.
+
+    `Settings` and the crash-detection settings read the same places the same way; a model
+    adds what is its own (`SettingsConfigDict(**env_config(), env_nested_delimiter="_")`).
+    """
+    return SettingsConfigDict(
+        env_prefix=env_prefix,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
 
 
 # --- small validators ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from runbook.settings.fields import ENV_PREFIX, unique_names
+from runbook.settings.fields import ENV_PREFIX, env_config, unique_names
 from runbook.settings.groups import (
     DatabaseSettings,
     DeploySettings,
@@ -46,15 +46,7 @@ Environment = Literal["sandbox", "development", "staging", "production"]
 class Settings(BaseSettings):
     """All settings. Build with `load_settings()`, which turns validation errors into one line."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="_",
-        env_nested_max_split=1,
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        validate_default=True,
-    )
+    model_config = SettingsConfigDict(**env_config(), env_nested_delimiter="_", env_nested_max_split=1)
 
     environment: Environment = Field(
         "development",
