@@ -37,9 +37,10 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from runbook.errors import SettingsError
+from runbook.settings.fields import env_config
 
 __all__ = [
     "AUTOMATION_NAME",
@@ -65,13 +66,7 @@ MARGIN_S = 15  # a heartbeat may arrive this late (event batching, a busy server
 class CrashDetectionSettings(BaseSettings):
     """How often runs say they are alive, and how long a silence means the run is dead."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        validate_default=True,
-    )
+    model_config = env_config(ENV_PREFIX)
 
     heartbeat_s: int = Field(
         30,

@@ -4,6 +4,7 @@ service's metrics, infrastructure (logs, database, CPU/memory) and the documente
 Usage (inside a diagnosis flow)::
 
     metrics = read_metrics(window_s=300)                 # ServiceMetrics: overall and per route
+    metrics = metrics_evidence(rec, window_s=300)        # the same, attached as the incident evidence
     infra = check_infrastructure(rec, target)            # logs, database, CPU/memory
     conclude(rec, "code_defect", "...", options=[...])   # the documented conclusion, as evidence
 
@@ -51,6 +52,7 @@ __all__ = [
     "conclude",
     "conclusion_of",
     "get_service_metrics",
+    "metrics_evidence",
     "read_metrics",
     "split_route",
 ]
@@ -127,6 +129,20 @@ def get_service_metrics(
 
 def read_metrics(window_s: float, path: str = METRICS_PATH) -> ServiceMetrics:
     return get_service_metrics(base_url(), path, window_s, runtime.settings().service.http_timeout_s)
+
+
+def metrics_evidence(rec: Record, window_s: float, path: str = METRICS_PATH) -> ServiceMetrics:
+    """Step 1 of a diagnosis: which endpoint is failing; the metrics read, attached as evidence."""
+    metrics = read_metrics(window_s, path)
+    rec.add_evidence(
+        Evidence(
+            kind="metrics",
+            title="service metrics",
+            content=metrics.line(),
+            data=metrics.model_dump(mode="json"),
+        )
+    )
+    return metrics
 
 
 # --- code or infrastructure -------------------------------------------------------------------------------

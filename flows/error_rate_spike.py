@@ -37,17 +37,16 @@ from flows.diagnoses import (
     METRICS_PATH,
     check_infrastructure,
     conclude,
-    read_metrics,
+    metrics_evidence,
 )
 from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
 from flows.resource_exhaustion import resource_exhaustion
-from flows.steps import recent_deploys, rollback_and_verify, sentry_evidence
+from flows.steps import recent_deploys, rollback_and_verify, sentry_evidence, switch_feature
 from flows.targets import target_workload
-from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.models import IncidentRef, RunbookOutcome, RunbookResult
 from tasks import runtime
 from tasks.external_apis import check_external_api
-from tasks.feature_flags import set_feature_flag
 
 __all__ = ["error_rate_spike"]
 
@@ -84,15 +83,7 @@ def error_rate_spike(
     target = target_workload()
 
     # 1. Which endpoint is failing? (metrics per route; Sentry grouping for the pattern)
-    metrics = read_metrics(window_s, metrics_path)
-    rec.add_evidence(
-        Evidence(
-            kind="metrics",
-            title="service metrics",
-            content=metrics.line(),
-            data=metrics.model_dump(mode="json"),
-        )
-    )
+    metrics = metrics_evidence(rec, window_s, metrics_path)
     failing = [
         (r, m) for r, m in metrics.failing_routes() if m.error_rate_pct > threshold_pct
     ] or metrics.failing_routes()
@@ -161,12 +152,7 @@ def error_rate_spike(
             ],
             data=details,
         )
-        done = rec.act(
-            "disable-feature",
-            f"{target.namespace}/deployment/{target.name}:{api.feature_flag}",
-            lambda: set_feature_flag(target, api.feature_flag, False),
-            f"kubectl set env deployment/{target.name} {api.feature_flag}=false",
-        )
+        done = switch_feature(rec, target, api.feature_flag, False)
         if done.error is not None:
             return rec.finish(
                 RunbookOutcome.ESCALATED, f"turning {api.feature_flag} off failed: {done.error}"

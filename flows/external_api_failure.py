@@ -16,12 +16,12 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from flows.record import Record
+from flows.steps import switch_feature
 from flows.targets import base_url, target_workload
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
 from runbook.settings import ExternalApi
 from tasks import runtime
 from tasks.external_apis import ApiStatus, api_status, check_external_api
-from tasks.feature_flags import set_feature_flag
 from tasks.health import probe_url
 from tasks.service import notify_users
 
@@ -115,12 +115,7 @@ def external_api_failure(
 
     # Temporary fix: disable the affected feature, then tell users
     for api in down:
-        rec.act(
-            "disable-feature",
-            f"{target.namespace}/deployment/{target.name}:{api.feature_flag}",
-            lambda api=api: set_feature_flag(target, api.feature_flag, False),  # type: ignore[misc]
-            f"kubectl set env deployment/{target.name} {api.feature_flag}=false",
-        )
+        switch_feature(rec, target, api.feature_flag, False)
         notify({"type": "maintenance", "feature": api.feature})
     if dry_run:
         return rec.finish(
@@ -139,12 +134,7 @@ def external_api_failure(
     for api in down:
         if api.name not in back:
             continue
-        rec.act(
-            "enable-feature",
-            f"{target.namespace}/deployment/{target.name}:{api.feature_flag}",
-            lambda api=api: set_feature_flag(target, api.feature_flag, True),  # type: ignore[misc]
-            f"kubectl set env deployment/{target.name} {api.feature_flag}=true",
-        )
+        switch_feature(rec, target, api.feature_flag, True)
         notify({"type": "maintenance-over", "feature": api.feature})
 
     still = [a.name for a in down if a.name not in back]

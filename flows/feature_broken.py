@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field, SecretStr
 from flows.diagnoses import (
     METRICS_PATH,
     conclude,
-    read_metrics,
+    metrics_evidence,
     split_route,
 )
 from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
@@ -170,15 +170,7 @@ def feature_broken(
     settings = runtime.settings()
 
     # 1. Isolate the issue: which endpoint, which operation, which users
-    metrics = read_metrics(window_s, metrics_path)
-    rec.add_evidence(
-        Evidence(
-            kind="metrics",
-            title="service metrics",
-            content=metrics.line(),
-            data=metrics.model_dump(mode="json"),
-        )
-    )
+    metrics = metrics_evidence(rec, window_s, metrics_path)
     failing = metrics.failing_routes()
     issues = sentry_evidence(rec, "assess")
     if not failing and not issues:

@@ -56,11 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"flows.serve: {exc}", file=sys.stderr)
         return 2
-    from runbook.store import schema_refusal
+    from runbook.store import refuse_outdated_schema
 
-    refusal = schema_refusal()
-    if refusal:
-        print(f"flows.serve: {refusal}", file=sys.stderr)
+    if refuse_outdated_schema("flows.serve"):
         return 2
     print(f"serving {len(deps)} deployments: {', '.join(sorted(d.name for d in deps))}", flush=True)
     serve(*deps, limit=args.limit)

@@ -1,4 +1,5 @@
-"""Steps every flow shares, written once: recent deploys, Sentry evidence, rollback → wait → verify.
+"""Steps every flow shares, written once: recent deploys, Sentry evidence, switching a feature flag,
+rollback → wait → verify.
 
 The rollback goes to a named known-good revision (`known_good`), never a blind `undo`, and looks
 again right before it writes (`look_again`): docs/safety.md says why and what a person then sees.
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from flows.record import Record
+from flows.record import ActDone, Record
 from flows.targets import probe_service
 from kubeops import KubernetesError
 from kubeops.models import DeploymentLogs, Revision, RolloutFacts, Workload
@@ -31,6 +32,7 @@ from runbook.models import Evidence, RunbookOutcome, RunbookResult, utc_now
 from runbook.policy import deployed_recently
 from tasks import runtime
 from tasks.deploys import GitLogFailed, list_recent_commits
+from tasks.feature_flags import FlagChange, set_feature_flag
 from tasks.kubernetes import get_deployment_logs, get_rollout_facts, rollout_undo, wait_for_rollout
 from tasks.sentry import SentryFailed, SentryIssueSummary, get_latest_event, list_unresolved_issues
 
@@ -43,6 +45,7 @@ __all__ = [
     "rollback_and_verify",
     "rollback_plan",
     "sentry_evidence",
+    "switch_feature",
 ]
 
 
@@ -249,6 +252,20 @@ def sentry_evidence(rec: Record, step: str, limit: int = 5) -> list[SentryIssueS
             rec.note(step, f"Sentry latest event unavailable: {exc}")
     rec.note(step, f"Sentry: {len(issues)} unresolved issues, top: {issues[0].title if issues else '-'}")
     return issues
+
+
+# --- feature flags ----------------------------------------------------------------------------------------
+
+
+def switch_feature(rec: Record, target: Workload, flag: str, enabled: bool) -> ActDone[FlagChange]:
+    """The guide's `kubectl set env deployment/X FLAG=true|false` as a claimed action (once per incident)."""
+    value = "true" if enabled else "false"
+    return rec.act(
+        "enable-feature" if enabled else "disable-feature",
+        f"{target.namespace}/deployment/{target.name}:{flag}",
+        lambda: set_feature_flag(target, flag, enabled),
+        f"kubectl set env deployment/{target.name} {flag}={value}",
+    )
 
 
 # --- rollback → wait → verify -----------------------------------------------------------------------------

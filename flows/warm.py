@@ -553,11 +553,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (argparse.ArgumentTypeError, ValueError) as exc:
         print(f"flows.warm: {exc}", file=sys.stderr)
         return 2
-    from runbook.store import schema_refusal
+    from runbook.store import refuse_outdated_schema
 
-    refusal = schema_refusal()
-    if refusal:
-        print(f"flows.warm: {refusal}", file=sys.stderr)
+    if refuse_outdated_schema("flows.warm"):
         return 2
     runner.run()
     return 0

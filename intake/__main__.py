@@ -92,11 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"intake: {exc}", file=sys.stderr)
         return 2
-    from runbook.store import schema_refusal
+    from runbook.store import refuse_outdated_schema
 
-    refusal = schema_refusal(config.store_url)
-    if refusal:
-        print(f"intake: {refusal}", file=sys.stderr)
+    if refuse_outdated_schema("intake", config.store_url):
         return 2
     if args.no_dispatch:
         os.environ[_NO_DISPATCH_ENV] = "1"

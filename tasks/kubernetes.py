@@ -38,7 +38,7 @@ from kubeops.models import (
 from kubeops.rollout import rollout_facts
 from tasks import runtime
 from tasks.clients import kubernetes_api
-from tasks.retry import backoff, retry_if_transient
+from tasks.retry import read_task_options
 
 __all__ = [
     "get_deployment_env",
@@ -55,26 +55,20 @@ __all__ = [
     "wait_for_rollout",
 ]
 
-_READ = dict(
-    retries=3,
-    retry_delay_seconds=backoff(1.0),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+_READ = read_task_options(retries=3)
 
 
 def _api() -> ApiClient:
     return kubernetes_api(runtime.settings())
 
 
-@task(name="get_rollout_history", **_READ)  # type: ignore[call-overload]
+@task(name="get_rollout_history", **_READ)
 def get_rollout_history(target: Workload) -> list[Revision]:
     """`kubectl rollout history deployment/X`, with each revision's creation time."""
     return kubeops.rollout_history(_api(), target)
 
 
-@task(name="get_rollout_facts", **_READ)  # type: ignore[call-overload]
+@task(name="get_rollout_facts", **_READ)
 def get_rollout_facts(target: Workload) -> RolloutFacts:
     """The rollout history with when each revision became live, its ready pods, and since when the
     Deployment has been Available: what a runbook decides a rollback on."""
@@ -106,17 +100,17 @@ def set_deployment_env(target: Workload, env: dict[str, str | None]) -> EnvChang
     return kubeops.set_env(_api(), target, env)
 
 
-@task(name="get_deployment_env", **_READ)  # type: ignore[call-overload]
+@task(name="get_deployment_env", **_READ)
 def get_deployment_env(target: Workload) -> dict[str, str]:
     return kubeops.get_deployment_env(_api(), target)
 
 
-@task(name="get_replicas", **_READ)  # type: ignore[call-overload]
+@task(name="get_replicas", **_READ)
 def get_replicas(target: Workload) -> Replicas:
     return kubeops.get_replicas(_api(), target)
 
 
-@task(name="get_deployment_logs", **_READ)  # type: ignore[call-overload]
+@task(name="get_deployment_logs", **_READ)
 def get_deployment_logs(
     target: Workload, tail_lines: int = 100, grep: str | None = None, previous: bool = False
 ) -> DeploymentLogs:
@@ -124,19 +118,19 @@ def get_deployment_logs(
     return kubeops.deployment_logs(_api(), target, tail_lines=tail_lines, grep=grep, previous=previous)
 
 
-@task(name="list_events", **_READ)  # type: ignore[call-overload]
+@task(name="list_events", **_READ)
 def list_events(namespace: str, involved_name: str | None = None, limit: int = 20) -> list[EventInfo]:
     """`kubectl get events --sort-by=.lastTimestamp` (newest last), for one object or the namespace."""
     return kubeops.list_events(_api(), namespace, involved_name=involved_name, limit=limit)
 
 
-@task(name="top_pods", **_READ)  # type: ignore[call-overload]
+@task(name="top_pods", **_READ)
 def top_pods(namespace: str, sort_by: Literal["memory", "cpu"] = "memory") -> list[PodUsage]:
     """`kubectl top pods --sort-by=memory`."""
     return kubeops.top_pods(_api(), namespace, sort_by=sort_by)
 
 
-@task(name="top_nodes", **_READ)  # type: ignore[call-overload]
+@task(name="top_nodes", **_READ)
 def top_nodes() -> list[NodeUsage]:
     """`kubectl top nodes`."""
     return kubeops.top_nodes(_api())

@@ -2,9 +2,8 @@
 
 Usage::
 
-    @task(retries=3, retry_delay_seconds=backoff(1.0), retry_jitter_factor=0.5,
-          retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
-    def check_service(...): ...                      # Prefect retries a read task
+    @task(name="top_pods", **read_task_options(retries=3))
+    def top_pods(...): ...                           # Prefect retries a read task (transient only)
 
     answer, attempts = retried(RETRY, lambda: post_once(...))    # raises the last failure
 
@@ -35,6 +34,7 @@ import httpx
 import psycopg
 import stamina
 from kubernetes.client.exceptions import ApiException
+from prefect.cache_policies import NO_CACHE
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from tasks import runtime
@@ -46,6 +46,7 @@ __all__ = [
     "backoff",
     "is_transient",
     "is_transient_status",
+    "read_task_options",
     "retried",
     "retry_after_s",
     "retry_if_transient",
@@ -76,6 +77,21 @@ def backoff(base_s: float, cap_s: float = 60.0) -> Callable[[int], list[float]]:
         return [min(cap_s, base_s * 2**n) * scale for n in range(min(retries, 50))]
 
     return delays
+
+
+def read_task_options(retries: int) -> dict[str, Any]:
+    """`@task(**read_task_options(n))`: a read Prefect may run again, on transient failures only.
+
+    One declaration for every read task (Kubernetes, Sentry): exponential backoff from 1 s with jitter,
+    `retry_if_transient`, and no result cache (a read must look again).
+    """
+    return {
+        "retries": retries,
+        "retry_delay_seconds": backoff(1.0),
+        "retry_jitter_factor": 0.5,
+        "retry_condition_fn": retry_if_transient,
+        "cache_policy": NO_CACHE,
+    }
 
 
 def is_transient_status(status: int | None) -> bool:

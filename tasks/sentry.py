@@ -15,12 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, SecretStr
 
 from runbook.errors import RunbookError
 from tasks.clients import new_http_client
-from tasks.retry import backoff, retry_if_transient
+from tasks.retry import read_task_options
 
 __all__ = [
     "SentryEventSummary",
@@ -71,13 +70,7 @@ def _get(url: str, token: SecretStr, params: dict[str, Any] | None, timeout_s: f
     return response.json()
 
 
-@task(
-    name="list_unresolved_issues",
-    retries=2,
-    retry_delay_seconds=backoff(1.0),
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="list_unresolved_issues", **read_task_options(retries=2))
 def list_unresolved_issues(
     api_url: str, org: str, project: str, token: SecretStr, limit: int = 5, timeout_s: float = 10.0
 ) -> list[SentryIssueSummary]:
@@ -100,13 +93,7 @@ def list_unresolved_issues(
     return issues[:limit]
 
 
-@task(
-    name="get_latest_event",
-    retries=2,
-    retry_delay_seconds=backoff(1.0),
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="get_latest_event", **read_task_options(retries=2))
 def get_latest_event(
     api_url: str, issue_id: str, token: SecretStr, timeout_s: float = 10.0
 ) -> SentryEventSummary:

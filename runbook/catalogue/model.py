@@ -26,7 +26,17 @@ from pydantic import (
 )
 
 from runbook.errors import SettingsError
-from runbook.settings.fields import Channel, Handle, HttpUrl, K8sName, UrlPath, http_url
+from runbook.settings.fields import (
+    Channel,
+    Email,
+    EnvFlag,
+    Handle,
+    HttpUrl,
+    K8sName,
+    UrlPath,
+    http_url,
+    unique_names,
+)
 
 __all__ = [
     "IN_CLUSTER",
@@ -51,7 +61,6 @@ INLINE_SECRET = "write it by reference ({env: VAR} or {file: PATH}), not inline"
 
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
-_FLAG = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 class Part(BaseModel):
@@ -185,17 +194,10 @@ class CatalogueApi(Part):
 
     name: str = Field(min_length=1, description="hume, openai, spotify, ...")
     health_url: HttpUrl = Field(description="probed to tell whether the API is up")
-    feature_flag: str = Field(description="env var of the service that enables the feature")
+    feature_flag: EnvFlag = Field(description="env var of the service that enables the feature")
     feature: str = Field(min_length=1, description="feature named in the user notification")
     method: Literal["GET", "HEAD", "POST"] = Field("GET", description="method of the health probe")
     token: Secret | None = Field(None, description="bearer token of the probe, by reference")
-
-    @field_validator("feature_flag")
-    @classmethod
-    def _flag(cls, value: str) -> str:
-        if not _FLAG.match(value):
-            raise ValueError(f"must be an upper-case env var name (got {value!r})")
-        return value
 
 
 class Slack(Part):
@@ -218,14 +220,7 @@ class Escalation(Part):
     lead: Handle = Field("@team-lead", description="team lead (secondary)")
     devops: Channel = Field("#devops", description="DevOps/Infrastructure (tertiary)")
     security: Handle = Field("@security", description="security team (security incidents)")
-    security_email: str = Field("security@emotionscare.com", description="security team's email")
-
-    @field_validator("security_email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if "@" not in value.strip("@"):
-            raise ValueError(f"must be an email address (got {value!r})")
-        return value
+    security_email: Email = Field("security@emotionscare.com", description="security team's email")
 
 
 class Timings(Part):
@@ -281,10 +276,7 @@ class Service(Part):
     @field_validator("external_apis")
     @classmethod
     def _unique_apis(cls, apis: list[CatalogueApi]) -> list[CatalogueApi]:
-        names = [api.name for api in apis]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"API {dupes[0]!r} listed twice")
+        unique_names(apis)
         return apis
 
     def api(self, name: str) -> CatalogueApi:

@@ -1,10 +1,13 @@
 """The building blocks of the settings: the environment prefix, the validated field types (URLs,
-paths, Slack channels and handles, Kubernetes names), the group base class, and `mask_url`."""
+paths, Slack channels and handles, email addresses, feature-flag env vars, Kubernetes names), the group base class, `mask_url`,
+`unique_names` (the one duplicate-name rule of the settings' and the catalogue's API lists), and
+`env_config` (how every settings model of the project reads the environment and `.env`)."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
@@ -12,23 +15,43 @@ from pydantic import (
     BaseModel,
     ConfigDict,
 )
+from pydantic_settings import SettingsConfigDict
 
 __all__ = [
     "ENV_PREFIX",
     "MASK",
     "Channel",
+    "Email",
+    "EnvFlag",
     "Group",
     "Handle",
     "HttpUrl",
     "K8sName",
     "UrlPath",
+    "env_config",
     "http_url",
     "mask_url",
     "model_of",
+    "unique_names",
 ]
 
 ENV_PREFIX = "RUNBOOK_"
 MASK = "**********"
+
+
+def env_config(env_prefix: str = ENV_PREFIX) -> SettingsConfigDict:
+    """A settings model's sources, alike for all: `PREFIX_*` variables and `.env`, unknown names ignored.
+
+    `Settings` and the crash-detection settings read the same places the same way; a model
+    adds what is its own (`SettingsConfigDict(**env_config(), env_nested_delimiter="_")`).
+    """
+    return SettingsConfigDict(
+        env_prefix=env_prefix,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
 
 
 # --- small validators ------------------------------------------------------------------------------------
@@ -59,6 +82,21 @@ def _handle(value: str) -> str:
     return value
 
 
+def _email(value: str) -> str:
+    if "@" not in value.strip("@"):
+        raise ValueError(f"must be an email address (got {value!r})")
+    return value
+
+
+_FLAG = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def _env_flag(value: str) -> str:
+    if not _FLAG.match(value):
+        raise ValueError(f"must be an upper-case env var name (got {value!r})")
+    return value
+
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -72,7 +110,26 @@ HttpUrl = Annotated[str, AfterValidator(http_url)]
 UrlPath = Annotated[str, AfterValidator(_path)]
 Channel = Annotated[str, AfterValidator(_channel)]
 Handle = Annotated[str, AfterValidator(_handle)]
+Email = Annotated[str, AfterValidator(_email)]
+EnvFlag = Annotated[str, AfterValidator(_env_flag)]
 K8sName = Annotated[str, AfterValidator(_dns_label)]
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+
+
+def unique_names(items: Sequence[N]) -> Sequence[N]:
+    """`items` unchanged, or ValueError naming the first name listed twice (a list validator's body)."""
+    names = [item.name for item in items]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate API name {dupes[0]!r}")
+    return items
 
 
 def mask_url(url: str) -> str:

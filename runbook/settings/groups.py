@@ -4,7 +4,6 @@ its database, external APIs, Slack, PagerDuty, Sentry, the store, deploys, intak
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +17,8 @@ from pydantic import (
 
 from runbook.settings.fields import (
     Channel,
+    Email,
+    EnvFlag,
     Group,
     Handle,
     HttpUrl,
@@ -88,25 +89,15 @@ class DatabaseSettings(Group):
     supabase_api_url: HttpUrl = Field("https://api.supabase.com", description="Supabase management API")
 
 
-_FLAG = re.compile(r"^[A-Z][A-Z0-9_]*$")
-
-
 class ExternalApi(Group):
     """One external API the service depends on, and the feature flag that switches off what needs it."""
 
     name: str = Field(min_length=1, description="hume, openai, spotify, ...")
     health_url: HttpUrl = Field(description="probed to tell whether the API is up")
-    feature_flag: str = Field(description="env var of the service that enables the feature")
+    feature_flag: EnvFlag = Field(description="env var of the service that enables the feature")
     feature: str = Field(min_length=1, description="feature named in the user notification")
     method: Literal["GET", "HEAD", "POST"] = "GET"
     token: SecretStr | None = None
-
-    @field_validator("feature_flag")
-    @classmethod
-    def _flag(cls, value: str) -> str:
-        if not _FLAG.match(value):
-            raise ValueError(f"must be an upper-case env var name (got {value!r})")
-        return value
 
 
 def default_apis() -> list[ExternalApi]:
@@ -144,15 +135,8 @@ class SlackSettings(Group):
     oncall_handle: Handle = Field("@on-call", description="on-call engineer (primary contact)")
     lead_handle: Handle = Field("@team-lead", description="team lead (secondary contact)")
     security_handle: Handle = Field("@security", description="security team (security incidents)")
-    security_email: str = Field("security@emotionscare.com", description="security team's email")
+    security_email: Email = Field("security@emotionscare.com", description="security team's email")
     timeout_s: float = Field(10.0, gt=0, le=120, description="timeout of every Slack call")
-
-    @field_validator("security_email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if "@" not in value.strip("@"):
-            raise ValueError(f"must be an email address (got {value!r})")
-        return value
 
 
 class PagerDutySettings(Group):

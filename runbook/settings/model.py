@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from runbook.settings.fields import ENV_PREFIX
+from runbook.settings.fields import ENV_PREFIX, env_config, unique_names
 from runbook.settings.groups import (
     DatabaseSettings,
     DeploySettings,
@@ -46,15 +46,7 @@ Environment = Literal["sandbox", "development", "staging", "production"]
 class Settings(BaseSettings):
     """All settings. Build with `load_settings()`, which turns validation errors into one line."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="_",
-        env_nested_max_split=1,
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        validate_default=True,
-    )
+    model_config = SettingsConfigDict(**env_config(), env_nested_delimiter="_", env_nested_max_split=1)
 
     environment: Environment = Field(
         "development",
@@ -99,10 +91,7 @@ class Settings(BaseSettings):
     @field_validator("external_apis")
     @classmethod
     def _unique_apis(cls, apis: list[ExternalApi]) -> list[ExternalApi]:
-        names = [api.name for api in apis]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate API name {dupes[0]!r}")
+        unique_names(apis)
         return apis
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ intake's outbox (intake/outbox.py) and the drill history (runbook/drill_history.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import StoreFailed
@@ -61,6 +62,7 @@ __all__ = [
     "Store",
     "check_schema",
     "open_store",
+    "refuse_outdated_schema",
     "schema_refusal",
     "store_url",
 ]
@@ -138,3 +140,16 @@ def schema_refusal(target: str | Settings | StoreSettings | None = None) -> str 
     except (SettingsError, StoreFailed):
         return None
     return None
+
+
+def refuse_outdated_schema(prog: str, target: str | Settings | StoreSettings | None = None) -> bool:
+    """True, after printing `prog: <schema_refusal's line>` to stderr, when the process must not start.
+
+    The start check of `python -m intake`, `python -m flows.serve` and `python -m flows.warm`, written
+    once: the caller exits 2 when this is True.
+    """
+    refusal = schema_refusal(target)
+    if refusal:
+        print(f"{prog}: {refusal}", file=sys.stderr)
+        return True
+    return False
