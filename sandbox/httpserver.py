@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sandbox.http_messages import HttpError, RecordedRequest, Request, Response, parse_body
+from sandbox.ports import candidate_ports
 
 __all__ = [
     "Handler",
@@ -90,9 +91,9 @@ class _Listener(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], owner: HttpServer) -> None:
         self.owner = owner
-        super().__init__(address, _RequestHandler)
         self._stopping = threading.Event()
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r, self._wake_w = socket.socketpair()  # before the bind: a failed bind closes them
+        super().__init__(address, _RequestHandler)
 
     def serve(self) -> None:
         """Accept connections until `wake()`; each request runs in its own daemon thread.
@@ -277,12 +278,21 @@ class HttpServer:
         self.stop()
 
     def _open(self) -> None:
-        try:
-            listener = _Listener((self._host, self._port), self)
-        except OSError as exc:
-            raise RuntimeError(
-                f"{self.name} server cannot listen on {self._host}:{self._port}: {exc}"
-            ) from exc
+        # A port the server may give up and take back (close_listener/reopen_listener) is chosen below
+        # the kernel's ephemeral range, where no outgoing connection can take it meanwhile (ports.py).
+        ports = [self._port] if self._port else candidate_ports()
+        listener: _Listener | None = None
+        for port in ports:
+            try:
+                listener = _Listener((self._host, port), self)
+                break
+            except OSError as exc:
+                if self._port:
+                    raise RuntimeError(
+                        f"{self.name} server cannot listen on {self._host}:{self._port}: {exc}"
+                    ) from exc
+        if listener is None:
+            raise RuntimeError(f"{self.name} server found no free port on {self._host}")
         self._port = int(listener.server_address[1])
         self._wake = threading.Event()
         thread = threading.Thread(

