@@ -19,6 +19,11 @@ acknowledged is dispatched eventually. Creations are paced by a token bucket (`r
 `burst`), so a storm never floods the Prefect server (a SQLite-backed one answers 503 under load);
 the storm itself is absorbed earlier, by dedupe into one incident. A restart resumes from the outbox:
 rows whose lease expired are claimed again.
+
+Two helpers keep an outage short (docs/intake.md, "Dispatch"): `Drain` (intake/drain.py) notices the
+API answers again (a health probe every `probe_interval_s` while rows back off, or the first dispatch
+that works) and makes the whole backlog due at once, P1 first; `LeaseKeeper` (intake/lease.py) renews
+the short leases of the rows this dispatcher holds, so a dead replica's rows are free within `lease_s`.
 """
 
 from __future__ import annotations
@@ -31,13 +36,15 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from intake.config import DispatchConfig
+from intake.drain import Drain
 from intake.errors import DispatchFailed
+from intake.lease import LeaseKeeper
 from intake.metrics import IntakeMetrics
 from intake.outbox import Outbox, OutboxItem
+from intake.pacing import TokenBucket, backoff_delay
 from runbook.errors import NotFound
 from runbook.models import Incident, TimelineEntry
 
@@ -49,42 +56,6 @@ log = logging.getLogger("intake.dispatch")
 def idempotency_key(deployment: str, incident_id: str) -> str:
     """`"respond/respond:<incident id>"`: per deployment, because Prefect scopes keys per flow."""
     return f"{deployment}:{incident_id}"
-
-
-def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
-    """Delay before retry `attempt` (1, 2, ...): `initial * 2**(attempt-1)` capped at `max_s`, then
-    "equal jitter" (half fixed, half random) so replicas do not retry in lockstep."""
-    ceiling = min(max_s, initial_s * (2 ** max(0, min(attempt - 1, 30))))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-class TokenBucket:
-    """At most `burst` at once, refilled at `rate_per_s`. `await bucket.acquire()` waits for a token."""
-
-    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate_per_s
-        self.capacity = float(burst)
-        self.tokens = float(burst)
-        self.clock = clock
-        self.stamp = clock()
-
-    def _refill(self) -> None:
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-
-    def wait_s(self) -> float:
-        """Seconds until a token is free (0 if one is)."""
-        self._refill()
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-
-    def take(self) -> bool:
-        """Take a token if one is free."""
-        self._refill()
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 class FlowStarter(Protocol):
@@ -137,6 +108,11 @@ class PrefectStarter:
         except Exception as exc:  # the server may not be up yet, or the deployment not registered
             log.info("dispatcher warm-up: %s: %s (the first dispatch will retry)", type(exc).__name__, exc)
 
+    async def healthy(self) -> bool:
+        """True if the API answers its health endpoint (`GET /api/health`)."""
+        client = await self._get_client()
+        return await client.api_healthcheck() is None
+
     async def aclose(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
@@ -186,6 +162,8 @@ class Dispatcher:
         self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.rng = rng or random.Random()
         self.bucket = TokenBucket(config.rate_per_s, config.burst)
+        self.drain = Drain(outbox, config)
+        self.leases = LeaseKeeper(outbox, self.owner, config.lease_s, config.renew_every_s)
         self._starter = starter
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -266,17 +244,45 @@ class Dispatcher:
                 if warm is not None:  # bounded: stored work must not wait long on a slow server
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(warm(self.config.deployment), timeout=3.0)
-                while not self._stopping.is_set():
-                    done = await self._pass(starter)
-                    if done == 0:
-                        await self._idle()
+                async with self._heartbeat():
+                    while not self._stopping.is_set():
+                        done = await self._pass(starter)
+                        if done == 0:
+                            await self._idle()
+                            await self._probe(starter)
         finally:
             await starter.aclose()
             self._loop = None
 
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self) -> Any:
+        """Renew the held leases while the body runs; give back what is still held when it ends."""
+        task = asyncio.create_task(self.leases.run(), name="intake-dispatcher-leases")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.leases.release_all()
+
+    async def _probe(self, starter: FlowStarter) -> None:
+        """After an outage, while rows back off: if the API answers, release them (intake/drain.py)."""
+        if not self.drain.outage:
+            return
+        due = await asyncio.to_thread(self._next_due_in)
+        healthy = getattr(starter, "healthy", None)
+        if healthy is None:  # a starter without a probe: the first dispatch that works releases
+            return
+        self._granted(await self.drain.probe(healthy, backing_off=due is not None and due > 0))
+
+    def _granted(self, released: int) -> None:
+        if released:
+            self.bucket.grant(min(released, self.config.drain_burst))
+
     async def _idle(self) -> None:
         assert self._wake is not None
-        wait_s = self.config.idle_poll_s
+        wait_s = self.drain.idle_wait(self.config.idle_poll_s)
         due = await asyncio.to_thread(self._next_due_in)
         if due is not None:
             wait_s = max(0.0, min(wait_s, due))
@@ -302,12 +308,16 @@ class Dispatcher:
         except Exception:
             log.exception("dispatcher: cannot claim from the outbox")
             return 0
+        self.leases.hold(item.incident_id for item in items)
         handled = 0
         for item in items:
             if self._stopping.is_set():
-                break
+                break  # what is still held is given back by the heartbeat's end
             await self._paced()
-            await self._dispatch(starter, item)
+            try:
+                await self._dispatch(starter, item)
+            finally:
+                self.leases.drop(item.incident_id)
             handled += 1
         return handled
 
@@ -341,6 +351,7 @@ class Dispatcher:
         except Exception as exc:
             await self._failed(item, exc)
             return
+        self._granted(await asyncio.to_thread(self.drain.succeeded))
         self.metrics.dispatch.labels(outcome="dispatched").inc()
         self.metrics.dispatch_seconds.observe(time.perf_counter() - started)
         log.info("dispatched incident %s -> flow run %s (%s)", incident.id, flow_run_id, item.deployment)
@@ -360,6 +371,7 @@ class Dispatcher:
 
     async def _failed(self, item: OutboxItem, exc: BaseException) -> None:
         self.metrics.dispatch.labels(outcome="failed").inc()
+        self.drain.failed(exc)
         error = f"{type(exc).__name__}: {exc}"[:2000]
         delay = backoff_delay(
             item.attempts + 1, self.config.backoff_initial_s, self.config.backoff_max_s, self.rng
@@ -386,7 +398,8 @@ class Dispatcher:
             starter = self.starter()
             try:
                 with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: self.config.client_max_retries}):
-                    return await self._pass(starter)
+                    async with self._heartbeat():
+                        return await self._pass(starter)
             finally:
                 await starter.aclose()
 
