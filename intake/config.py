@@ -70,6 +70,10 @@ class DispatchConfig(BaseModel):
     drain_burst: int = Field(200, ge=1)
     """When the backlog is released after an outage, the token bucket is topped up to its size (at most
     this many): the drain goes at the server's pace, one creation at a time, not at `rate_per_s`."""
+    concurrency: int = Field(1, ge=1, le=32)
+    """Creations in flight at once (from one claimed batch, in its order); the bucket still paces them.
+    1 for a SQLite-backed Prefect server (concurrent writes answer 503 `database is locked`); a
+    PostgreSQL-backed one takes more."""
     idle_poll_s: float = Field(1.0, gt=0)
     batch: int = Field(20, ge=1)
     request_timeout_s: float = Field(10.0, gt=0)
