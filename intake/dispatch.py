@@ -7,8 +7,9 @@ Usage::
         dispatcher.wake()            # new work was enqueued (the intake calls this after a 202)
     dispatcher.run_once()            # or one pass by hand (tests, `python -m intake dispatch`)
 
-Exactly once (docs/intake.md, "Dispatch"): the run is created with
-`run_deployment(name, parameters, timeout=0, idempotency_key=f"{deployment}:{incident_id}")`.
+Exactly once (docs/intake.md, "Dispatch"): the run is created as
+`run_deployment(name, parameters, timeout=0, idempotency_key=f"{deployment}:{incident_id}")` creates it
+(`PrefectStarter.start`: the same client call, the deployment's id read once).
 Prefect's idempotency keys are scoped per flow, so the key carries the deployment name; any retry,
 replay, or second replica asking for the same incident gets the same flow run back. The run id is
 stored on the incident (`Store.update_incident(id, flow_run_id=...)`) and the outbox row is closed.
@@ -24,6 +25,10 @@ Two helpers keep an outage short (docs/intake.md, "Dispatch"): `Drain` (intake/d
 API answers again (a health probe every `probe_interval_s` while rows back off, or the first dispatch
 that works) and makes the whole backlog due at once, P1 first; `LeaseKeeper` (intake/lease.py) renews
 the short leases of the rows this dispatcher holds, so a dead replica's rows are free within `lease_s`.
+
+One thing past ~400 lines: the dispatch loop and the one Prefect call it makes (`PrefectStarter`);
+pacing (intake/pacing.py), the outage breaker (intake/drain.py) and the leases (intake/lease.py) are
+already their own modules.
 """
 
 from __future__ import annotations
@@ -88,8 +93,8 @@ class PrefectStarter:
     async def start(self, deployment: str, parameters: dict[str, Any], key: str) -> str:
         """What `run_deployment(name, parameters, timeout=0, idempotency_key=key)` does, minus its
         read of the deployment on every call: the id is read once per name and kept (one round trip
-        per creation instead of two: a drain after an outage goes twice as fast). Any failure forgets
-        it, so a redeployed (new id) deployment is found again on the retry."""
+        per creation instead of two). Any failure forgets it, so a redeployed (new id) deployment is
+        found again on the retry."""
         from prefect.states import Scheduled
 
         client = await self._get_client()

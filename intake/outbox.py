@@ -228,35 +228,26 @@ class SqlOutbox(Outbox):
         return sorted((OutboxItem.from_row(tuple(r)) for r in rows), key=lambda i: rank[i.incident_id])
 
     def renew(self, owner: str, incident_ids: list[str], lease_s: float) -> int:
-        if not incident_ids:
-            return 0
         now = self.clock()
-        with self._db.tx(write=True) as conn:
-            result = conn.execute(
-                update(_table)
-                .where(
-                    _table.c.incident_id.in_(incident_ids),
-                    _table.c.lease_owner == owner,
-                    _table.c.dispatched_at.is_(None),
-                    _table.c.lease_until >= now,  # expired: another replica may hold it now
-                )
-                .values(lease_until=now + lease_s)
-            )
-        return int(result.rowcount or 0)
+        # An expired lease is not renewed: another replica may hold the row now.
+        return self._held(owner, incident_ids, _table.c.lease_until >= now, lease_until=now + lease_s)
 
     def release(self, owner: str, incident_ids: list[str]) -> int:
+        return self._held(owner, incident_ids, None, lease_owner=None, lease_until=None)
+
+    def _held(self, owner: str, incident_ids: list[str], also: Any, **values: Any) -> int:
+        """Update `owner`'s undispatched rows among `incident_ids` (and `also`); how many."""
         if not incident_ids:
             return 0
+        where = [
+            _table.c.incident_id.in_(incident_ids),
+            _table.c.lease_owner == owner,
+            _table.c.dispatched_at.is_(None),
+        ]
+        if also is not None:
+            where.append(also)
         with self._db.tx(write=True) as conn:
-            result = conn.execute(
-                update(_table)
-                .where(
-                    _table.c.incident_id.in_(incident_ids),
-                    _table.c.lease_owner == owner,
-                    _table.c.dispatched_at.is_(None),
-                )
-                .values(lease_owner=None, lease_until=None)
-            )
+            result = conn.execute(update(_table).where(*where).values(**values))
         return int(result.rowcount or 0)
 
     def release_backoff(self) -> int:
