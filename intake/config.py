@@ -59,12 +59,31 @@ class DispatchConfig(BaseModel):
     burst: int = Field(10, ge=1)
     backoff_initial_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(60.0, gt=0)
-    lease_s: float = Field(60.0, gt=0)
+    lease_s: float = Field(10.0, gt=0)
+    """A claim's lease; its holder renews it every `lease_renew_s`, so a dead holder's rows are free
+    within about this long (intake/lease.py)."""
+    lease_renew_s: float = Field(3.0, gt=0)
+    """The holder's heartbeat period (at most a third of `lease_s`: `renew_every_s`)."""
+    probe_interval_s: float = Field(1.0, gt=0)
+    """After an outage, while rows back off: ask the Prefect API's health this often (intake/drain.py)."""
+    probe_timeout_s: float = Field(2.0, gt=0)
+    drain_burst: int = Field(200, ge=1)
+    """When the backlog is released after an outage, the token bucket is topped up to its size (at most
+    this many): the drain goes at the server's pace, one creation at a time, not at `rate_per_s`."""
+    concurrency: int = Field(1, ge=1, le=32)
+    """Creations in flight at once (from one claimed batch, in its order); the bucket still paces them.
+    1 for a SQLite-backed Prefect server (concurrent writes answer 503 `database is locked`); a
+    PostgreSQL-backed one takes more."""
     idle_poll_s: float = Field(1.0, gt=0)
     batch: int = Field(20, ge=1)
     request_timeout_s: float = Field(10.0, gt=0)
     client_max_retries: int = Field(0, ge=0, le=10)
     """Prefect client's own retries per call; ours (backoff above) do the rest, without holding a row."""
+
+    @property
+    def renew_every_s(self) -> float:
+        """The heartbeat's period: `lease_renew_s`, at most a third of the lease (at least 50 ms)."""
+        return max(0.05, min(self.lease_renew_s, self.lease_s / 3))
 
 
 class IntakeConfig(BaseModel):

@@ -7,8 +7,9 @@ Usage::
         dispatcher.wake()            # new work was enqueued (the intake calls this after a 202)
     dispatcher.run_once()            # or one pass by hand (tests, `python -m intake dispatch`)
 
-Exactly once (docs/intake.md, "Dispatch"): the run is created with
-`run_deployment(name, parameters, timeout=0, idempotency_key=f"{deployment}:{incident_id}")`.
+Exactly once (docs/intake.md, "Dispatch"): the run is created as
+`run_deployment(name, parameters, timeout=0, idempotency_key=f"{deployment}:{incident_id}")` creates it
+(`PrefectStarter.start`: the same client call, the deployment's id read once).
 Prefect's idempotency keys are scoped per flow, so the key carries the deployment name; any retry,
 replay, or second replica asking for the same incident gets the same flow run back. The run id is
 stored on the incident (`Store.update_incident(id, flow_run_id=...)`) and the outbox row is closed.
@@ -19,6 +20,15 @@ acknowledged is dispatched eventually. Creations are paced by a token bucket (`r
 `burst`), so a storm never floods the Prefect server (a SQLite-backed one answers 503 under load);
 the storm itself is absorbed earlier, by dedupe into one incident. A restart resumes from the outbox:
 rows whose lease expired are claimed again.
+
+Two helpers keep an outage short (docs/intake.md, "Dispatch"): `Drain` (intake/drain.py) notices the
+API answers again (a health probe every `probe_interval_s` while rows back off, or the first dispatch
+that works) and makes the whole backlog due at once, P1 first; `LeaseKeeper` (intake/lease.py) renews
+the short leases of the rows this dispatcher holds, so a dead replica's rows are free within `lease_s`.
+
+One thing past ~400 lines: the dispatch loop and the one Prefect call it makes (`PrefectStarter`);
+pacing (intake/pacing.py), the outage breaker (intake/drain.py) and the leases (intake/lease.py) are
+already their own modules.
 """
 
 from __future__ import annotations
@@ -31,13 +41,15 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from intake.config import DispatchConfig
+from intake.drain import Drain
 from intake.errors import DispatchFailed
+from intake.lease import LeaseKeeper
 from intake.metrics import IntakeMetrics
 from intake.outbox import Outbox, OutboxItem
+from intake.pacing import TokenBucket, backoff_delay
 from runbook.errors import NotFound
 from runbook.models import Incident, TimelineEntry
 
@@ -51,42 +63,6 @@ def idempotency_key(deployment: str, incident_id: str) -> str:
     return f"{deployment}:{incident_id}"
 
 
-def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
-    """Delay before retry `attempt` (1, 2, ...): `initial * 2**(attempt-1)` capped at `max_s`, then
-    "equal jitter" (half fixed, half random) so replicas do not retry in lockstep."""
-    ceiling = min(max_s, initial_s * (2 ** max(0, min(attempt - 1, 30))))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-class TokenBucket:
-    """At most `burst` at once, refilled at `rate_per_s`. `await bucket.acquire()` waits for a token."""
-
-    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate_per_s
-        self.capacity = float(burst)
-        self.tokens = float(burst)
-        self.clock = clock
-        self.stamp = clock()
-
-    def _refill(self) -> None:
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-
-    def wait_s(self) -> float:
-        """Seconds until a token is free (0 if one is)."""
-        self._refill()
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-
-    def take(self) -> bool:
-        """Take a token if one is free."""
-        self._refill()
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
 class FlowStarter(Protocol):
     """Starts (or finds, by idempotency key) the flow run of one deployment; returns the run id."""
 
@@ -96,12 +72,14 @@ class FlowStarter(Protocol):
 
 
 class PrefectStarter:
-    """`run_deployment(..., timeout=0, idempotency_key=key)` against one Prefect API, one client reused."""
+    """Creates runs as `run_deployment(..., timeout=0, idempotency_key=key)` does, on one Prefect API,
+    one client reused."""
 
     def __init__(self, api_url: str, *, request_timeout_s: float = 10.0) -> None:
         self.api_url = api_url
         self.request_timeout_s = request_timeout_s
         self._client: Any = None
+        self._deployment_ids: dict[str, Any] = {}
 
     async def _get_client(self) -> Any:
         if self._client is None:
@@ -113,18 +91,24 @@ class PrefectStarter:
         return self._client
 
     async def start(self, deployment: str, parameters: dict[str, Any], key: str) -> str:
-        from prefect.deployments import arun_deployment
+        """What `run_deployment(name, parameters, timeout=0, idempotency_key=key)` does, minus its
+        read of the deployment on every call: the id is read once per name and kept (one round trip
+        per creation instead of two). Any failure forgets it, so a redeployed (new id) deployment is
+        found again on the retry."""
+        from prefect.states import Scheduled
 
         client = await self._get_client()
-        flow_run = await arun_deployment(
-            deployment,
-            parameters=parameters,
-            timeout=0,
-            idempotency_key=key,
-            client=client,
-            as_subflow=False,
-            tags=["intake"],
-        )
+        try:
+            deployment_id = self._deployment_ids.get(deployment)
+            if deployment_id is None:
+                deployment_id = (await client.read_deployment_by_name(deployment)).id
+                self._deployment_ids[deployment] = deployment_id
+            flow_run = await client.create_flow_run_from_deployment(
+                deployment_id, parameters=parameters, state=Scheduled(), tags=["intake"], idempotency_key=key
+            )
+        except BaseException:
+            self._deployment_ids.pop(deployment, None)
+            raise
         return str(flow_run.id)
 
     async def warm(self, deployment: str) -> None:
@@ -133,9 +117,14 @@ class PrefectStarter:
         the first dispatch retries as usual."""
         try:
             client = await self._get_client()
-            await client.read_deployment_by_name(deployment)
+            self._deployment_ids[deployment] = (await client.read_deployment_by_name(deployment)).id
         except Exception as exc:  # the server may not be up yet, or the deployment not registered
             log.info("dispatcher warm-up: %s: %s (the first dispatch will retry)", type(exc).__name__, exc)
+
+    async def healthy(self) -> bool:
+        """True if the API answers its health endpoint (`GET /api/health`)."""
+        client = await self._get_client()
+        return await client.api_healthcheck() is None
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -186,6 +175,8 @@ class Dispatcher:
         self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.rng = rng or random.Random()
         self.bucket = TokenBucket(config.rate_per_s, config.burst)
+        self.drain = Drain(outbox, config)
+        self.leases = LeaseKeeper(outbox, self.owner, config.lease_s, config.renew_every_s)
         self._starter = starter
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -266,20 +257,47 @@ class Dispatcher:
                 if warm is not None:  # bounded: stored work must not wait long on a slow server
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(warm(self.config.deployment), timeout=3.0)
-                while not self._stopping.is_set():
-                    done = await self._pass(starter)
-                    if done == 0:
-                        await self._idle()
+                async with self._heartbeat():
+                    while not self._stopping.is_set():
+                        if not await self._api_answers(starter):
+                            await self._idle()  # an outage: claim nothing, probe again later
+                            continue
+                        if await self._pass(starter) == 0:
+                            await self._idle()
         finally:
             await starter.aclose()
             self._loop = None
 
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self) -> Any:
+        """Renew the held leases while the body runs; give back what is still held when it ends."""
+        task = asyncio.create_task(self.leases.run(), name="intake-dispatcher-leases")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.leases.release_all()
+
+    async def _api_answers(self, starter: FlowStarter) -> bool:
+        """False during an outage (intake/drain.py); at its end, the backlog is due and paced at once."""
+        backlog = await self.drain.probe(getattr(starter, "healthy", None))
+        if backlog is None:
+            return False
+        if backlog:  # the drain goes at the server's pace (one creation at a time), not `rate_per_s`
+            self.bucket.grant(min(backlog, self.config.drain_burst))
+        return True
+
     async def _idle(self) -> None:
         assert self._wake is not None
         wait_s = self.config.idle_poll_s
-        due = await asyncio.to_thread(self._next_due_in)
-        if due is not None:
-            wait_s = max(0.0, min(wait_s, due))
+        if self.drain.outage:  # due rows wait for the API: only the next probe matters
+            wait_s = min(wait_s, self.drain.wait_s() or self.config.probe_interval_s)
+        else:
+            due = await asyncio.to_thread(self._next_due_in)
+            if due is not None:
+                wait_s = max(0.0, min(wait_s, due))
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
         except TimeoutError:
@@ -302,13 +320,23 @@ class Dispatcher:
         except Exception:
             log.exception("dispatcher: cannot claim from the outbox")
             return 0
-        handled = 0
-        for item in items:
-            if self._stopping.is_set():
-                break
-            await self._paced()
-            await self._dispatch(starter, item)
-            handled += 1
+        self.leases.hold(item.incident_id for item in items)
+        # Up to `concurrency` creations at once, started in the claim's order (P1 first, then oldest).
+        slots = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(item: OutboxItem) -> bool:
+            async with slots:
+                if self._stopping.is_set() or self.drain.outage:
+                    return False  # given back below: another replica, or the drain, takes it
+                await self._paced()
+                try:
+                    await self._dispatch(starter, item)
+                finally:
+                    self.leases.drop(item.incident_id)
+                return True
+
+        handled = sum(await asyncio.gather(*(one(item) for item in items)))
+        await self.leases.release_all()
         return handled
 
     async def _paced(self) -> None:
@@ -341,6 +369,7 @@ class Dispatcher:
         except Exception as exc:
             await self._failed(item, exc)
             return
+        self.drain.succeeded()
         self.metrics.dispatch.labels(outcome="dispatched").inc()
         self.metrics.dispatch_seconds.observe(time.perf_counter() - started)
         log.info("dispatched incident %s -> flow run %s (%s)", incident.id, flow_run_id, item.deployment)
@@ -360,6 +389,7 @@ class Dispatcher:
 
     async def _failed(self, item: OutboxItem, exc: BaseException) -> None:
         self.metrics.dispatch.labels(outcome="failed").inc()
+        self.drain.failed(exc)
         error = f"{type(exc).__name__}: {exc}"[:2000]
         delay = backoff_delay(
             item.attempts + 1, self.config.backoff_initial_s, self.config.backoff_max_s, self.rng
@@ -386,7 +416,9 @@ class Dispatcher:
             starter = self.starter()
             try:
                 with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: self.config.client_max_retries}):
-                    return await self._pass(starter)
+                    async with self._heartbeat():
+                        self.drain.outage = False  # by hand: try the rows, whatever the last pass saw
+                        return await self._pass(starter)
             finally:
                 await starter.aclose()
 

@@ -34,12 +34,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
 
 from intake.errors import IntakeError
 from runbook.store import SCHEMA_VERSION
 from runbook.store.database import BoundDatabase, Database, dialect_insert_for
 from runbook.store.migrate import open_database
+from runbook.store.schema import incidents as _incidents
 from runbook.store.schema import outbox as _table
 
 __all__ = [
@@ -112,7 +113,22 @@ class Outbox(ABC):
 
     @abstractmethod
     def claim(self, owner: str, lease_s: float, limit: int) -> list[OutboxItem]:
-        """Lease up to `limit` due, undispatched rows to `owner` for `lease_s` seconds (oldest due first)."""
+        """Lease up to `limit` due, undispatched rows to `owner` for `lease_s` seconds, most severe
+        incident first (P1 before P2 ...), then oldest first; returned in that order."""
+
+    @abstractmethod
+    def renew(self, owner: str, incident_ids: list[str], lease_s: float) -> int:
+        """Extend `owner`'s leases on these rows to now + `lease_s` (the holder's heartbeat); how many it
+        still held (a row whose lease expired and was claimed by another is not renewed)."""
+
+    @abstractmethod
+    def release(self, owner: str, incident_ids: list[str]) -> int:
+        """Give back `owner`'s leases on these undispatched rows (a graceful stop); how many."""
+
+    @abstractmethod
+    def release_backoff(self) -> int:
+        """Make every undispatched row that waits out a backoff due now (one UPDATE); how many.
+        The dispatcher calls it when Prefect answers again after an outage: the backlog drains at once."""
 
     @abstractmethod
     def complete(self, incident_id: str, flow_run_id: str) -> None:
@@ -182,25 +198,67 @@ class SqlOutbox(Outbox):
 
     def claim(self, owner: str, lease_s: float, limit: int) -> list[OutboxItem]:
         now = self.clock()
+        # Most severe first, then oldest: after an outage a P1 does not wait behind the backlog. The
+        # severity is the incident's (same database); a row whose incident is gone sorts last.
+        severity = func.coalesce(_incidents.c.severity, literal("P9"))
         due = (
             select(_table.c.incident_id)
+            .select_from(_table.outerjoin(_incidents, _incidents.c.id == _table.c.incident_id))
             .where(
                 _table.c.dispatched_at.is_(None),
                 _table.c.next_attempt_at <= now,
                 (_table.c.lease_until.is_(None)) | (_table.c.lease_until < now),
             )
-            .order_by(_table.c.next_attempt_at)
+            .order_by(severity, _table.c.enqueued_at)
             .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite: BEGIN IMMEDIATE serialises claims
+            # PostgreSQL: lock the outbox rows only; SQLite: BEGIN IMMEDIATE serialises claims.
+            .with_for_update(skip_locked=True, of=_table)
         )
         with self._db.tx(write=True) as conn:
+            order = list(conn.execute(due).scalars())
+            if not order:
+                return []
             rows = conn.execute(
                 update(_table)
-                .where(_table.c.incident_id.in_(due.scalar_subquery()))
+                .where(_table.c.incident_id.in_(order))
                 .values(lease_owner=owner, lease_until=now + lease_s)
                 .returning(*_COLUMNS)
             ).all()
-        return sorted((OutboxItem.from_row(tuple(r)) for r in rows), key=lambda i: i.next_attempt_at)
+        rank = {incident_id: n for n, incident_id in enumerate(order)}
+        return sorted((OutboxItem.from_row(tuple(r)) for r in rows), key=lambda i: rank[i.incident_id])
+
+    def renew(self, owner: str, incident_ids: list[str], lease_s: float) -> int:
+        now = self.clock()
+        # An expired lease is not renewed: another replica may hold the row now.
+        return self._held(owner, incident_ids, _table.c.lease_until >= now, lease_until=now + lease_s)
+
+    def release(self, owner: str, incident_ids: list[str]) -> int:
+        return self._held(owner, incident_ids, None, lease_owner=None, lease_until=None)
+
+    def _held(self, owner: str, incident_ids: list[str], also: Any, **values: Any) -> int:
+        """Update `owner`'s undispatched rows among `incident_ids` (and `also`); how many."""
+        if not incident_ids:
+            return 0
+        where = [
+            _table.c.incident_id.in_(incident_ids),
+            _table.c.lease_owner == owner,
+            _table.c.dispatched_at.is_(None),
+        ]
+        if also is not None:
+            where.append(also)
+        with self._db.tx(write=True) as conn:
+            result = conn.execute(update(_table).where(*where).values(**values))
+        return int(result.rowcount or 0)
+
+    def release_backoff(self) -> int:
+        now = self.clock()
+        with self._db.tx(write=True) as conn:
+            result = conn.execute(
+                update(_table)
+                .where(_table.c.dispatched_at.is_(None), _table.c.next_attempt_at > now)
+                .values(next_attempt_at=now)
+            )
+        return int(result.rowcount or 0)
 
     def complete(self, incident_id: str, flow_run_id: str) -> None:
         with self._db.tx(write=True) as conn:
