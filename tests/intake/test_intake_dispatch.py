@@ -14,7 +14,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,9 @@ from intake.ingest import StoreIngestor
 from intake.metrics import IntakeMetrics
 from intake.outbox import Outbox, OutboxItem
 from intake.parsers import parse
+from sandbox.testing import wait_for
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def runs_of(incident_ids: set[str]) -> dict[str, list[str]]:

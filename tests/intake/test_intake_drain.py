@@ -25,7 +25,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,18 +40,10 @@ from intake.ingest import StoreIngestor
 from intake.metrics import IntakeMetrics
 from intake.outbox import Outbox, open_outbox
 from intake.parsers import parse
+from sandbox.testing import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT = "respond/respond"
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
 
 
 def generic_body(n: int, severity: str) -> bytes:
