@@ -15,7 +15,8 @@ Safety rules kept here, in one place, for every flow:
 - with `dry_run`, the plan is recorded and logged, and nothing runs;
 - before each write the automation switch is read afresh (flows/switch.py): `auto` acts, `approve`
   asks a person first (no yes in time → not done, the runbook escalates), `observe` turns the run into
-  a dry run from there on; every action's note, claim and the outcome name the mode that decided;
+  a dry run from there on; every action's timeline note (so the artifact too) and the outcome name
+  the mode that decided;
 - every step lands in the incident's timeline as it happens, so a crash leaves the story so far;
 - the result is also published as a markdown artifact on the flow run (the UI's Artifacts tab).
 """
@@ -149,7 +150,8 @@ class Record:
         """Claim (incident, action, target) then run; refused if claimed before; a plan in a dry run."""
         store = runtime.store()
         if self.dry_run:
-            return self._planned(action, target, plan, "dry run")
+            how = f"{self.observed_by.label()}: planned, not done" if self.observed_by else "dry run"
+            return self._planned(action, target, plan, how)
         label = ""
         if action not in TELLS_PEOPLE:
             # The switch, read fresh right before this write (after any wait): auto / approve / observe.
