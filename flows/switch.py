@@ -38,7 +38,7 @@ __all__ = [
 
 MODE_VARIABLE = "runbook_automation_mode"
 BY_SERVICE_VARIABLE = "runbook_automation_mode_by_service"
-TELLS_PEOPLE = frozenset({"slack", "pagerduty", "escalate"})
+TELLS_PEOPLE = ("slack", "pagerduty", "escalate")  # a tuple: its repr (in docs/contracts.md) is stable
 
 
 class WriteApproval(RunInput):
