@@ -13,6 +13,10 @@ Safety rules kept here, in one place, for every flow:
 - an action is claimed in the store under (incident, action, target) **before** it runs; a second
   claim (a retried flow, a duplicate alert, a second copy running at once) is refused and recorded;
 - with `dry_run`, the plan is recorded and logged, and nothing runs;
+- before each write the automation switch is read afresh (flows/switch.py): `auto` acts, `approve`
+  asks a person first (no yes in time → not done, the runbook escalates), `observe` turns the run into
+  a dry run from there on; every action's timeline note (so the artifact too) and the outcome name
+  the mode that decided;
 - every step lands in the incident's timeline as it happens, so a crash leaves the story so far;
 - the result is also published as a markdown artifact on the flow run (the UI's Artifacts tab).
 """
@@ -28,6 +32,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 
 from flows.flow_run import artifact_key, flow_run_id
+from flows.switch import TELLS_PEOPLE, before_write
 from runbook.models import (
     ActionRecord,
     ActionStatus,
@@ -42,11 +47,16 @@ from runbook.models import (
     TimelineEntry,
     utc_now,
 )
+from runbook.switch import Decision
 from tasks import runtime
 
-__all__ = ["ActDone", "Record"]
+__all__ = ["ActDone", "Record", "SwitchStopped"]
 
 T = TypeVar("T")
+
+
+class SwitchStopped(RuntimeError):
+    """The automation switch (approve mode) stopped a write: nobody approved it. Nothing was done."""
 
 
 @dataclass
@@ -105,6 +115,7 @@ class Record:
     timeline: list[TimelineEntry] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     actions: list[ActionRecord] = field(default_factory=list)
+    observed_by: Decision | None = None  # the switch turned this run into a dry run (mode observe)
 
     @classmethod
     def open(cls, runbook: str, ref: IncidentRef, dry_run: bool = False) -> Record:
@@ -139,19 +150,19 @@ class Record:
         """Claim (incident, action, target) then run; refused if claimed before; a plan in a dry run."""
         store = runtime.store()
         if self.dry_run:
-            record = ActionRecord(
-                key=f"{self.incident.id}:{action}:{target}:dry-run",
-                incident_id=self.incident.id,
-                action=action,
-                target=target,
-                status=ActionStatus.DRY_RUN,
-                run_id=flow_run_id(),
-                detail=plan,
-                finished_at=utc_now(),
-            )
-            self.actions.append(record)
-            self.note("plan", f"dry run: would {action} {target}: {plan}")
-            return ActDone(record)
+            how = f"{self.observed_by.label()}: planned, not done" if self.observed_by else "dry run"
+            return self._planned(action, target, plan, how)
+        label = ""
+        if action not in TELLS_PEOPLE:
+            # The switch, read fresh right before this write (after any wait): auto / approve / observe.
+            gate = before_write(self.incident.service, f"{action} {target}: {plan}", self.note)
+            label = f"{gate.decision.label()}: "
+            if gate.stopped is not None:
+                return self._stopped(action, target, plan, gate.stopped)
+            if gate.observe:
+                # From here on the run is a dry run: later steps must not assume this change was made.
+                self.dry_run, self.observed_by = True, gate.decision
+                return self._planned(action, target, plan, f"{label}planned, not done")
         claim = store.claim_action(self.incident.id, action, target, run_id=flow_run_id(), detail=plan)
         if not claim.won:
             prior = claim.record
@@ -163,7 +174,7 @@ class Record:
                 f"{prior.claimed_at:%H:%M:%S} UTC (status {prior.status}, run {prior.run_id})",
             )
             return ActDone(refused)
-        self.note("action", f"{action} {target}: {plan}")
+        self.note("action", f"{label}{action} {target}: {plan}")
         try:
             value = run()
         except Exception as exc:
@@ -176,10 +187,44 @@ class Record:
         self.actions.append(finished)
         return ActDone(finished, value=value)
 
+    def _planned(self, action: str, target: str, plan: str, why: str) -> ActDone[Any]:
+        """A dry run's (or the switch's `observe`) action: the plan recorded, nothing run, nothing claimed."""
+        record = ActionRecord(
+            key=f"{self.incident.id}:{action}:{target}:dry-run",
+            incident_id=self.incident.id,
+            action=action,
+            target=target,
+            status=ActionStatus.DRY_RUN,
+            run_id=flow_run_id(),
+            detail=f"{why}: {plan}" if self.observed_by else plan,
+            finished_at=utc_now(),
+        )
+        self.actions.append(record)
+        self.note("plan", f"{why}: would {action} {target}: {plan}")
+        return ActDone(record)
+
+    def _stopped(self, action: str, target: str, plan: str, why: str) -> ActDone[Any]:
+        """The switch (approve mode) let nobody say yes: nothing claimed, nothing run; the runbook sees a
+        failed action (`SwitchStopped`) and escalates, as for any write that did not happen."""
+        record = ActionRecord(
+            key=f"{self.incident.id}:{action}:{target}:stopped",
+            incident_id=self.incident.id,
+            action=action,
+            target=target,
+            status=ActionStatus.FAILED,
+            run_id=flow_run_id(),
+            detail=f"{why}: {plan}",
+            finished_at=utc_now(),
+        )
+        self.actions.append(record)
+        self.note("stopped", f"{why}: {action} {target} not done; escalate to a person")
+        return ActDone(record, error=SwitchStopped(why))
+
     # -- the end --------------------------------------------------------------------------------
     def finish(self, outcome: RunbookOutcome, summary: str) -> RunbookResult:
         if self.dry_run and outcome not in (RunbookOutcome.RECOVERED_BY_ITSELF, RunbookOutcome.FAILED):
-            summary = f"dry run, planned outcome {outcome.value}: {summary}"
+            how = f"{self.observed_by.label()}: planned, not done" if self.observed_by else "dry run"
+            summary = f"{how}, planned outcome {outcome.value}: {summary}"
             outcome = RunbookOutcome.DRY_RUN
         self.note("outcome", f"{outcome.value}: {summary}")
         if self.by_hand and not self.dry_run and outcome in _RESOLVES_BY_HAND:
