@@ -290,7 +290,8 @@ def look_again(rec: Record, target: Workload, deploy: DeployCorrelation) -> tupl
     "already rolled back to revision N" (ROLLED_BACK) when the known-good template is live again (another
     incident, a person, a pipeline); another reason (RECOVERED) when the Deployment moved to anything else.
     """
-    assert deploy.current is not None and deploy.previous is not None
+    if deploy.current is None or deploy.previous is None:
+        raise ValueError("look_again needs the live revision and the known-good one")
     bad, good = deploy.current, deploy.previous
     try:
         fresh = get_rollout_facts(target)
@@ -334,7 +335,8 @@ def rollback_and_verify(
     attaching what the logs, events and Sentry say.
     """
     plan = rollback_plan(target, deploy)
-    assert deploy.current is not None and deploy.previous is not None
+    if deploy.current is None or deploy.previous is None:
+        raise ValueError("rollback_and_verify needs the live revision and the known-good one")
     bad, good = deploy.current.revision, deploy.previous.revision
 
     def verify(what: str, healthy: RunbookOutcome = RunbookOutcome.ROLLED_BACK) -> RunbookResult:

@@ -62,7 +62,7 @@ class Gate:
 
 def current(service: str) -> Decision:
     """The effective mode for `service`, read now from the Prefect Variables; fail-safe if unreadable."""
-    default = runtime.settings().response.automation_mode
+    default = runtime.settings().automation.mode
     try:
         overall = Variable.get(MODE_VARIABLE, None)
         by_service = Variable.get(BY_SERVICE_VARIABLE, None)
@@ -85,7 +85,7 @@ def before_write(service: str, what: str, note: Callable[[str, str], object]) ->
     if decision.mode is not Mode.APPROVE:
         return Gate(decision)
     label = decision.label()
-    timeout_s = runtime.settings().response.automation_approval_timeout_s
+    timeout_s = runtime.settings().automation.approval_timeout_s
     note("approval", f"{label}: waiting up to {timeout_s}s for a person to approve: {what}")
     try:
         answer = ask(WriteApproval, timeout_s=timeout_s)

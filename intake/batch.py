@@ -69,7 +69,8 @@ class GroupCommitter:
         await pending.done.wait()
         if isinstance(pending.outcome, Exception):
             raise pending.outcome
-        assert pending.outcome is not None
+        if pending.outcome is None:
+            raise RuntimeError("a batch ended without answering one of its requests")
         return pending.outcome
 
     async def run(self) -> None:

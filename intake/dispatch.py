@@ -290,7 +290,8 @@ class Dispatcher:
         return True
 
     async def _idle(self) -> None:
-        assert self._wake is not None
+        if self._wake is None:
+            raise RuntimeError("the dispatcher's loop is not running")
         wait_s = self.config.idle_poll_s
         if self.drain.outage:  # due rows wait for the API: only the next probe matters
             wait_s = min(wait_s, self.drain.wait_s() or self.config.probe_interval_s)

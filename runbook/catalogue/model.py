@@ -115,7 +115,8 @@ class SecretRef(Part):
         if self.env is not None:
             raw = os.environ.get(self.env)
             return None if raw is None else SecretStr(raw)
-        assert self.file is not None
+        if self.file is None:  # the model's validator allows exactly one of the two
+            raise ValueError("a secret reference names neither an env variable nor a file")
         try:
             return SecretStr(self.file.read_text(encoding="utf-8").strip())
         except OSError as exc:

@@ -41,6 +41,7 @@ errors), `printing` (`env_lines`), `reference` (docs/settings.md), `__main__` (t
 from runbook.errors import SettingsError
 from runbook.settings.fields import mask_url
 from runbook.settings.groups import (
+    AutomationSettings,
     DatabaseSettings,
     DeploySettings,
     ExternalApi,
@@ -60,6 +61,7 @@ from runbook.settings.printing import env_lines
 from runbook.settings.reference import reference_markdown
 
 __all__ = [
+    "AutomationSettings",
     "DatabaseSettings",
     "DeploySettings",
     "ExternalApi",

@@ -30,6 +30,7 @@ from runbook.settings.fields import (
 from runbook.switch import Mode
 
 __all__ = [
+    "AutomationSettings",
     "DatabaseSettings",
     "DeploySettings",
     "ExternalApi",
@@ -256,7 +257,7 @@ class PrefectSettings(Group):
 
 
 class ResponseSettings(Group):
-    """Timings of the response (the guide's values by default) and the automation switch's default."""
+    """Timings of the response, the guide's values by default."""
 
     status_update_interval_min: int = Field(5, ge=5, le=10, description="status updates every 5-10 minutes")
     fix_time_limit_min: float = Field(
@@ -270,12 +271,17 @@ class ResponseSettings(Group):
         300.0, gt=0, le=3600, description="wait at most this for pods to be ready"
     )
     api_recovery_deadline_min: float = Field(60.0, gt=0, le=24 * 60, description="poll a down API this long")
-    automation_mode: Mode = Field(
+
+
+class AutomationSettings(Group):
+    """The automation switch's defaults (docs/safety.md); people flip it at run time with a Prefect Variable."""
+
+    mode: Mode = Field(
         Mode.AUTO,
         description="the switch when its Prefect Variable is unset: auto, approve (a person says yes first), "
         "observe (plan only)",
     )
-    automation_approval_timeout_s: int = Field(
+    approval_timeout_s: int = Field(
         600,
         ge=1,
         le=24 * 3600,

@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from runbook.settings.fields import ENV_PREFIX, env_config, unique_names
 from runbook.settings.groups import (
+    AutomationSettings,
     DatabaseSettings,
     DeploySettings,
     ExternalApi,
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     response: ResponseSettings = Field(default_factory=ResponseSettings)
+    automation: AutomationSettings = Field(default_factory=AutomationSettings)
 
     @classmethod
     def settings_customise_sources(

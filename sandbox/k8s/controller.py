@@ -363,7 +363,8 @@ class DeploymentController:
 
     def _rollout_rolling(self, dep: dict[str, Any], rs_list: list[dict[str, Any]], now: datetime) -> None:
         new_rs, olds = self._new_and_old(dep, rs_list, now, create=True)
-        assert new_rs is not None
+        if new_rs is None:  # create=True always returns one; say so if that ever changes
+            raise RuntimeError("the rollout found no new ReplicaSet after creating it")
         all_rs = [new_rs, *olds]
         if self._reconcile_new(dep, all_rs, new_rs, now) or self._reconcile_old(
             dep, all_rs, olds, new_rs, now
@@ -444,7 +445,8 @@ class DeploymentController:
             return
         if new_rs is None:
             new_rs, olds = self._new_and_old(dep, rs_list, now, create=True)
-            assert new_rs is not None
+            if new_rs is None:
+                raise RuntimeError("the rollout found no new ReplicaSet after creating it")
             all_rs = [new_rs, *olds]
         if int(new_rs["spec"].get("replicas", 0)) != int(dep["spec"]["replicas"]):
             self._scale(dep, new_rs, int(dep["spec"]["replicas"]), now)
@@ -470,7 +472,8 @@ class DeploymentController:
             ordered = sorted(active, key=_created)
             if diff > 0:
                 grow = new_rs if new_rs in active else ordered[-1]
-                assert grow is not None
+                if grow is None:
+                    raise RuntimeError("no active ReplicaSet to scale up")
                 self._scale(dep, grow, int(grow["spec"]["replicas"]) + diff, now)
             for rs in ordered if diff < 0 else []:
                 if diff == 0:

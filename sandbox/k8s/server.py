@@ -217,7 +217,8 @@ class _Handler(BaseHTTPRequestHandler):
             if watch.error is not None:
                 self._chunk(json.dumps({"type": "ERROR", "object": watch.error.status()}).encode() + b"\n")
                 return
-            assert watch.watcher is not None
+            if watch.watcher is None:
+                raise RuntimeError("a watch without its watcher")
             deadline = app.monotonic() + watch.timeout_s
             while not app.stopping.is_set() and app.monotonic() < deadline:
                 change = watch.watcher.next(timeout_s=WATCH_POLL_S)

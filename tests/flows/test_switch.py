@@ -140,7 +140,7 @@ def test_observe_set_while_a_run_waits_to_act_stops_its_write_and_auto_lets_the_
 def test_approve_with_no_answer_writes_nothing_and_escalates(
     world: Any, variables: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime.settings().response, "automation_approval_timeout_s", 2)
+    monkeypatch.setattr(runtime.settings().automation, "approval_timeout_s", 2)
     world.inject("bad-deploy", ago_min=2)
     revision = world.revision()
     Variable.set(MODE, "approve", overwrite=True)
