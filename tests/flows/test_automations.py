@@ -165,16 +165,14 @@ SLEEPER = textwrap.dedent(
     '''
     """A flow that runs until it is killed: `serve` serves it, `run` runs it here."""
     import sys
-    import time
+    import threading
 
     from prefect import flow
 
 
     @flow(name="zombie-sleeper")
     def sleeper(seconds: float = 600.0) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
+        threading.Event().wait(seconds)  # the run's work: alive (heartbeating) until killed or done
 
 
     if __name__ == "__main__":

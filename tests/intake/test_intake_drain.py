@@ -324,7 +324,7 @@ def test_prefect_down_then_back_drains_the_whole_backlog_within_10_s_once_each_p
 
 HOLDER = textwrap.dedent(
     """
-    import sys, time
+    import sys, threading
     from intake.config import DispatchConfig
     from intake.dispatch import Dispatcher
     from intake.outbox import open_outbox
@@ -338,8 +338,7 @@ HOLDER = textwrap.dedent(
     )
     dispatcher.start()
     print("started", flush=True)
-    while True:
-        time.sleep(60)
+    threading.Event().wait()  # hold the rows until the test kills this process (kill -9)
     """
 )
 
