@@ -11,7 +11,8 @@ Usage::
     httpx.delete(control.url + "/faults/db-down")      # lift one fault
     httpx.post(control.url + "/clear")                 # every fault; also POST /faults/clear
     httpx.get(control.url + "/status")                 # live image, revision, faults, pool, metrics
-    httpx.get(control.url + "/faults")                 # {"faults": [...], "active": [...]}
+    httpx.get(control.url + "/faults")                 # {"faults": [...], "active": [...], "services": {...}}
+    httpx.get(control.url + "/faults?service=search")  # "active": that service's faults in force
     control_url()                                      # the running sandbox's URL, or None
 
 Answers: 200 with `{"fault", "message", "status"}`; 404 for an unknown fault (with the valid names),
@@ -70,9 +71,16 @@ class ControlServer:
     def url(self) -> str:
         return self.server.url
 
-    def _list(self, _request: Request) -> Response:
+    def _list(self, request: Request) -> Response:
+        service = _service(request)
+        if service is not None and service not in self.world.service_names:
+            raise HttpError(
+                422, {"error": f"service: no service {service!r}", "services": self.world.service_names}
+            )
+        active = self.world.active_faults(service)
+        by_service = {name: self.world.active_faults(name) for name in self.world.service_names}
         return Response.json(
-            {"faults": [f.describe() for f in FAULTS.values()], "active": self.world.active_faults()}
+            {"faults": [f.describe() for f in FAULTS.values()], "active": active, "services": by_service}
         )
 
     def _inject_by_body(self, request: Request) -> Response:

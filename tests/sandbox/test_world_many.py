@@ -226,3 +226,16 @@ def test_a_world_of_one_is_unchanged(sandbox_world: World) -> None:
     assert sandbox_world.service_names == ["emotionscare"] and set(sandbox_world.clusters) == {"east"}
     assert "RUNBOOK_CATALOGUE" not in sandbox_world.settings_env()
     assert not Path(sandbox_world.catalogue_path).exists()
+
+
+def test_the_control_api_lists_active_faults_per_service(
+    many: World, many_session: tuple[World, ControlServer]
+) -> None:
+    url = many_session[1].url
+    many.inject("infra-down", service="search")
+    listed = httpx.get(url + "/faults").json()
+    assert listed["active"] == [] and listed["services"]["search"] == ["infra-down"]
+    assert httpx.get(url + "/faults", params={"service": "search"}).json()["active"] == ["infra-down"]
+    assert httpx.get(url + "/faults", params={"service": "billing"}).status_code == 422
+    assert httpx.delete(url + "/faults/infra-down", params={"service": "search"}).status_code == 200
+    assert many.active_faults("search") == []
