@@ -17,6 +17,7 @@ The fault effects (sandbox/faults/effects.py) act on a unit: it offers what they
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,7 +77,8 @@ class WorldService:
 
     # -- what the fault effects use of the world, for this service ----------------------------------
     @property
-    def lock(self) -> Any:
+    def lock(self) -> threading.RLock:
+        """The world's one lock (faults and rollouts of every service are serialised by it)."""
         return self.world.lock
 
     @property
