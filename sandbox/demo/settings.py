@@ -39,7 +39,7 @@ class DemoSettings(BaseSettings):
 
     prefect_port: int = Field(4200, ge=1024, le=65535, description="the demo's Prefect server and UI port")
     sandbox_port_base: int = Field(
-        8100, ge=1024, le=65525, description="the sandbox listens on this port and the next ten"
+        8100, ge=1024, le=65522, description="the sandbox listens on this port and the next thirteen"
     )
     prefect_db: Literal["postgresql", "sqlite"] = Field(
         "postgresql",

@@ -22,7 +22,7 @@ from sandbox.supervise import StartFailed, Supervisor, http_ready
 
 __all__ = ["SANDBOX_PORTS", "Demo", "DemoError", "Ports", "print_ready", "say", "start_all"]
 
-SANDBOX_PORTS = 11  # `python -m sandbox up --port-base N` listens on N .. N+10
+SANDBOX_PORTS = 14  # `python -m sandbox up --port-base N` listens on N .. N+13
 INTAKE_SOURCES = ("alertmanager", "generic", "grafana")
 
 

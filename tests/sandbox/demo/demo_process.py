@@ -19,7 +19,7 @@ from sandbox.supervise import port_free
 from sandbox.testing import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
-SANDBOX_PORTS = 11
+SANDBOX_PORTS = 14
 
 
 def _ephemeral_start() -> int:
