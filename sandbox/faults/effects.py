@@ -42,6 +42,19 @@ def bad_deploy(world: World, active: ActiveFault | None, mode: str, crash: bool,
     return Applied(f"deployed {image} {when} ({what}); previous good image {good}", undo, memo)
 
 
+def release_broken(world: World, active: ActiveFault | None, image: str) -> Applied:
+    from sandbox.world import GOOD_IMAGE
+
+    bad = image or GOOD_IMAGE
+    world.cluster.bad_images.add(bad)
+
+    def undo() -> str:
+        world.cluster.bad_images.discard(bad)
+        return f"release-broken: {bad} starts again"
+
+    return Applied(f"{bad} crash-loops too: a rollback to it fails", undo)
+
+
 def infra_down(world: World, active: ActiveFault | None) -> Applied:
     world.service.ingress_down = True
     world.service.sync()
