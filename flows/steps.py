@@ -275,9 +275,10 @@ def rollback_and_verify(
     unhealthy after it is escalated, `investigate` (when given) first attaching what the logs, events
     and Sentry say.
     """
-    plan = rollback_plan(target, deploy)
+    rollback_plan(target, deploy)  # raises without a live and a known-good revision
     args = _Args(ready_deadline_s, poll_interval_s, settle_s, investigate)
-    with hold_target(rec, target, f"rollback: {plan}") as hold:
+    bad, good = (r.revision if r else "?" for r in (deploy.current, deploy.previous))
+    with hold_target(rec, target, f"rollback of deployment/{target.name}, revision {bad} → {good}") as hold:
         if hold.waited:
             return _reassess(rec, target, deploy, hold, args)
         return _rollback_held(rec, target, deploy, args)
@@ -298,6 +299,9 @@ def _reassess(
     probe = probe_service()
     rec.note("reassess", f"looked again from scratch after the wait: {probe.summary()}")
     if probe.healthy:
+        if hold.other is not None and hold.other.incident_id == rec.incident.id:  # our incident's other run
+            what = f"already rolled back by another run of this incident ({hold.why()}); nothing written"
+            return rec.finish(RunbookOutcome.ROLLED_BACK, f"{what}; health verified")
         return rec.finish(RunbookOutcome.RECOVERED, f"{hold.why()}; healthy now: nothing written")
     if not hold.held:
         if args.investigate is not None:
