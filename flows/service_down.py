@@ -133,16 +133,14 @@ def service_down(
         if answer is None:
             # No default applied blindly: look again first; the rollback below also re-reads the revision.
             again = probe_service()
+            rec.note("verify", f"no answer in time; looked again before acting: {again.summary()}")
             if again.healthy:
-                rec.note("approval", f"no answer in time; looked again: {again.summary()}")
                 return rec.finish(
                     RunbookOutcome.RECOVERED,
                     f"nobody approved within {approval_timeout_s}s and the service recovered meanwhile "
                     f"({again.summary()}): nothing written",
                 )
-            rec.note(
-                "approval", f"no answer in time, still unhealthy ({again.summary()}): the default applies"
-            )
+            rec.note("approval", "no answer in time: the guide's default applies (rollback)")
         else:
             rec.note("approval", f"answered: approve={answer.approve} {answer.comment}".rstrip())
             if not answer.approve:
