@@ -11,15 +11,18 @@ Verify recovery: `curl /api/health`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from prefect import flow
 from pydantic import Field
 
+from flows.guards import hold_target
 from flows.parameters import PollSeconds, Seconds
 from flows.record import Record
 from flows.targets import base_url, probe_service, target_workload, wait_healthy
 from kubeops import KubernetesError
+from kubeops.models import Workload
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
 from tasks import runtime
 from tasks.database import DbFailure, check_database, restart_supabase_project, wait_for_database
@@ -122,6 +125,33 @@ def database_lost(
         if probe.healthy:
             return rec.finish(RunbookOutcome.RECOVERED, "database restarted; /api/health 200")
 
+    # Options 1 and 2 change the Deployment: one remediation per target at a time (flows/guards.py)
+    with hold_target(
+        rec, target, f"database pool of {deployment}: reset, then {settings.database.pool_size_env}"
+    ) as hold:
+        if hold.waited:  # another remediation held the target: look again from scratch
+            again = probe_service()
+            rec.note("reassess", f"looked again from scratch after the wait: {again.summary()}")
+            if again.healthy:
+                return rec.finish(RunbookOutcome.RECOVERED, f"{hold.why()}; healthy now: nothing written")
+            if not hold.held:
+                return rec.finish(
+                    RunbookOutcome.ESCALATED, f"{hold.why()}; still unhealthy, nothing written; escalated"
+                )
+        return _pool_options(rec, target, pool_size, ready_deadline_s, poll_interval_s, verified)
+
+
+def _pool_options(
+    rec: Record,
+    target: Workload,
+    pool_size: int,
+    ready_deadline_s: float,
+    poll_interval_s: float,
+    verified: Callable[[str], bool],
+) -> RunbookResult:
+    """Options 1 and 2, the target's lease held: reset the pool, then scale it (a rollout); verify each."""
+    settings = runtime.settings()
+    deployment = f"{target.namespace}/deployment/{target.name}"
     # Option 1: restart the connection pool
     s = settings.service
     reset = rec.act(

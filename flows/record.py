@@ -17,6 +17,10 @@ Safety rules kept here, in one place, for every flow:
   asks a person first (no yes in time → not done, the runbook escalates), `observe` turns the run into
   a dry run from there on; every action's timeline note (so the artifact too) and the outcome name
   the mode that decided;
+- an action with a budget per target (rollback, scale, reset-db-pool: `runbook.policy.BUDGETED`) over
+  its budget waits for a person's yes first (no yes in time → not done, the runbook escalates);
+- a dry run started by hand works on an incident of its own (never joined by a real run) and resolves
+  it when it finishes: it leaves no incident open;
 - every step lands in the incident's timeline as it happens, so a crash leaves the story so far;
 - the result is also published as a markdown artifact on the flow run (the UI's Artifacts tab).
 """
@@ -32,6 +36,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 
 from flows.flow_run import artifact_key, flow_run_id
+from flows.guards import over_budget
 from flows.switch import TELLS_PEOPLE, before_write
 from runbook.models import (
     ActionRecord,
@@ -45,9 +50,10 @@ from runbook.models import (
     RunbookOutcome,
     RunbookResult,
     TimelineEntry,
+    new_id,
     utc_now,
 )
-from runbook.switch import Decision
+from runbook.switch import Decision, Mode
 from tasks import runtime
 
 __all__ = ["ActDone", "Record", "SwitchStopped"]
@@ -84,10 +90,11 @@ class ActDone(Generic[T]):
         return self.record.status == ActionStatus.DRY_RUN
 
 
-def open_incident(ref: IncidentRef, runbook: str) -> Incident:
+def open_incident(ref: IncidentRef, runbook: str, dry_run: bool = False) -> Incident:
     """The incident a run works on: the one named, or (started by hand) the open one for this
     service and runbook, or a new one. Two hand-started runs of one runbook for one service thus
-    share an incident, and so share its action claims: they cannot both roll back."""
+    share an incident, and so share its action claims: they cannot both roll back. A dry run started by
+    hand gets an incident of its own (no real run joins it; it is resolved when the dry run finishes)."""
     store = runtime.store()
     if ref.incident_id:
         found = store.get_incident(ref.incident_id)
@@ -96,7 +103,9 @@ def open_incident(ref: IncidentRef, runbook: str) -> Incident:
         return found
     alert = Alert(
         source=AlertSource.MANUAL,
-        fingerprint=f"manual:{ref.service}:{runbook}",
+        fingerprint=f"dry-run:{ref.service}:{runbook}:{flow_run_id() or new_id()}"
+        if dry_run
+        else f"manual:{ref.service}:{runbook}",
         name=runbook,
         service=ref.service,
         annotations={"summary": ref.summary or f"{runbook} started by hand"},
@@ -121,7 +130,7 @@ class Record:
     def open(cls, runbook: str, ref: IncidentRef, dry_run: bool = False) -> Record:
         rec = cls(
             runbook=runbook,
-            incident=open_incident(ref, runbook),
+            incident=open_incident(ref, runbook, dry_run),
             dry_run=dry_run,
             by_hand=ref.incident_id is None,
         )
@@ -163,6 +172,11 @@ class Record:
                 # From here on the run is a dry run: later steps must not assume this change was made.
                 self.dry_run, self.observed_by = True, gate.decision
                 return self._planned(action, target, plan, f"{label}planned, not done")
+            if gate.decision.mode is not Mode.APPROVE:  # a person who approved this write saw the plan
+                # The budget per target (flows/guards.py): over it, a person says yes first, or nothing happens.
+                over = over_budget(self, action, target, plan)
+                if over is not None:
+                    return self._stopped(action, target, plan, f"{label}{over}")
         claim = store.claim_action(self.incident.id, action, target, run_id=flow_run_id(), detail=plan)
         if not claim.won:
             prior = claim.record
@@ -227,7 +241,16 @@ class Record:
             summary = f"{how}, planned outcome {outcome.value}: {summary}"
             outcome = RunbookOutcome.DRY_RUN
         self.note("outcome", f"{outcome.value}: {summary}")
-        if self.by_hand and not self.dry_run and outcome in _RESOLVES_BY_HAND:
+        if self.by_hand and self.dry_run and not self.observed_by:
+            # A dry run's own incident (open_incident): its plan is recorded, nothing is left open.
+            runtime.store().set_status(
+                self.incident.id,
+                IncidentStatus.RESOLVED,
+                utc_now(),
+                self.actor,
+                f"dry run finished: {summary}",
+            )
+        elif self.by_hand and not self.dry_run and outcome in _RESOLVES_BY_HAND:
             # Started by hand, nobody else follows this incident (respond resolves the ones it runs):
             # verified healthy closes it, so a later outage by hand is a new incident with its own
             # claims. Escalated or mitigated ones stay open; a later run joins them and cannot act twice.

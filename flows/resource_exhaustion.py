@@ -14,12 +14,14 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
+from flows.guards import hold_target, reading
 from flows.parameters import PollSeconds, Seconds
 from flows.record import Record
 from flows.steps import read_logs
 from flows.targets import probe_service, target_workload, wait_healthy
 from kubeops import KubernetesError
 from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.policy import worse_after
 from tasks.kubernetes import (
     get_deployment_logs,
     get_replicas,
@@ -135,7 +137,7 @@ def resource_exhaustion(
         except KubernetesError:
             pass  # no previous container: the pod was never restarted
 
-    # Temporary relief: scale up (never below the current count)
+    # Temporary relief: scale up (never below the current count), the target's lease held (flows/guards.py)
     current = get_replicas(target)
     want = max(current.desired, replicas)
     at = f"already at {current.desired} replicas (not scaled)"
@@ -143,31 +145,69 @@ def resource_exhaustion(
         rec.note("decide", f"already at {current.desired} replicas (>= {replicas}): not scaling")
     else:
         plan = f"kubectl scale deployment {target.name} --replicas={want} (from {current.desired})"
-        done = rec.act(
-            "scale",
-            f"{target.namespace}/deployment/{target.name}",
-            lambda: scale_deployment(target, want),
-            plan,
-        )
-        if done.error is not None:
-            rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))
-            return rec.finish(RunbookOutcome.ESCALATED, f"scaling failed: {done.error}; escalated")
-        if done.dry_run:
-            rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))
-            return rec.finish(RunbookOutcome.MITIGATED, plan)
-        if done.refused:
-            at = (
-                f"at {current.desired} replicas (not scaled again: an earlier run of this incident scaled up)"
-            )
-        else:
-            at = f"scaled to {want} replicas"
-            try:
-                status = wait_for_rollout(
-                    target, deadline_s=ready_deadline_s, poll_interval_s=poll_interval_s
+        with hold_target(rec, target, f"scale: {plan}") as hold:
+            if hold.waited:  # another remediation changed the target meanwhile: look again from scratch
+                again = probe_service()
+                rec.note("reassess", f"looked again from scratch after the wait: {again.summary()}")
+                if again.healthy or not hold.held:
+                    rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))
+                    state = "healthy now" if again.healthy else "still unhealthy"
+                    outcome = RunbookOutcome.MITIGATED if again.healthy else RunbookOutcome.ESCALATED
+                    return rec.finish(outcome, f"{hold.why()}; {state}: nothing written")
+                current = get_replicas(target)
+                want = max(current.desired, replicas)
+                plan = f"kubectl scale deployment {target.name} --replicas={want} (from {current.desired})"
+            health_before = reading() if not rec.dry_run and want != current.desired else None
+            done = (
+                rec.act(
+                    "scale",
+                    f"{target.namespace}/deployment/{target.name}",
+                    lambda: scale_deployment(target, want),
+                    plan,
                 )
-                rec.note("verify", f"rollout: {status.message}")
-            except KubernetesError as exc:
-                rec.note("verify", f"scale-up did not complete: {exc}")
+                if want != current.desired
+                else None
+            )
+            if done is None:
+                rec.note("decide", f"already at {current.desired} replicas after the wait: not scaling")
+            elif done.error is not None:
+                rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))
+                return rec.finish(RunbookOutcome.ESCALATED, f"scaling failed: {done.error}; escalated")
+            elif done.dry_run:
+                rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))
+                return rec.finish(RunbookOutcome.MITIGATED, plan)
+            elif done.refused:
+                at = f"at {current.desired} replicas (not scaled again: an earlier run of this incident scaled up)"
+            else:
+                at = f"scaled to {want} replicas"
+                failed = ""
+                try:
+                    status = wait_for_rollout(
+                        target, deadline_s=ready_deadline_s, poll_interval_s=poll_interval_s
+                    )
+                    rec.note("verify", f"rollout: {status.message}")
+                except KubernetesError as exc:
+                    failed = str(exc)
+                    rec.note("verify", f"scale-up did not complete: {exc}")
+                after = reading()
+                if health_before is not None and worse_after(
+                    health_before.failing, after.failing, rollout_failed=bool(failed)
+                ):
+                    back = f"kubectl scale deployment {target.name} --replicas={current.desired}"
+                    readings = f"before: {health_before.line()}; after: {after.line()}"
+                    rec.note("decide", f"the scale-up made it worse ({readings}) → restore once: {back}")
+                    undone = rec.act(
+                        "restore",
+                        f"{target.namespace}/deployment/{target.name}",
+                        lambda: scale_deployment(target, current.desired),
+                        back,
+                    )
+                    put_back = "restored" if undone.ok else f"restore not done ({undone.record.status.value})"
+                    rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))
+                    return rec.finish(
+                        RunbookOutcome.ESCALATED,
+                        f"{at}, but it made it worse: {put_back}; escalated ({readings})",
+                    )
 
     # Verify, and leave the permanent fix as follow-up
     rec.add_evidence(Evidence(kind="follow-up", title="permanent fix", content=FOLLOW_UP))

@@ -93,7 +93,7 @@ def service_down(
         ready_deadline_s: how long to wait for the rollout to complete
         poll_interval_s: how often to look at the rollout
         require_approval: pause for the team lead to approve the rollback (shown as a form in the UI)
-        approval_timeout_s: with no answer by then, the guide's default applies: roll back
+        approval_timeout_s: with no answer by then, look again: still down → the guide's default (roll back)
         approval_poll_s: how often the paused run looks for the answer
         dry_run: record and log the plan, change nothing
     """
@@ -131,6 +131,15 @@ def service_down(
         )
         answer = ask(RollbackApproval, timeout_s=approval_timeout_s, poll_interval_s=approval_poll_s)
         if answer is None:
+            # No default applied blindly: look again first; the rollback below also re-reads the revision.
+            again = probe_service()
+            rec.note("verify", f"no answer in time; looked again before acting: {again.summary()}")
+            if again.healthy:
+                return rec.finish(
+                    RunbookOutcome.RECOVERED,
+                    f"nobody approved within {approval_timeout_s}s and the service recovered meanwhile "
+                    f"({again.summary()}): nothing written",
+                )
             rec.note("approval", "no answer in time: the guide's default applies (rollback)")
         else:
             rec.note("approval", f"answered: approve={answer.approve} {answer.comment}".rstrip())

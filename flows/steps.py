@@ -1,8 +1,10 @@
-"""Steps every flow shares, written once: recent deploys, Sentry evidence, switching a feature flag,
-rollback → wait → verify.
+"""Steps every flow shares, written once: recent deploys, switching a feature flag, rollback → wait →
+verify (logs and Sentry evidence live in flows/evidence.py and are re-exported here).
 
 The rollback goes to a named known-good revision (`known_good`), never a blind `undo`, and looks
-again right before it writes (`look_again`): docs/safety.md says why and what a person then sees.
+again right before it writes (`look_again`), holding the target's lease (one remediation per target
+at a time, flows/guards.py); health is read before and after, and a rollback that made it worse is
+restored once (`_restore`): docs/safety.md says why and what a person then sees.
 
 Usage (inside a flow)::
 
@@ -19,22 +21,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
+from flows.evidence import read_logs, sentry_evidence
+from flows.guards import Hold, Reading, hold_target, reading
 from flows.record import ActDone, Record
 from flows.targets import probe_service
 from kubeops import KubernetesError
-from kubeops.models import DeploymentLogs, Revision, RolloutFacts, Workload
+from kubeops.models import Revision, RolloutFacts, Workload
 from kubeops.rollout import RevisionChanged
 from runbook.models import Evidence, RunbookOutcome, RunbookResult, utc_now
-from runbook.policy import deployed_recently
+from runbook.policy import deployed_recently, worse_after
 from tasks import runtime
 from tasks.deploys import GitLogFailed, list_recent_commits
 from tasks.feature_flags import FlagChange, set_feature_flag
-from tasks.kubernetes import get_deployment_logs, get_rollout_facts, rollout_undo, wait_for_rollout
-from tasks.sentry import SentryFailed, SentryIssueSummary, get_latest_event, list_unresolved_issues
+from tasks.kubernetes import get_rollout_facts, rollout_undo, wait_for_rollout
 
 __all__ = [
     "DeployCorrelation",
@@ -47,20 +51,6 @@ __all__ = [
     "sentry_evidence",
     "switch_feature",
 ]
-
-
-# --- logs -----------------------------------------------------------------------------------------------
-
-
-def read_logs(
-    rec: Record, target: Workload, step: str, *, tail_lines: int = 100, grep: str | None = None
-) -> DeploymentLogs | None:
-    """`kubectl logs deployment/X --tail=N | grep -i …`; None, noted under `step`, when Kubernetes fails."""
-    try:
-        return get_deployment_logs(target, tail_lines=tail_lines, grep=grep)
-    except KubernetesError as exc:
-        rec.note(step, f"logs unavailable: {exc}")
-        return None
 
 
 # --- recent deploys ---------------------------------------------------------------------------------------
@@ -201,59 +191,6 @@ def recent_deploys(rec: Record, target: Workload, window_min: int = 15) -> Deplo
     return found
 
 
-# --- Sentry -----------------------------------------------------------------------------------------------
-
-
-def sentry_evidence(rec: Record, step: str, limit: int = 5) -> list[SentryIssueSummary]:
-    """Sentry's unresolved issues (most events first) and the top one's latest event, as evidence.
-
-    [] when Sentry is not configured or does not answer (noted under `step`). Every call is bounded by
-    the settings' Sentry timeout.
-    """
-    sentry = runtime.settings().sentry
-    if sentry.token is None:
-        rec.note(step, "Sentry not configured (no token): skipped")
-        return []
-    try:
-        issues = list_unresolved_issues(
-            str(sentry.api_url),
-            sentry.org,
-            sentry.project,
-            sentry.token,
-            limit=limit,
-            timeout_s=sentry.timeout_s,
-        )
-    except SentryFailed as exc:
-        rec.note(step, f"Sentry unavailable: {exc}")
-        return []
-    issues = sorted(issues, key=lambda i: -i.count)
-    rec.add_evidence(
-        Evidence(
-            kind="sentry",
-            title="Sentry grouping: unresolved issues",
-            content="\n".join(f"{i.count:>6}  {i.title}  ({i.culprit})" for i in issues) or "none",
-            data={"issues": [i.model_dump() for i in issues]},
-        )
-    )
-    if issues:
-        try:
-            event = get_latest_event(
-                str(sentry.api_url), issues[0].id, sentry.token, timeout_s=sentry.timeout_s
-            )
-            rec.add_evidence(
-                Evidence(
-                    kind="sentry",
-                    title=f"Sentry: latest event of {issues[0].title}",
-                    content=f"{event.message}\n{event.stack_text()}",
-                    data={"exception_type": event.exception_type, "frames": event.frames},
-                )
-            )
-        except SentryFailed as exc:
-            rec.note(step, f"Sentry latest event unavailable: {exc}")
-    rec.note(step, f"Sentry: {len(issues)} unresolved issues, top: {issues[0].title if issues else '-'}")
-    return issues
-
-
 # --- feature flags ----------------------------------------------------------------------------------------
 
 
@@ -329,24 +266,79 @@ def rollback_and_verify(
 ) -> RunbookResult:
     """`kubectl rollout undo --to-revision=<known good>` (claimed once), wait for the pods, settle, verify.
 
-    Looks again right before the write and does nothing when the bad revision is no longer live; the
-    write itself is conditional on the bad revision still being live (checked by the API server). A
-    failed rollback or a service still unhealthy after it is escalated, `investigate` (when given) first
-    attaching what the logs, events and Sentry say.
+    Holds the target's lease for the whole change (one remediation per target at a time, across
+    incidents); when another remediation held it, re-assesses from scratch once it is free (usually:
+    healthy, nothing written). Looks again right before the write and does nothing when the bad revision
+    is no longer live; the write itself is conditional on the bad revision still being live (checked by
+    the API server). Health is read before and after: a rollback that made it worse (or whose rollout
+    failed) is restored once and escalated with both readings. A failed rollback or a service still
+    unhealthy after it is escalated, `investigate` (when given) first attaching what the logs, events
+    and Sentry say.
     """
+    rollback_plan(target, deploy)  # raises without a live and a known-good revision
+    args = _Args(ready_deadline_s, poll_interval_s, settle_s, investigate)
+    bad, good = (r.revision if r else "?" for r in (deploy.current, deploy.previous))
+    with hold_target(rec, target, f"rollback of deployment/{target.name}, revision {bad} → {good}") as hold:
+        if hold.waited:
+            return _reassess(rec, target, deploy, hold, args)
+        return _rollback_held(rec, target, deploy, args)
+
+
+@dataclass(frozen=True)
+class _Args:
+    ready_deadline_s: float
+    poll_interval_s: float
+    settle_s: float
+    investigate: Callable[[], None] | None
+
+
+def _reassess(
+    rec: Record, target: Workload, deploy: DeployCorrelation, hold: Hold, args: _Args
+) -> RunbookResult:
+    """Another remediation held the target while we waited: decide again on fresh facts, from scratch."""
+    probe = probe_service()
+    rec.note("reassess", f"looked again from scratch after the wait: {probe.summary()}")
+    if probe.healthy:
+        if hold.other is not None and hold.other.incident_id == rec.incident.id:  # our incident's other run
+            what = f"already rolled back by another run of this incident ({hold.why()}); nothing written"
+            return rec.finish(RunbookOutcome.ROLLED_BACK, f"{what}; health verified")
+        return rec.finish(RunbookOutcome.RECOVERED, f"{hold.why()}; healthy now: nothing written")
+    if not hold.held:
+        if args.investigate is not None:
+            args.investigate()
+        return rec.finish(
+            RunbookOutcome.ESCALATED, f"{hold.why()}; still unhealthy, nothing written; escalated"
+        )
+    fresh = recent_deploys(rec, target, deploy.window_min)
+    if not fresh.can_roll_back:
+        why = fresh.why_good if fresh.recent else f"no deploy in the last {fresh.window_min} min"
+        if args.investigate is not None:
+            args.investigate()
+        return rec.finish(
+            RunbookOutcome.ESCALATED, f"{hold.why()}; still unhealthy, not rolled back ({why}); escalated"
+        )
+    rec.note("decide", f"still unhealthy after the wait → ROLLBACK: {rollback_plan(target, fresh)}")
+    return _rollback_held(rec, target, fresh, args)
+
+
+def _rollback_held(rec: Record, target: Workload, deploy: DeployCorrelation, args: _Args) -> RunbookResult:
+    """The rollback itself, the target's lease held: look again, read health, write, verify (restore)."""
     plan = rollback_plan(target, deploy)
     if deploy.current is None or deploy.previous is None:
         raise ValueError("rollback_and_verify needs the live revision and the known-good one")
     bad, good = deploy.current.revision, deploy.previous.revision
 
     def verify(what: str, healthy: RunbookOutcome = RunbookOutcome.ROLLED_BACK) -> RunbookResult:
-        return _verify(rec, target, what, healthy, ready_deadline_s, poll_interval_s, settle_s, investigate)
+        return _verify(rec, target, what, healthy, args)
 
     if not rec.dry_run:
         stale = look_again(rec, target, deploy)
         if stale is not None:
             rec.note("decide", f"not rolling back: {stale[0]}")
             return verify(*stale)
+    before = reading() if not rec.dry_run else None
+    if before is not None:
+        rec.note("verify", f"health before the rollback: {before.line()}")
     done = rec.act(
         "rollback",
         f"{target.namespace}/deployment/{target.name}",
@@ -358,13 +350,34 @@ def rollback_and_verify(
     if isinstance(done.error, RevisionChanged):
         return verify(f"{done.error}; nothing written", RunbookOutcome.RECOVERED)
     if done.error is not None:
-        if investigate is not None:
-            investigate()
+        if args.investigate is not None:
+            args.investigate()
         return rec.finish(RunbookOutcome.ESCALATED, f"rollback failed: {done.error}; escalated")
     if done.value is not None and done.value.skipped:
         return verify(f"already rolled back to revision {good} ({done.value.message}); nothing written")
-    verb = "rolled back" if done.ok else "already rolled back by another run of this incident"
-    return verify(f"{verb} to revision {good}")
+    if not done.ok:
+        return verify(f"already rolled back to revision {good} by another run of this incident")
+
+    def restore() -> str:
+        """Put the bad revision's template back (what the rollback replaced), only while ours is live."""
+        live = get_rollout_facts(target).live
+        result = rollout_undo(target, to_revision=bad, expect_revision=live.revision if live else None)
+        return result.message
+
+    return _verify(
+        rec,
+        target,
+        f"rolled back to revision {good}",
+        RunbookOutcome.ROLLED_BACK,
+        args,
+        before,
+        (
+            "restore",
+            f"kubectl rollout undo deployment/{target.name} --to-revision={bad}: put back what the rollback "
+            f"replaced (revision {bad})",
+            restore,
+        ),
+    )
 
 
 def _verify(
@@ -372,26 +385,67 @@ def _verify(
     target: Workload,
     what: str,
     healthy: RunbookOutcome,
-    ready_deadline_s: float,
-    poll_interval_s: float,
-    settle_s: float,
-    investigate: Callable[[], None] | None,
+    args: _Args,
+    before: Reading | None = None,
+    undo: tuple[str, str, Callable[[], object]] | None = None,
 ) -> RunbookResult:
     """Wait for the rollout, settle, probe; `what` (what happened to the Deployment) leads the summary,
-    `healthy` is the outcome when the probes answer 200."""
+    `healthy` is the outcome when the probes answer 200. With `before` and `undo` (our change was
+    written): worse than before, or the rollout failed → `undo` once, escalate with both readings."""
+    rollout_failed = ""
     try:
-        status = wait_for_rollout(target, deadline_s=ready_deadline_s, poll_interval_s=poll_interval_s)
+        status = wait_for_rollout(
+            target, deadline_s=args.ready_deadline_s, poll_interval_s=args.poll_interval_s
+        )
         rec.note("verify", f"rollout: {status.message}")
     except KubernetesError as exc:
+        rollout_failed = str(exc)
         rec.note("verify", f"rollout did not complete: {exc}")
-    if settle_s:
-        rec.note("verify", f"settling {settle_s:.0f}s before verifying")
-        time.sleep(settle_s)
-    after = probe_service()
-    rec.add_evidence(Evidence(kind="health", title="health after rollback", content=after.summary()))
-    rec.note("verify", after.summary())
-    if after.healthy:
+    if args.settle_s and not rollout_failed:
+        rec.note("verify", f"settling {args.settle_s:.0f}s before verifying")
+        time.sleep(args.settle_s)
+    after = reading()
+    rec.add_evidence(Evidence(kind="health", title="health after rollback", content=after.line()))
+    rec.note("verify", after.line())
+    if after.healthy and not rollout_failed:
         return rec.finish(healthy, f"{what}; health verified")
-    if investigate is not None:
-        investigate()
+    made_worse = before is not None and worse_after(
+        before.failing, after.failing, rollout_failed=bool(rollout_failed)
+    )
+    if before is not None and undo is not None and made_worse:
+        return _restore(rec, target, what, before, after, rollout_failed, undo)
+    if args.investigate is not None:
+        args.investigate()
     return rec.finish(RunbookOutcome.ESCALATED, f"still unhealthy after: {what}; escalated")
+
+
+def _restore(
+    rec: Record,
+    target: Workload,
+    what: str,
+    before: Reading,
+    after: Reading,
+    rollout_failed: str,
+    undo: tuple[str, str, Callable[[], object]],
+) -> RunbookResult:
+    """The change made it worse: put back what it changed, once (a claimed action), and escalate."""
+    action, plan, run = undo
+    why = f"its rollout failed ({rollout_failed})" if rollout_failed else "health is worse than before"
+    readings = f"before: {before.line()}; after: {after.line()}"
+    rec.add_evidence(
+        Evidence(
+            kind="health",
+            title="health before and after the change",
+            content=readings,
+            data={"before": before.line(), "after": after.line(), "rollout_failed": rollout_failed or None},
+        )
+    )
+    rec.note("decide", f"{what}, but {why} → restore once: {plan}")
+    done = rec.act(action, f"{target.namespace}/deployment/{target.name}", run, plan)
+    if done.ok:
+        put_back = "restored what it changed"
+    elif done.refused:
+        put_back = "already restored by another run of this incident"
+    else:
+        put_back = f"restore not done ({done.error or done.record.status.value})"
+    return rec.finish(RunbookOutcome.ESCALATED, f"{what}, but {why}: {put_back}; escalated ({readings})")

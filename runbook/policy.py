@@ -43,6 +43,7 @@ from runbook.settings import SlackSettings
 from runbook.severity import LEVELS, Severity
 
 __all__ = [
+    "BUDGETED",
     "ESCALATION",
     "FAILURE_RULES",
     "FIX_ESTIMATES",
@@ -69,7 +70,9 @@ __all__ = [
     "estimate_fix",
     "next_escalation",
     "p2_diagnosis",
+    "target_key",
     "triage",
+    "worse_after",
 ]
 
 FIX_TIME_LIMIT = timedelta(minutes=5)
@@ -236,6 +239,27 @@ def deployed_recently(
     if deployed_at is None:
         return False
     return now - deployed_at <= window
+
+
+# --- Guards across incidents (docs/safety.md) ------------------------------------------------------------
+
+
+def target_key(cluster: str, namespace: str, deployment: str) -> str:
+    """The one name of a remediation target: its lease and its budget are keyed by it."""
+    return f"{cluster}/{namespace}/deployment/{deployment}"
+
+
+BUDGETED = {
+    "rollback": "budget_rollbacks",
+    "scale": "budget_scale_ups",
+    "reset-db-pool": "budget_pool_resets",
+}
+"""Actions with a budget per target, and the `safety` setting that holds each one's limit per window."""
+
+
+def worse_after(failing_before: int, failing_after: int, *, rollout_failed: bool = False) -> bool:
+    """A remediation made things worse: more health probes fail after it than before, or its rollout failed."""
+    return rollout_failed or failing_after > failing_before
 
 
 # --- Deadlines and escalation ----------------------------------------------------------------------------

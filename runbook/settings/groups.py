@@ -39,6 +39,7 @@ __all__ = [
     "PagerDutySettings",
     "PrefectSettings",
     "ResponseSettings",
+    "SafetySettings",
     "SentrySettings",
     "ServiceSettings",
     "SlackSettings",
@@ -286,4 +287,33 @@ class AutomationSettings(Group):
         ge=1,
         le=24 * 3600,
         description="in approve mode, wait this long for a yes; then escalate, not act",
+    )
+
+
+class SafetySettings(Group):
+    """Guards across incidents (docs/safety.md): one remediation per target at a time, a budget per target,
+    undo what made it worse."""
+
+    lease_ttl_s: float = Field(
+        120.0,
+        ge=5,
+        le=3600,
+        description="a target's lease lasts this long unless renewed (a crashed holder blocks no longer)",
+    )
+    lease_wait_s: float = Field(
+        300.0, ge=0, le=3600, description="wait at most this for a target another remediation holds"
+    )
+    lease_poll_s: float = Field(
+        1.0, gt=0, le=60, description="how often a waiting runbook looks at the lease"
+    )
+    budget_window_min: float = Field(
+        60.0, gt=0, le=7 * 24 * 60, description="the budget per target counts changes in this window"
+    )
+    budget_rollbacks: int = Field(2, ge=0, le=100, description="automated rollbacks per target per window")
+    budget_scale_ups: int = Field(3, ge=0, le=100, description="automated scale-ups per target per window")
+    budget_pool_resets: int = Field(
+        3, ge=0, le=100, description="automated database pool resets per target per window"
+    )
+    budget_approval_timeout_s: int = Field(
+        600, ge=1, le=24 * 3600, description="over budget, wait this long for a person's yes; then escalate"
     )

@@ -31,6 +31,7 @@ from runbook.settings.groups import (
     PagerDutySettings,
     PrefectSettings,
     ResponseSettings,
+    SafetySettings,
     SentrySettings,
     ServiceSettings,
     SlackSettings,
@@ -74,6 +75,7 @@ class Settings(BaseSettings):
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     response: ResponseSettings = Field(default_factory=ResponseSettings)
     automation: AutomationSettings = Field(default_factory=AutomationSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
 
     @classmethod
     def settings_customise_sources(

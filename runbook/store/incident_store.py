@@ -1,8 +1,9 @@
 """`Store`: raw payloads, alerts, incidents, their timeline and the action records, on SQLAlchemy Core.
 
 One implementation for SQLite and PostgreSQL (runbook/store/database.py holds what differs). The class
-is assembled from three modules: this one (incidents, timeline, units of work), payloads.py (raw
-payloads and alerts) and actions.py (action claims). Atomicity, which is what the automation relies on:
+is assembled from four modules: this one (incidents, timeline, units of work), payloads.py (raw
+payloads and alerts), actions.py (action claims) and leases.py (target leases, changes per target).
+Atomicity, which is what the automation relies on:
 
 - `claim_action`: `INSERT … ON CONFLICT (key) DO NOTHING RETURNING`: of any number of concurrent callers
   for one (incident, action, target), exactly one gets `won=True`.
@@ -48,12 +49,13 @@ from runbook.severity import Severity
 from runbook.store import migrate
 from runbook.store.actions import ActionRecords, Claim, require_incident
 from runbook.store.database import BoundDatabase, Database
+from runbook.store.leases import Lease, LeaseRecords
 from runbook.store.payloads import PayloadRecords, RawPayload
 from runbook.store.rows import INCIDENT_COLUMNS, entry_of, incident_of
 from runbook.store.schema import incidents
 from runbook.store.statements import statements
 
-__all__ = ["SEVERITY_RAISED_KIND", "Claim", "PostgresStore", "RawPayload", "SqliteStore", "Store"]
+__all__ = ["SEVERITY_RAISED_KIND", "Claim", "Lease", "PostgresStore", "RawPayload", "SqliteStore", "Store"]
 
 SEVERITY_RAISED_KIND = "severity_raised"
 """Timeline kind of an incident raised to a higher level by an alert that joined it."""
@@ -78,7 +80,7 @@ _UPDATABLE = {
 }
 
 
-class Store(PayloadRecords, ActionRecords):
+class Store(PayloadRecords, ActionRecords, LeaseRecords):
     """The incident store. Build one with `open_store(url)`; close it when done. Thread-safe."""
 
     backend: str

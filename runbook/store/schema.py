@@ -51,6 +51,7 @@ __all__ = [
     "metadata",
     "outbox",
     "raw_payloads",
+    "target_leases",
     "timeline",
 ]
 
@@ -167,6 +168,17 @@ actions = Table(
     Column("finished_at", Timestamp),
     Column("run_id", Text),
     Column("detail", Text),
+)
+
+target_leases = Table(  # revision 0003: one remediation per target at a time (runbook/store/leases.py)
+    "target_leases",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("holder", Text, nullable=False),
+    Column("incident_id", Text),
+    Column("purpose", Text),
+    Column("taken_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
 )
 
 outbox = Table(

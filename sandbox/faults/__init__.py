@@ -16,6 +16,7 @@ Usage::
 | fault | what production shows | what fixes it |
 |---|---|---|
 | `bad-deploy [--mode api-500\\|crash] [--ago-min N]` | a new revision (`…:v1.2.0-broken`): pods run, every `/api/*` answers 500 with a `TypeError` (logs, Sentry); `crash`: `…:v1.2.0-bad`, new pods CrashLoopBackOff, `/api/health` 500 | rolling back (`kubectl rollout undo`) |
+| `release-broken [IMAGE]` | nothing until a rollback to IMAGE (default: the good release): its new pods crash-loop, the rollout never completes | clear |
 | `infra-down` | `/health` refuses connections (the load balancer in front of the pods is gone) | clear |
 | `db-down` | PostgreSQL stopped: `SELECT 1` refused, `/api/health` 500 `database unreachable` | only bringing PostgreSQL back (clear, or the provider's restart: the guide's option 3); the pool then holds dead connections: reset it |
 | `db-pool-stale` | PostgreSQL restarted under the app: `SELECT 1` works, `/api/health` 500 (connection lost, then pool exhausted) | option 1 `/admin/reset-db-pool`, or any new rollout (option 2) |
@@ -96,6 +97,12 @@ FAULTS: dict[str, Fault] = {
                 Param("ago_min", float, 0.0, "deployed this many minutes ago", minimum=0, maximum=7 * 24 * 60),
             ),
             effects.bad_deploy,
+        ),
+        Fault(
+            "release-broken",
+            "an earlier release crash-loops too (default: the good one): a rollback to it fails",
+            (Param("image", str, "", "the image whose pods crash (default: the good release)", positional=True),),
+            effects.release_broken,
         ),
         Fault("infra-down", "the load balancer is gone: /health refuses connections", (), effects.infra_down),
         Fault("db-down", "PostgreSQL stopped: nothing but bringing it back fixes it", (), effects.db_down),

@@ -54,6 +54,17 @@ def bad_deploy(
     )
 
 
+def release_broken(target: WorldService, active: ActiveFault | None, image: str) -> Applied:
+    bad = image or target.good_image
+    target.cluster.bad_images.add(bad)
+
+    def undo() -> str:
+        target.cluster.bad_images.discard(bad)
+        return f"release-broken: {bad} starts again"
+
+    return Applied(f"{bad} crash-loops too: a rollback to it fails", undo)
+
+
 def infra_down(target: WorldService, active: ActiveFault | None) -> Applied:
     target.service.ingress_down = True
     target.service.sync()
