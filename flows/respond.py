@@ -49,6 +49,7 @@ from flows.response.handover import HandOver
 from flows.response.low_severity import p3, p4
 from flows.response.options import ResponseOptions
 from flows.response.ownership import claim_lifecycle, follow, lifecycle
+from flows.response.related import follow_primary, primary_for
 from flows.response.triage import TriageResult, triage_incident
 from flows.response.urgent import urgent
 from runbook.messages import clock
@@ -136,6 +137,12 @@ def respond(
     # The response by level (read again: it may have been raised while we joined).
     with lifecycle(rec, key):
         latest = runtime.store().get_incident(rec.incident.id, with_timeline=False)
+        primary = None if dry_run else primary_for(latest)
+        if primary is not None:  # another incident of this service leads: follow it, no runbook of our own
+            joined = follow_primary(rec, latest, primary, opts)
+            if joined is not None:
+                return joined
+            latest = runtime.store().get_incident(rec.incident.id, with_timeline=False)
         if latest.severity == Severity.P4:
             return p4(rec, latest)
         if latest.severity == Severity.P3:

@@ -233,6 +233,9 @@ class Timings(Part):
     poll_interval_s: float | None = Field(None, gt=0, le=600, description="external API recovery poll")
     rollout_deadline_s: float | None = Field(None, gt=0, le=3600, description="wait at most this for pods")
     api_recovery_deadline_min: float | None = Field(None, gt=0, le=24 * 60, description="poll a down API")
+    related_window_min: float | None = Field(
+        None, ge=0, le=24 * 60, description="link a new incident to an open one this recent (0: never)"
+    )
 
 
 def _service_name(value: str) -> str:

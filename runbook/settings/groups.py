@@ -272,6 +272,13 @@ class ResponseSettings(Group):
         300.0, gt=0, le=3600, description="wait at most this for pods to be ready"
     )
     api_recovery_deadline_min: float = Field(60.0, gt=0, le=24 * 60, description="poll a down API this long")
+    related_window_min: float = Field(
+        10.0,
+        ge=0,
+        le=24 * 60,
+        description="an incident opened this soon after an open one of the same service and the same or "
+        "a higher level follows that one's response (0: never link)",
+    )
 
 
 class AutomationSettings(Group):
