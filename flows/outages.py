@@ -34,8 +34,7 @@ its `Record` local (if it was opened) gives the timeline so far, the actions and
 from __future__ import annotations
 
 import functools
-import inspect
-import typing
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec
@@ -165,30 +164,29 @@ def classify(exc: BaseException) -> Outage | None:
 
 def escalates_on_outage(fn: Callable[P, RunbookResult]) -> Callable[P, RunbookResult]:
     """Run the flow body; a dependency outage (see `classify`) becomes an escalated result."""
+    now, on_error = utc_now, _on_error
 
-    @functools.wraps(fn)
     def guarded(*args: P.args, **kwargs: P.kwargs) -> RunbookResult:
-        started = utc_now()
+        started = now()
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            outage = classify(exc)
-            if outage is None:
-                raise
-            ref = kwargs.get("incident") or next((a for a in args if isinstance(a, IncidentRef)), None)
-            return escalate(
-                _record_of(exc, fn), ref if isinstance(ref, IncidentRef) else None, outage, started
-            )
+            return on_error(fn, exc, started, args, kwargs)
 
-    # Prefect builds the parameter model from the signature, resolving names in the wrapper's module:
-    # hand it the flow's own annotations, already resolved in the flow's module.
-    hints = typing.get_type_hints(fn, include_extras=True)
-    sig = inspect.signature(fn)
-    guarded.__signature__ = sig.replace(  # type: ignore[attr-defined]
-        parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()],
-        return_annotation=hints.get("return", sig.return_annotation),
-    )
-    return guarded
+    # Prefect builds the flow's parameter model from its signature and resolves the annotations in
+    # the wrapper's globals: the wrapper (which names only its closure) runs with the flow module's.
+    rebound = types.FunctionType(guarded.__code__, fn.__globals__, fn.__name__, None, guarded.__closure__)
+    return functools.update_wrapper(rebound, fn)
+
+
+def _on_error(
+    fn: Callable[..., Any], exc: Exception, started: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> RunbookResult:
+    outage = classify(exc)
+    if outage is None:
+        raise exc
+    ref = kwargs.get("incident") or next((a for a in args if isinstance(a, IncidentRef)), None)
+    return escalate(_record_of(exc, fn), ref if isinstance(ref, IncidentRef) else None, outage, started)
 
 
 def _record_of(exc: BaseException, fn: Callable[..., Any]) -> Record | None:

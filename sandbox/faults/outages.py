@@ -198,7 +198,11 @@ def store_down(world: World, active: ActiveFault | None, mode: str, delay_s: flo
 def attach_prefect(world: World, gate: Gate) -> Callable[[], None]:
     """Name the gate in front of the Prefect server the runbooks use; returns the way to detach it."""
     _GATES[id(world)] = gate
-    return lambda: _GATES.pop(id(world), None) and None
+
+    def detach() -> None:
+        _GATES.pop(id(world), None)
+
+    return detach
 
 
 def prefect_api_down(world: World, active: ActiveFault | None, mode: str, delay_s: float) -> Applied:
