@@ -17,7 +17,8 @@ def _status(url: str, timeout_s: float = 2.0) -> int | str:
         return type(exc).__name__
 
 
-def test_kubernetes_api_modes_and_clear(world) -> None:
+def test_kubernetes_api_modes_and_clear(sandbox_world) -> None:
+    world = sandbox_world
     url = world.k8s.url + "/apis/apps/v1/namespaces/prod/deployments/emotionscare"
     assert _status(url) == 200
     world.inject("k8s-api-down", mode="5xx")
@@ -33,7 +34,8 @@ def test_kubernetes_api_modes_and_clear(world) -> None:
 
 
 @pytest.mark.parametrize("fault", ["slack-down", "pagerduty-down", "sentry-down"])
-def test_stand_in_modes_and_clear(world, fault: str) -> None:
+def test_stand_in_modes_and_clear(sandbox_world, fault: str) -> None:
+    world = sandbox_world
     standin = {"slack-down": world.slack, "pagerduty-down": world.pagerduty, "sentry-down": world.sentry}[
         fault
     ]
@@ -49,12 +51,14 @@ def test_stand_in_modes_and_clear(world, fault: str) -> None:
     assert _status(url) == healthy
 
 
-def test_store_down_needs_a_postgres_store(world) -> None:
+def test_store_down_needs_a_postgres_store(sandbox_world) -> None:
+    world = sandbox_world
     with pytest.raises(FaultConflict, match="postgres_store"):
         world.inject("store-down")
 
 
-def test_prefect_api_behind_a_gate(world, prefect_api: str) -> None:
+def test_prefect_api_behind_a_gate(sandbox_world, prefect_api: str) -> None:
+    world = sandbox_world
     with pytest.raises(FaultConflict, match="attach_prefect"):
         world.inject("prefect-api-down")
     gate = Gate(prefect_api).start()
