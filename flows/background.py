@@ -6,7 +6,9 @@ Usage::
         ...                                   # the response; the workers stop and are joined after it
 
 Each worker runs in a thread with the flow run's context; one tick failing is logged and recorded in the
-incident's timeline (`guarded`), and the loop goes on.
+incident's timeline (`guarded`), and the loop goes on. When the record itself cannot be written (the
+incident store is down), the failure is logged in one line and the loop still goes on: a worker never
+dies with a traceback, and it stops when the response does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from flows.flow_run import run_logger
+from flows.outages import classify
 from flows.record import Record
 
 __all__ = ["Worker", "background", "guarded"]
@@ -56,5 +59,12 @@ def guarded(what: str, rec: Record, step: Callable[[], object]) -> None:
     try:
         step()
     except Exception as exc:  # a tick must never end the loop (or the flow); the error is kept
-        run_logger("flows.background").exception("%s failed", what)
-        rec.note("error", f"{what} failed: {type(exc).__name__}: {exc}"[:500])
+        line = f"{what} failed: {type(exc).__name__}: {exc}"[:500]
+        if classify(exc) is not None:  # a dependency down: one line; anything else keeps its traceback
+            run_logger("flows.background").warning("%s", line)
+        else:
+            run_logger("flows.background").exception("%s failed", what)
+        try:
+            rec.note("error", line)
+        except Exception as lost:  # the store (or the run's logger) down too: the log line above stays
+            run_logger("flows.background").warning("%s not recorded: %s: %s", what, type(lost).__name__, lost)

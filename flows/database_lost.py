@@ -18,6 +18,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.guards import hold_target
+from flows.outages import escalates_on_outage
 from flows.parameters import PollSeconds, Seconds
 from flows.record import Record
 from flows.targets import base_url, probe_service, target_workload, wait_healthy
@@ -42,6 +43,7 @@ MANUAL_STEPS = (
 @flow(
     name=RUNBOOK, description="P1 › Database Connection Lost: SELECT 1 → reset pool → pool size → provider."
 )
+@escalates_on_outage
 def database_lost(
     incident: IncidentRef | None = None,
     pool_size: Annotated[int, Field(ge=1, le=1000)] = 10,

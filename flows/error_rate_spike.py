@@ -39,6 +39,7 @@ from flows.diagnoses import (
     conclude,
     metrics_evidence,
 )
+from flows.outages import escalates_on_outage
 from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
 from flows.resource_exhaustion import resource_exhaustion
@@ -57,6 +58,7 @@ RUNBOOK = "error-rate-spike"
     name=RUNBOOK,
     description="P2 › Error Rate Spike: which endpoint, code or infrastructure, deploy → fix a–d.",
 )
+@escalates_on_outage
 def error_rate_spike(
     incident: IncidentRef | None = None,
     window_s: Seconds = 300.0,

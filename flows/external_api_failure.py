@@ -15,6 +15,7 @@ from typing import Annotated
 from prefect import flow, get_run_logger
 from pydantic import Field
 
+from flows.outages import escalates_on_outage
 from flows.record import Record
 from flows.steps import switch_feature
 from flows.targets import base_url, target_workload
@@ -64,6 +65,7 @@ def poll_until_back(
 
 
 @flow(name=RUNBOOK, description="P1 › External API Failure: flag off, notify, poll until back, flag on.")
+@escalates_on_outage
 def external_api_failure(
     incident: IncidentRef | None = None,
     apis: list[str] | None = None,

@@ -37,6 +37,7 @@ from flows.diagnoses import (
     metrics_evidence,
     split_route,
 )
+from flows.outages import escalates_on_outage
 from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
 from flows.steps import read_logs, recent_deploys, rollback_and_verify, sentry_evidence
@@ -145,6 +146,7 @@ def describe_table(dsn: SecretStr, table: str, connect_timeout_s: float = 5.0) -
 
 
 @flow(name=RUNBOOK, description="P2 › Feature Broken: isolate, component, minimal fix, else rollback.")
+@escalates_on_outage
 def feature_broken(
     incident: IncidentRef | None = None,
     window_s: Seconds = 300.0,

@@ -34,6 +34,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, SecretStr
 
 from flows.diagnoses import METRICS_PATH, ServiceMetrics, check_infrastructure, conclude, read_metrics
+from flows.outages import escalates_on_outage
 from flows.parameters import PollSeconds, Seconds
 from flows.record import Record
 from flows.resource_exhaustion import resource_exhaustion
@@ -104,6 +105,7 @@ def _short(query: str) -> str:
     name=RUNBOOK,
     description="P2 › Performance Degradation: slow endpoints, consistent?, correlate → solution.",
 )
+@escalates_on_outage
 def performance_degradation(
     incident: IncidentRef | None = None,
     threshold_ms: Annotated[float, Field(gt=0, le=600_000)] = 3000.0,

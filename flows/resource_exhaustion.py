@@ -15,6 +15,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.guards import hold_target, reading
+from flows.outages import escalates_on_outage
 from flows.parameters import PollSeconds, Seconds
 from flows.record import Record
 from flows.steps import read_logs
@@ -51,6 +52,7 @@ def _mib(n: int) -> str:
 
 
 @flow(name=RUNBOOK, description="P1 › CPU/Memory Exhaustion: top pods/nodes, OOM in logs, scale up, verify.")
+@escalates_on_outage
 def resource_exhaustion(
     incident: IncidentRef | None = None,
     replicas: Annotated[int, Field(ge=1, le=100)] = 3,

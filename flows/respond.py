@@ -43,6 +43,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.comms import Comms
+from flows.outages import escalates_on_outage
 from flows.record import Record
 from flows.response.assess import Assessment, FailureKind, assess
 from flows.response.handover import HandOver
@@ -67,6 +68,7 @@ RUNBOOK = "respond"
     name=RUNBOOK,
     description="Every incident: the guide's P1 timeline or P2/P3/P4 response, comms, escalation.",
 )
+@escalates_on_outage
 def respond(
     incident: IncidentRef | None = None,
     status_update_interval_s: Annotated[float | None, Field(gt=0, le=3600)] = None,

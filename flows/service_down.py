@@ -17,6 +17,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from flows.approval import ask
+from flows.outages import escalates_on_outage
 from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
 from flows.record import Record
 from flows.steps import read_logs, recent_deploys, rollback_and_verify, rollback_plan, sentry_evidence
@@ -73,6 +74,7 @@ def investigate(rec: Record, target: Workload, log_lines: int = 100) -> None:
 @flow(
     name=RUNBOOK, description="P1 › Service Completely Down (500+ errors): probe, recent deploy → rollback."
 )
+@escalates_on_outage
 def service_down(
     incident: IncidentRef | None = None,
     rollback_window_min: RollbackWindowMin = 15,

@@ -96,6 +96,10 @@ class StatusUpdates:
             self.posted.append(slot)
         return message
 
+    def _post_if_open(self, slot: int, now: datetime) -> None:
+        if self.comms.incident.is_open:  # read from the store: inside the guard, it may be down
+            self.post(slot, now)
+
     def run(self, stop: threading.Event) -> None:
         last = 0
         while True:
@@ -103,8 +107,7 @@ class StatusUpdates:
             slot = self.due_slot(now)
             if slot > last:
                 last = slot
-                if self.comms.incident.is_open:
-                    guarded("status update", self.comms.rec, lambda: self.post(slot, now))  # noqa: B023
+                guarded("status update", self.comms.rec, lambda: self._post_if_open(slot, now))  # noqa: B023
             wait = (self.anchor + timedelta(seconds=(last + 1) * self.interval_s) - utc_now()).total_seconds()
             if stop.wait(max(0.0, wait)):
                 return

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sandbox.world import World, WorldService
 
-from sandbox.faults import effects
+from sandbox.faults import effects, outages
 from sandbox.faults.model import (
     ActiveFault,
     Applied,
@@ -158,6 +158,21 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault("journal-broken", "creating journal entries fails (a constraint violation), reading works", (),
               effects.journal_broken),
+        *(
+            Fault(name, f"{what} fails every call: refuse (default), timeout or 5xx (sandbox/faults/outages.py)",
+                  (Param("mode", str, "refuse", "refuse, timeout or 5xx", choices=outages.MODES),
+                   Param("delay_s", float, 30.0, "how long a call waits in mode timeout (seconds)", minimum=0,
+                         maximum=600)),
+                  apply)
+            for name, what, apply in (
+                ("k8s-api-down", "the Kubernetes API", outages.k8s_api_down),
+                ("slack-down", "Slack", outages.slack_down),
+                ("pagerduty-down", "PagerDuty", outages.pagerduty_down),
+                ("sentry-down", "Sentry", outages.sentry_down),
+                ("store-down", "the incident store (its PostgreSQL database)", outages.store_down),
+                ("prefect-api-down", "the Prefect API (behind its gate)", outages.prefect_api_down),
+            )
+        ),
     )
 }  # fmt: skip
 
