@@ -130,13 +130,19 @@ class ThroughputRow:
         }
 
 
-def alertmanager_body(fingerprint: str, name: str) -> bytes:
-    """One Alertmanager (webhook version 4) group with one firing alert."""
-    labels = {"alertname": name, "service": "emotionscare", "severity": "critical", "job": "bench"}
+def alertmanager_body(fingerprint: str, name: str, tag: str = "") -> bytes:
+    """One Alertmanager (webhook version 4) group with one firing alert; `tag` goes in its summary."""
+    labels = {
+        "alertname": name,
+        "service": "emotionscare",
+        "severity": "critical",
+        "job": "bench",
+        "tag": tag,
+    }
     alert = {
         "status": "firing",
         "labels": labels,
-        "annotations": {"summary": f"{name} firing (bench)"},
+        "annotations": {"summary": f"{name} firing (bench {tag})"},
         "startsAt": "2026-11-26T13:08:45.828Z",
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus.monitoring:9090/graph",
@@ -195,9 +201,9 @@ async def _load(
 
 def _scenario_bodies(scenario: str, n: int, tag: str) -> list[bytes]:
     if scenario == "storm":
-        body = alertmanager_body(f"storm-{tag}", "BenchStorm")
+        body = alertmanager_body(f"storm-{tag}", "BenchStorm", tag)
         return [body] * n
-    return [alertmanager_body(f"distinct-{tag}-{i:06d}", f"BenchDistinct{i}") for i in range(n)]
+    return [alertmanager_body(f"distinct-{tag}-{i:06d}", f"BenchDistinct{i}", tag) for i in range(n)]
 
 
 def _count(store_url: str, scenario: str, tag: str, limit: int) -> tuple[int, int | None]:
@@ -209,10 +215,12 @@ def _count(store_url: str, scenario: str, tag: str, limit: int) -> tuple[int, in
         incidents = store.list_incidents(limit=limit)
     finally:
         store.close()
+    # the incident's title is the alert's summary, which names the scenario's tag (its dedupe key is a
+    # per-service hash: intake/services.py)
     if scenario == "storm":
-        storm = [i for i in incidents if i.dedupe_key == f"alertmanager:storm-{tag}"]
+        storm = [i for i in incidents if i.title == f"BenchStorm firing (bench {tag})"]
         return len(storm), (storm[0].alert_count if storm else None)
-    return sum(i.dedupe_key.startswith(f"alertmanager:distinct-{tag}-") for i in incidents), None
+    return sum(i.title.endswith(f"firing (bench {tag})") for i in incidents), None
 
 
 def _one(

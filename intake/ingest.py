@@ -13,10 +13,13 @@ committed, or nothing of it is. Inside it, in this order:
    Sentry request whose `Request-ID` and body are already stored is a replay (`request_id_of`): the
    receipt says `duplicate_of` the first payload and nothing else is stored (Sentry still gets its 202);
 2. each normalised alert (`add_alert`, pointing at the raw payload);
-3. a firing alert: classified and routed (intake/triage.py), then `open_incident_for`: under concurrent
+3. a firing alert: classified and routed (intake/triage.py), then `open_incident_for` on its service's
+   dedupe key (intake/services.py: alias spellings of one service share it): under concurrent
    callers with one dedupe key exactly one creates the incident, the others join it (`alert_count` + 1,
    and a higher severity raises the incident's level, logged as `severity_raised`). A storm of 1,000
    copies is one incident;
+   An incident opened for a service the catalogue does not know gets a timeline entry of kind
+   `service_not_in_catalogue` (respond escalates it and runs no runbook);
 4. an incident without a flow run gets its outbox row (`Outbox.enqueue`, idempotent);
 5. a resolved alert whose incident is open adds the timeline entry of kind `source_resolved` to it:
    the mark for the all-clear path of the lifecycle. The `respond` flow verifies before it resolves.
@@ -40,7 +43,9 @@ from typing import Any, Protocol
 
 from intake.config import IntakeConfig
 from intake.outbox import Outbox
+from intake.services import dedupe_key, in_catalogue, not_in_catalogue_entry
 from intake.triage import Router, triage
+from runbook.catalogue import Catalogue
 from runbook.models import Alert, AlertStatus, Incident, TimelineEntry
 from runbook.severity import Severity
 
@@ -125,17 +130,18 @@ class IntakeStore(Protocol):
     def add_alert(self, alert: Alert) -> Alert: ...
 
     def open_incident_for(
-        self, alert: Alert, severity: Severity, rule: str, runbook: str | None
+        self,
+        alert: Alert,
+        severity: Severity,
+        rule: str,
+        runbook: str | None,
+        *,
+        dedupe_key: str | None = None,
     ) -> tuple[Incident, bool]: ...
 
     def find_open_incident(self, dedupe_key: str) -> Incident | None: ...
 
     def append_timeline(self, incident_id: str, entry: TimelineEntry) -> Any: ...
-
-
-def dedupe_key(alert: Alert) -> str:
-    """The key that groups alerts into one incident: the alert's fingerprint (already source-scoped)."""
-    return alert.fingerprint
 
 
 def request_id_of(source: str, body: bytes, headers: Mapping[str, str]) -> str | None:
@@ -168,6 +174,7 @@ class StoreIngestor:
         self.outbox = outbox
         self.deployment = config.dispatch.deployment
         self.router = router or config.router()
+        self.catalogue: Catalogue | None = config.catalogue
         self.on_enqueued = on_enqueued
 
     def ingest(self, source: str, body: bytes, headers: Mapping[str, str], alerts: list[Alert]) -> Receipt:
@@ -229,15 +236,23 @@ class StoreIngestor:
                 self._resolved(tx, alert, receipt)
                 continue
             verdict = triage(alert, self.router)
-            incident, created = tx.open_incident_for(alert, verdict.severity, verdict.rule, verdict.runbook)
+            incident, created = tx.open_incident_for(
+                alert,
+                verdict.severity,
+                verdict.rule,
+                verdict.runbook,
+                dedupe_key=dedupe_key(alert, self.catalogue),
+            )
             (receipt.created if created else receipt.joined_incidents).append(incident.id)
+            if created and not in_catalogue(self.catalogue, alert.service):
+                tx.append_timeline(incident.id, not_in_catalogue_entry(alert))
             if incident.flow_run_id is None:
                 outbox.enqueue(incident.id, self.deployment)
                 enqueued = True
         return receipt, enqueued
 
     def _resolved(self, tx: IntakeStore, alert: Alert, receipt: Receipt) -> None:
-        incident = tx.find_open_incident(dedupe_key(alert))
+        incident = tx.find_open_incident(dedupe_key(alert, self.catalogue))
         if incident is None:
             receipt.unmatched_resolved += 1
             return
