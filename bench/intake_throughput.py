@@ -42,7 +42,17 @@ import httpx
 from bench.procs import BENCH_TOKEN, intake_process
 from bench.stats import Summary, markdown_table
 
-__all__ = ["SCENARIOS", "STORES", "Options", "ThroughputRow", "report", "run"]
+__all__ = [
+    "SCENARIOS",
+    "STORES",
+    "Options",
+    "ThroughputRow",
+    "alertmanager_body",
+    "count_stored",
+    "postgres_server",
+    "report",
+    "run",
+]
 
 STORES = ("sqlite", "postgresql")
 SCENARIOS = ("distinct", "storm")
@@ -206,7 +216,7 @@ def _scenario_bodies(scenario: str, n: int, tag: str) -> list[bytes]:
     return [alertmanager_body(f"distinct-{tag}-{i:06d}", f"BenchDistinct{i}", tag) for i in range(n)]
 
 
-def _count(store_url: str, scenario: str, tag: str, limit: int) -> tuple[int, int | None]:
+def count_stored(store_url: str, scenario: str, tag: str, limit: int) -> tuple[int, int | None]:
     """(incidents the measured requests opened, alerts in the storm's incident) as the store has them."""
     from runbook.store import open_store
 
@@ -235,7 +245,7 @@ def _one(
         elapsed, latencies, codes, errors = asyncio.run(
             _load(url, bodies, options.concurrency, options.max_s, options.request_timeout_s)
         )
-    incidents, alerts = _count(store_url, scenario, tag, limit=options.requests + options.warmup + 10)
+    incidents, alerts = count_stored(store_url, scenario, tag, limit=options.requests + options.warmup + 10)
     return ThroughputRow(
         store, scenario, rnd, options.concurrency, elapsed, latencies, codes, incidents, alerts, errors
     )
@@ -246,7 +256,7 @@ def _workers(options: Options) -> list[str]:
 
 
 @contextmanager
-def _postgres(workdir: Path, postgres: Any | None) -> Iterator[Any]:
+def postgres_server(workdir: Path, postgres: Any | None) -> Iterator[Any]:
     if postgres is not None:
         yield postgres
         return
@@ -270,7 +280,11 @@ def run(
         if workdir is None:
             workdir = Path(tempfile.mkdtemp(prefix="bench-intake-"))
             stack.callback(shutil.rmtree, workdir, True)
-        pg = stack.enter_context(_postgres(workdir, postgres)) if "postgresql" in options.stores else None
+        pg = (
+            stack.enter_context(postgres_server(workdir, postgres))
+            if "postgresql" in options.stores
+            else None
+        )
         for rnd in range(options.repeat):
             for scenario in options.scenarios:
                 for store in options.stores:
