@@ -235,10 +235,11 @@ def run(args: argparse.Namespace, checkouts: list[tuple[str, Path]], work: Path)
                 for rnd, checkout in _order(checkouts, args.rounds):
                     if store == "sqlite":
                         url = f"sqlite:///{work / f'wrk-{checkout[0]}-{scenario}-{rnd}.sqlite3'}"
+                    elif pg is not None:
+                        side = re.sub(r"\W", "_", checkout[0].lower())
+                        url = pg.create_database(f"wrk_{side}_{scenario}_{rnd}_{int(time.time()) % 10**6}")
                     else:
-                        url = pg.create_database(
-                            f"wrk_{checkout[0]}_{scenario}_{rnd}_{int(time.time()) % 10**6}"
-                        )
+                        raise RuntimeError("PostgreSQL was not started")
                     row = _one(args, checkout, store, scenario, rnd, url, work)
                     print(
                         f"  {row.checkout} {row.store} {row.scenario} round {rnd}: {row.alerts_per_s:.0f} alerts/s, "
