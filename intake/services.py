@@ -66,18 +66,16 @@ def name_service(
 ) -> str:
     """The canonical name of the catalogued service the alert names; else the name it gave; else UNKNOWN.
 
-    `given` is a name the source states outside the labels (a generic alert's `service`): it is tried
-    first. A catalogue of one service takes the alerts that name nothing (today's single service).
+    `given` is a name the source states outside the labels (a generic alert's `service`, a Sentry slug
+    mapped by `sentry_projects`): when set, it decides. A catalogue of one service takes the alerts that
+    name nothing (today's single service).
     """
-    if given and given.strip():
+    if given and given.strip():  # stated outright: it decides, catalogued or not
         service = catalogue.find(given.strip())
-        if service is not None:
-            return service.name
+        return given.strip() if service is None else service.name
     found = match(catalogue, labels, sentry_project or None)
     if found is not None:
         return found.service.name
-    if given and given.strip():
-        return given.strip()
     for key in GIVEN_LABELS:
         value = labels.get(key, "").strip()
         if value:

@@ -220,6 +220,16 @@ def test_one_alert_on_two_services_is_two_incidents(svc_client: httpx.Client, st
     assert sorted(i.service for i in store.list_incidents()) == ["payments", "search"]
 
 
+def test_a_generic_alerts_own_service_field_decides(svc_client: httpx.Client, store: Any) -> None:
+    body = {"alerts": [{"name": "Slow", "service": "ledger", "labels": {"app": "payments"}}]}
+
+    receipt = post(svc_client, "generic", json.dumps(body).encode())
+
+    incident = incident_of(store, receipt)
+    assert incident.service == "ledger"
+    assert NOT_IN_CATALOGUE in {e.kind for e in store.timeline(incident.id)}
+
+
 @pytest.mark.parametrize(
     ("labels", "service"),
     [({"service": "ledger"}, "ledger"), ({"job": "node-exporter"}, UNKNOWN), ({}, UNKNOWN)],
