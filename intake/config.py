@@ -109,7 +109,9 @@ class IntakeConfig(BaseModel):
     sentry_client_secret: SecretStr | None = None
     """The Sentry integration's Client Secret: `Sentry-Hook-Signature` is HMAC-SHA256 of the body with it."""
     default_service: str = "emotionscare"
+    """Without a catalogue only (a config built by hand): the service of an alert that names none."""
     service_labels: tuple[str, ...] = ("service", "app", "app_kubernetes_io_name")
+    """Without a catalogue only: the labels naming an alert's service (with one: intake/services.py)."""
     sentry_projects: dict[str, str] = Field(default_factory=dict)
     """Sentry project slug -> service name."""
     routes: tuple[RouteConfig, ...] = ()
