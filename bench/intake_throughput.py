@@ -42,7 +42,17 @@ import httpx
 from bench.procs import BENCH_TOKEN, intake_process
 from bench.stats import Summary, markdown_table
 
-__all__ = ["SCENARIOS", "STORES", "Options", "ThroughputRow", "report", "run"]
+__all__ = [
+    "SCENARIOS",
+    "STORES",
+    "Options",
+    "ThroughputRow",
+    "alertmanager_body",
+    "count_stored",
+    "postgres_server",
+    "report",
+    "run",
+]
 
 STORES = ("sqlite", "postgresql")
 SCENARIOS = ("distinct", "storm")
@@ -130,13 +140,19 @@ class ThroughputRow:
         }
 
 
-def alertmanager_body(fingerprint: str, name: str) -> bytes:
-    """One Alertmanager (webhook version 4) group with one firing alert."""
-    labels = {"alertname": name, "service": "emotionscare", "severity": "critical", "job": "bench"}
+def alertmanager_body(fingerprint: str, name: str, tag: str = "") -> bytes:
+    """One Alertmanager (webhook version 4) group with one firing alert; `tag` goes in its summary."""
+    labels = {
+        "alertname": name,
+        "service": "emotionscare",
+        "severity": "critical",
+        "job": "bench",
+        "tag": tag,
+    }
     alert = {
         "status": "firing",
         "labels": labels,
-        "annotations": {"summary": f"{name} firing (bench)"},
+        "annotations": {"summary": f"{name} firing (bench {tag})"},
         "startsAt": "2026-11-26T13:08:45.828Z",
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus.monitoring:9090/graph",
@@ -195,12 +211,12 @@ async def _load(
 
 def _scenario_bodies(scenario: str, n: int, tag: str) -> list[bytes]:
     if scenario == "storm":
-        body = alertmanager_body(f"storm-{tag}", "BenchStorm")
+        body = alertmanager_body(f"storm-{tag}", "BenchStorm", tag)
         return [body] * n
-    return [alertmanager_body(f"distinct-{tag}-{i:06d}", f"BenchDistinct{i}") for i in range(n)]
+    return [alertmanager_body(f"distinct-{tag}-{i:06d}", f"BenchDistinct{i}", tag) for i in range(n)]
 
 
-def _count(store_url: str, scenario: str, tag: str, limit: int) -> tuple[int, int | None]:
+def count_stored(store_url: str, scenario: str, tag: str, limit: int) -> tuple[int, int | None]:
     """(incidents the measured requests opened, alerts in the storm's incident) as the store has them."""
     from runbook.store import open_store
 
@@ -209,10 +225,12 @@ def _count(store_url: str, scenario: str, tag: str, limit: int) -> tuple[int, in
         incidents = store.list_incidents(limit=limit)
     finally:
         store.close()
+    # the incident's title is the alert's summary, which names the scenario's tag (its dedupe key is a
+    # per-service hash: intake/services.py)
     if scenario == "storm":
-        storm = [i for i in incidents if i.dedupe_key == f"alertmanager:storm-{tag}"]
+        storm = [i for i in incidents if i.title == f"BenchStorm firing (bench {tag})"]
         return len(storm), (storm[0].alert_count if storm else None)
-    return sum(i.dedupe_key.startswith(f"alertmanager:distinct-{tag}-") for i in incidents), None
+    return sum(i.title.endswith(f"firing (bench {tag})") for i in incidents), None
 
 
 def _one(
@@ -227,7 +245,7 @@ def _one(
         elapsed, latencies, codes, errors = asyncio.run(
             _load(url, bodies, options.concurrency, options.max_s, options.request_timeout_s)
         )
-    incidents, alerts = _count(store_url, scenario, tag, limit=options.requests + options.warmup + 10)
+    incidents, alerts = count_stored(store_url, scenario, tag, limit=options.requests + options.warmup + 10)
     return ThroughputRow(
         store, scenario, rnd, options.concurrency, elapsed, latencies, codes, incidents, alerts, errors
     )
@@ -238,7 +256,7 @@ def _workers(options: Options) -> list[str]:
 
 
 @contextmanager
-def _postgres(workdir: Path, postgres: Any | None) -> Iterator[Any]:
+def postgres_server(workdir: Path, postgres: Any | None) -> Iterator[Any]:
     if postgres is not None:
         yield postgres
         return
@@ -262,7 +280,11 @@ def run(
         if workdir is None:
             workdir = Path(tempfile.mkdtemp(prefix="bench-intake-"))
             stack.callback(shutil.rmtree, workdir, True)
-        pg = stack.enter_context(_postgres(workdir, postgres)) if "postgresql" in options.stores else None
+        pg = (
+            stack.enter_context(postgres_server(workdir, postgres))
+            if "postgresql" in options.stores
+            else None
+        )
         for rnd in range(options.repeat):
             for scenario in options.scenarios:
                 for store in options.stores:

@@ -199,12 +199,15 @@ def intake_process(
     env: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
     startup_timeout_s: float = 60.0,
+    repo: Path = REPO,
 ) -> Iterator[tuple[Proc, str]]:
-    """`python -m intake --port 0` on `store_url` (with `--no-dispatch` unless `dispatch`); yields (proc, URL)."""
+    """`python -m intake --port 0` on `store_url` (with `--no-dispatch` unless `dispatch`); yields (proc, URL).
+
+    `repo`: the checkout whose code runs (first on `PYTHONPATH`; the same interpreter and packages)."""
     base = dict(env if env is not None else os.environ)
     base["RUNBOOK_STORE_URL"] = store_url
     base["RUNBOOK_INTAKE_TOKENS"] = json.dumps({"generic": BENCH_TOKEN, "alertmanager": BENCH_TOKEN})
-    base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), base.get("PYTHONPATH")]))
+    base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), base.get("PYTHONPATH")]))
     argv = [sys.executable, "-m", "intake", "--host", "127.0.0.1", "--port", "0"]
     if not dispatch:
         argv.append("--no-dispatch")

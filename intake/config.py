@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from intake.parsers.common import ParseContext
 from intake.triage import KNOWN_RUNBOOKS, Route, Router
+from runbook.catalogue import Catalogue, load_catalogue
+from runbook.settings import Settings
 
 __all__ = ["DispatchConfig", "IntakeConfig", "RouteConfig"]
 
@@ -107,11 +109,17 @@ class IntakeConfig(BaseModel):
     sentry_client_secret: SecretStr | None = None
     """The Sentry integration's Client Secret: `Sentry-Hook-Signature` is HMAC-SHA256 of the body with it."""
     default_service: str = "emotionscare"
+    """Without a catalogue only (a config built by hand): the service of an alert that names none."""
     service_labels: tuple[str, ...] = ("service", "app", "app_kubernetes_io_name")
+    """Without a catalogue only: the labels naming an alert's service (with one: intake/services.py)."""
     sentry_projects: dict[str, str] = Field(default_factory=dict)
     """Sentry project slug -> service name."""
     routes: tuple[RouteConfig, ...] = ()
     known_runbooks: frozenset[str] = KNOWN_RUNBOOKS
+    catalogue: Catalogue | None = None
+    """The service catalogue alerts are resolved through (intake/services.py); `from_settings` loads and
+    validates it (`RUNBOOK_CATALOGUE`, else the settings as a catalogue of one). None: services as the
+    labels name them, `default_service` for none."""
     store_url: str | None = None
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
 
@@ -121,6 +129,7 @@ class IntakeConfig(BaseModel):
             service_labels=self.service_labels,
             sentry_projects=dict(self.sentry_projects),
             max_alerts=self.max_alerts_per_request,
+            catalogue=self.catalogue,
         )
 
     def router(self) -> Router:
@@ -131,6 +140,8 @@ class IntakeConfig(BaseModel):
         """From the project's `runbook.settings.Settings` (groups `intake`, `prefect`, `store`).
 
         Fields the settings do not have keep this model's defaults, so the two can grow apart safely.
+        The catalogue is loaded and validated here: an invalid one raises `CatalogueError` (a
+        `SettingsError`, one line naming the service and field), so the intake refuses to start.
         """
         intake = getattr(settings, "intake", None)
         prefect = getattr(settings, "prefect", None)
@@ -161,6 +172,8 @@ class IntakeConfig(BaseModel):
         service_name = getattr(getattr(settings, "service", None), "name", None)
         if "default_service" not in values and service_name:
             values["default_service"] = service_name
+        if isinstance(settings, Settings):
+            values["catalogue"] = load_catalogue(settings)
         url = getattr(store, "url", None) or getattr(store, "dsn", None)
         if url is not None:
             values["store_url"] = url.get_secret_value() if isinstance(url, SecretStr) else str(url)

@@ -13,10 +13,13 @@ committed, or nothing of it is. Inside it, in this order:
    Sentry request whose `Request-ID` and body are already stored is a replay (`request_id_of`): the
    receipt says `duplicate_of` the first payload and nothing else is stored (Sentry still gets its 202);
 2. each normalised alert (`add_alert`, pointing at the raw payload);
-3. a firing alert: classified and routed (intake/triage.py), then `open_incident_for`: under concurrent
+3. a firing alert: classified and routed (intake/triage.py), then `open_incident_for` on its service's
+   dedupe key (intake/services.py: alias spellings of one service share it): under concurrent
    callers with one dedupe key exactly one creates the incident, the others join it (`alert_count` + 1,
    and a higher severity raises the incident's level, logged as `severity_raised`). A storm of 1,000
    copies is one incident;
+   An incident opened for a service the catalogue does not know gets a timeline entry of kind
+   `service_not_in_catalogue` (respond escalates it and runs no runbook);
 4. an incident without a flow run gets its outbox row (`Outbox.enqueue`, idempotent);
 5. a resolved alert whose incident is open adds the timeline entry of kind `source_resolved` to it:
    the mark for the all-clear path of the lifecycle. The `respond` flow verifies before it resolves.
@@ -24,9 +27,10 @@ committed, or nothing of it is. Inside it, in this order:
 Only after the commit does the caller answer 202. Any exception means nothing of the request was kept
 (the app answers 503 "retry"), so a sender's retry never meets half of its own request.
 
-`ingest_many` (group commit, for throughput): many requests in one transaction, each in its own
-SAVEPOINT: a request that fails is rolled back alone and gets its exception; the others get their
-receipts once the one commit is done (if the commit fails, every request gets that error).
+`ingest_many` (group commit, for throughput): many requests in one transaction: a request that fails
+is rolled back alone and gets its exception (the batch is redone with a SAVEPOINT per request); the
+others get their receipts once the one commit is done (if the commit fails, every request gets that
+error).
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from typing import Any, Protocol
 
 from intake.config import IntakeConfig
 from intake.outbox import Outbox
+from intake.services import dedupe_key, in_catalogue, not_in_catalogue_entry
 from intake.triage import Router, triage
+from runbook.catalogue import Catalogue
 from runbook.models import Alert, AlertStatus, Incident, TimelineEntry
 from runbook.severity import Severity
 
@@ -125,17 +131,18 @@ class IntakeStore(Protocol):
     def add_alert(self, alert: Alert) -> Alert: ...
 
     def open_incident_for(
-        self, alert: Alert, severity: Severity, rule: str, runbook: str | None
+        self,
+        alert: Alert,
+        severity: Severity,
+        rule: str,
+        runbook: str | None,
+        *,
+        dedupe_key: str | None = None,
     ) -> tuple[Incident, bool]: ...
 
     def find_open_incident(self, dedupe_key: str) -> Incident | None: ...
 
     def append_timeline(self, incident_id: str, entry: TimelineEntry) -> Any: ...
-
-
-def dedupe_key(alert: Alert) -> str:
-    """The key that groups alerts into one incident: the alert's fingerprint (already source-scoped)."""
-    return alert.fingerprint
 
 
 def request_id_of(source: str, body: bytes, headers: Mapping[str, str]) -> str | None:
@@ -150,6 +157,12 @@ def request_id_of(source: str, body: bytes, headers: Mapping[str, str]) -> str |
     if not found or not found.strip():
         return None
     return f"{found.strip()[:200]} sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+class _RequestFailed(Exception):
+    """Raised inside the batch's transaction to roll it back when one of its requests failed."""
+
+    exc: Exception | None = None
 
 
 class StoreIngestor:
@@ -168,6 +181,7 @@ class StoreIngestor:
         self.outbox = outbox
         self.deployment = config.dispatch.deployment
         self.router = router or config.router()
+        self.catalogue: Catalogue | None = config.catalogue
         self.on_enqueued = on_enqueued
 
     def ingest(self, source: str, body: bytes, headers: Mapping[str, str], alerts: list[Alert]) -> Receipt:
@@ -178,11 +192,39 @@ class StoreIngestor:
         return receipt
 
     def ingest_many(self, requests: Sequence[IngestRequest]) -> list[Receipt | Exception]:
-        """Many requests, one commit; a SAVEPOINT each, so one that fails is rolled back alone.
+        """Many requests, one commit; a request that fails is rolled back alone and gets its exception.
 
         Returns, in order, each request's receipt or the exception that refused it. Only once this
         returns (after the commit) may any of them be answered 202.
+
+        First all of them in one transaction without savepoints (two statements fewer per request: the
+        common case, every request valid, costs ~20% less); if one fails, that transaction is rolled
+        back and the batch is done again with a SAVEPOINT per request, so the others are still stored.
+        A failed commit is not retried: every request gets its error (503), as one `ingest` would.
         """
+        failed = _RequestFailed()
+        try:
+            with self.store.transaction() as tx:
+                outbox = self.outbox.joined(tx)
+                done: list[tuple[Receipt, bool]] = []
+                for r in requests:
+                    try:
+                        done.append(self._request(tx, outbox, r.source, r.body, r.headers, r.alerts))
+                    except Exception as exc:  # roll all back; with one request, that is its answer
+                        failed.exc = exc
+                        raise failed from exc
+        except _RequestFailed:
+            if len(requests) == 1 and failed.exc is not None:
+                return [failed.exc]
+            return self._isolated(requests)
+        except Exception as exc:  # the commit itself failed: nothing of any request is stored
+            log.warning("group commit of %d request(s) failed: %s", len(requests), exc)
+            return [exc for _ in requests]
+        self._enqueued(any(added for _, added in done))
+        return [receipt for receipt, _ in done]
+
+    def _isolated(self, requests: Sequence[IngestRequest]) -> list[Receipt | Exception]:
+        """The batch again, a SAVEPOINT per request: one that fails is rolled back alone."""
         results: list[Receipt | Exception] = []
         enqueued = False
         try:
@@ -202,9 +244,12 @@ class StoreIngestor:
         except Exception as exc:  # the commit itself failed: nothing of any request is stored
             log.warning("group commit of %d request(s) failed: %s", len(requests), exc)
             return [exc for _ in requests]
+        self._enqueued(enqueued)
+        return results
+
+    def _enqueued(self, enqueued: bool) -> None:
         if enqueued and self.on_enqueued is not None:
             self.on_enqueued()
-        return results
 
     def _request(
         self,
@@ -229,15 +274,23 @@ class StoreIngestor:
                 self._resolved(tx, alert, receipt)
                 continue
             verdict = triage(alert, self.router)
-            incident, created = tx.open_incident_for(alert, verdict.severity, verdict.rule, verdict.runbook)
+            incident, created = tx.open_incident_for(
+                alert,
+                verdict.severity,
+                verdict.rule,
+                verdict.runbook,
+                dedupe_key=dedupe_key(alert, self.catalogue),
+            )
             (receipt.created if created else receipt.joined_incidents).append(incident.id)
+            if created and not in_catalogue(self.catalogue, alert.service):
+                tx.append_timeline(incident.id, not_in_catalogue_entry(alert))
             if incident.flow_run_id is None:
                 outbox.enqueue(incident.id, self.deployment)
                 enqueued = True
         return receipt, enqueued
 
     def _resolved(self, tx: IntakeStore, alert: Alert, receipt: Receipt) -> None:
-        incident = tx.find_open_incident(dedupe_key(alert))
+        incident = tx.find_open_incident(dedupe_key(alert, self.catalogue))
         if incident is None:
             receipt.unmatched_resolved += 1
             return

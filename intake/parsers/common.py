@@ -18,7 +18,18 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-__all__ = ["ZERO_TIME", "ParseContext", "SourceTime", "parse_time", "pick_service", "stable_fingerprint"]
+from intake.services import canonical_labels, name_service
+from runbook.catalogue import Catalogue
+
+__all__ = [
+    "ZERO_TIME",
+    "ParseContext",
+    "SourceTime",
+    "key_labels",
+    "parse_time",
+    "pick_service",
+    "stable_fingerprint",
+]
 
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 """Go's zero time: Alertmanager and Grafana send `0001-01-01T00:00:00Z` for "not ended yet"."""
@@ -36,6 +47,9 @@ class ParseContext:
     service_labels: tuple[str, ...] = ("service", "app", "app_kubernetes_io_name")
     sentry_projects: Mapping[str, str] = field(default_factory=dict)
     max_alerts: int = 1000
+    catalogue: Catalogue | None = None
+    """The service catalogue: alerts carry its canonical names (intake/services.py). None: the labels'
+    names as given, `default_service` for none (tests that build the context by hand)."""
     clock: Callable[[], datetime] = _utc_now
     """Now, for how long a firing alert has been firing (tests pin it)."""
 
@@ -74,10 +88,26 @@ def parse_time(value: datetime | None) -> datetime | None:
     return value
 
 
-def pick_service(labels: Mapping[str, str], ctx: ParseContext) -> str:
-    """The first non-empty label of `ctx.service_labels`, else the configured default service."""
+def pick_service(
+    labels: Mapping[str, str],
+    ctx: ParseContext,
+    *,
+    sentry_project: str | None = None,
+    given: str | None = None,
+) -> str:
+    """The alert's service: through the catalogue when there is one (`intake.services.name_service`);
+    else `given`, the first non-empty label of `ctx.service_labels`, the Sentry project, the default."""
+    if ctx.catalogue is not None:
+        return name_service(ctx.catalogue, labels, sentry_project=sentry_project, given=given)
+    if given:
+        return given
     for key in ctx.service_labels:
         value = labels.get(key, "").strip()
         if value:
             return value
-    return ctx.default_service
+    return sentry_project or ctx.default_service
+
+
+def key_labels(labels: Mapping[str, str], ctx: ParseContext, service: str) -> Mapping[str, str]:
+    """The labels a fingerprint hashes: with a catalogue, those naming `service` by an alias rewritten."""
+    return labels if ctx.catalogue is None else canonical_labels(ctx.catalogue, labels, service)

@@ -9,7 +9,7 @@ The schema (docs/intake.md, "Generic JSON"; `GenericPayload.model_json_schema()`
 
     {"alerts": [{
         "name": "DatabaseConnectionLost",          # required, the alert's name (routes the runbook)
-        "service": "emotionscare",                 # default: the configured default service
+        "service": "emotionscare",                 # default: what its labels name (intake/services.py)
         "status": "firing" | "resolved",           # default "firing"
         "severity": "P1".."P4" | "critical" | ..., # optional; may raise the signals' level
         "summary": "...", "description": "...",   # optional
@@ -31,7 +31,14 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from intake.alert import Alert, AlertStatus, Signals
-from intake.parsers.common import ParseContext, SourceTime, parse_time, stable_fingerprint
+from intake.parsers.common import (
+    ParseContext,
+    SourceTime,
+    key_labels,
+    parse_time,
+    pick_service,
+    stable_fingerprint,
+)
 from intake.signals import extract_signals
 
 __all__ = ["GenericAlert", "GenericPayload", "to_alerts"]
@@ -80,7 +87,11 @@ def to_alerts(payload: GenericPayload, ctx: ParseContext) -> list[Alert]:
     """One `Alert` per entry; explicit `severity` and `runbook` become the labels of the same names."""
     alerts: list[Alert] = []
     for item in payload.alerts:
-        service = item.service or ctx.default_service
+        service = (
+            pick_service(item.labels, ctx, given=item.service)
+            if ctx.catalogue is not None
+            else item.service or ctx.default_service
+        )
         labels = dict(item.labels)
         if item.severity:
             labels["severity"] = item.severity
@@ -104,7 +115,9 @@ def to_alerts(payload: GenericPayload, ctx: ParseContext) -> list[Alert]:
                 fingerprint=(
                     f"generic:{item.fingerprint}"
                     if item.fingerprint
-                    else stable_fingerprint("generic", service, item.name, item.labels)
+                    else stable_fingerprint(
+                        "generic", service, item.name, key_labels(item.labels, ctx, service)
+                    )
                 ),
                 status=AlertStatus(item.status),
                 name=item.name,

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from intake.alert import Alert, AlertStatus
-from intake.parsers.common import ParseContext, SourceTime, parse_time
+from intake.parsers.common import ParseContext, SourceTime, parse_time, pick_service
 from intake.signals import extract_signals
 
 __all__ = [
@@ -198,9 +198,14 @@ def project_slug_from_url(url: str) -> str:
 
 
 def _service(slug: str, tags: dict[str, str], ctx: ParseContext) -> str:
-    if slug and slug in ctx.sentry_projects:
-        return ctx.sentry_projects[slug]
-    return tags.get("service") or slug or ctx.default_service
+    """The configured mapping of the project slug first; then the event's `service` tag, the slug."""
+    mapped = ctx.sentry_projects.get(slug) if slug else None
+    if ctx.catalogue is None:
+        return mapped or tags.get("service") or slug or ctx.default_service
+    if mapped:
+        return pick_service({}, ctx, given=mapped)
+    service_tag = tags.get("service")
+    return pick_service({"service": service_tag} if service_tag else {}, ctx, sentry_project=slug)
 
 
 def _level_from_name(name: str) -> str | None:
