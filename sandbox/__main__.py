@@ -2,15 +2,22 @@
 
 Usage::
 
-    python -m sandbox up [--port-base 8100] [--traffic 2] [--var var]
-    python -m sandbox fault bad-deploy [--ago 20] [--mode crash]
+    python -m sandbox up [--port-base 8100] [--traffic 2] [--var var] [--services many|one]
+    python -m sandbox fault bad-deploy [--ago 20] [--mode crash] [--service payments]
     python -m sandbox fault api-down hume [--mode 5xx]
     python -m sandbox fault error-rate 8
-    python -m sandbox clear [db-down]          # every fault (the world healthy), or lift one
-    python -m sandbox status
+    python -m sandbox clear [db-down] [--service NAME]   # every fault (the world healthy), or lift one
+    python -m sandbox status [--json]          # per service: cluster API, namespace, Deployment, faults
     python -m sandbox faults                   # the faults, their arguments and what each does
 
-`up` prints what it starts and when each part is ready, then the `RUNBOOK_*` lines that point the
+`up` starts the world of three services (emotionscare and payments on cluster east, search on cluster
+west; `--services one`: emotionscare alone). A fault acts on `--service NAME` (default: the first,
+emotionscare); one that needs a database or external APIs is refused on a service without them.
+`status --json` prints the world's status; its `services` object holds, per service, its cluster's API
+URL, namespace, Deployment, health URLs and the faults still in force (one a rollback or a person
+undid is not listed).
+
+It prints what it starts and when each part is ready, then the `RUNBOOK_*` lines that point the
 runbooks at the world (also written to `var/sandbox.env`, with a kubeconfig in `var/kubeconfig`), and
 runs until Ctrl-C or SIGTERM, when it stops every thread, server and the PostgreSQL process and frees
 every port. The other commands find the running world's control API in `var/sandbox.env` (or
@@ -29,6 +36,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -36,6 +44,7 @@ from sandbox.control import CONTROL_VAR, ENV_FILE, control_url, read_env_file
 from sandbox.faults import FAULTS, FaultArgError, UnknownFault, parse_cli
 
 EXIT_USAGE = 2
+PORT_SPAN = 13  # the highest offset of sandbox.world.PORT_OFFSETS (not imported: `up` alone loads the world)
 
 
 class CliError(Exception):
@@ -48,7 +57,6 @@ def _say(message: str) -> None:
 
 def up(args: argparse.Namespace) -> int:
     from sandbox.control import ControlServer
-    from sandbox.k8s import kubeconfig
     from sandbox.private_files import private_dir, write_private
     from sandbox.world import World
 
@@ -75,6 +83,7 @@ def up(args: argparse.Namespace) -> int:
     )
     world = World(
         data_dir=data_dir.resolve(),
+        services=args.services,
         port_base=args.port_base,
         pod_start_delay_s=args.pod_start_delay_s,
         tick_interval_s=0.2,
@@ -90,7 +99,7 @@ def up(args: argparse.Namespace) -> int:
         except (RuntimeError, OSError) as exc:
             raise CliError(f"cannot start the sandbox: {exc}") from exc
         _say(f"control API ready: {control.url} (python -m sandbox fault|clear|status)")
-        kube = kubeconfig(world.k8s.url if world.k8s else "", var / "kubeconfig", namespace="prod")
+        kube = write_private(var / "kubeconfig", world.kubeconfig_path.read_text())
         env = {**world.settings_env(), CONTROL_VAR: control.url}
         write_private(  # its tokens and credentials: readable by the owner only
             env_file,
@@ -157,6 +166,14 @@ def _print_status(status: dict[str, Any]) -> None:
     print(f"  external APIs: {apis}")
     faults = ", ".join(status["faults"]) or "none"
     print(f"  active faults: {faults}")
+    services = status.get("services") or {}
+    if len(services) > 1:
+        for name, one in services.items():
+            held = ", ".join(f["name"] for f in one["active_faults"]) or "none"
+            print(
+                f"  {name}: {one['cluster']} {one['api_url']} {one['namespace']}/{one['deployment']} "
+                f"{one['image']} {one['ready']}/{one['replicas']} ready; faults: {held}"
+            )
 
 
 def fault(args: argparse.Namespace, rest: list[str]) -> int:
@@ -166,8 +183,11 @@ def fault(args: argparse.Namespace, rest: list[str]) -> int:
         body = parse_cli(args.name, rest)
     except (UnknownFault, FaultArgError) as exc:
         raise CliError(str(exc)) from exc
+    if args.service:
+        body["service"] = args.service
     data = _call(args, "POST", f"/faults/{args.name}", body)
-    print(f"{args.name}: {data['message']}")
+    where = f" on {args.service}" if args.service else ""
+    print(f"{args.name}{where}: {data['message']}")
     _print_status(data["status"])
     return 0
 
@@ -177,6 +197,9 @@ def clear(args: argparse.Namespace) -> int:
     if name and name != "clear" and name not in FAULTS:
         raise CliError(f"unknown fault {name!r}; valid: {', '.join(FAULTS)}")
     path = f"/clear/{name}" if name and name != "clear" else "/clear"
+    service = getattr(args, "service", None)
+    if service:
+        path += "?" + urlencode({"service": service})
     data = _call(args, "POST", path)
     print(data["message"])
     _print_status(data["status"])
@@ -220,7 +243,15 @@ def _parser() -> argparse.ArgumentParser:
     p_up = sub.add_parser(
         "up", allow_abbrev=False, parents=[common], help="start the world and run until Ctrl-C"
     )
-    p_up.add_argument("--port-base", type=int, default=None, help="listen on N.. N+10 instead of free ports")
+    p_up.add_argument(
+        "--port-base", type=int, default=None, help=f"listen on N.. N+{PORT_SPAN} instead of free ports"
+    )
+    p_up.add_argument(
+        "--services",
+        choices=("many", "one"),
+        default="many",
+        help="many: emotionscare, payments (cluster east), search (cluster west); one: emotionscare",
+    )
     p_up.add_argument("--traffic", type=float, default=2.0, help="synthetic requests per second (0: none)")
     p_up.add_argument("--pod-start-delay-s", type=float, default=1.0)
     p_up.add_argument("--step-interval-s", type=float, default=1.0, help="memory/CPU step interval")
@@ -228,10 +259,12 @@ def _parser() -> argparse.ArgumentParser:
         "fault", allow_abbrev=False, parents=[common], help="inject a fault: fault NAME [ARG] [--option V]"
     )
     p_fault.add_argument("name")
+    p_fault.add_argument("--service", help="the service it acts on (default: the first, emotionscare)")
     p_clear = sub.add_parser(
         "clear", allow_abbrev=False, parents=[common], help="remove every fault, or lift one: clear [NAME]"
     )
     p_clear.add_argument("name", nargs="?")
+    p_clear.add_argument("--service", help="only this service's faults (default: every service's)")
     p_status = sub.add_parser(
         "status", allow_abbrev=False, parents=[common], help="what is live, which faults are active"
     )
@@ -247,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         if rest and args.command != "fault":
             raise CliError(f"unexpected argument(s): {' '.join(rest)}")
         if args.command == "up":
-            if args.port_base is not None and not 1024 <= args.port_base <= 65535 - 10:
-                raise CliError(f"--port-base must be between 1024 and {65535 - 10} (got {args.port_base})")
+            if args.port_base is not None and not 1024 <= args.port_base <= 65535 - PORT_SPAN:
+                raise CliError(
+                    f"--port-base must be between 1024 and {65535 - PORT_SPAN} (got {args.port_base})"
+                )
             if args.traffic < 0:
                 raise CliError(f"--traffic must be >= 0 (got {args.traffic})")
             return up(args)

@@ -6,6 +6,8 @@ Usage::
     httpx.post(control.url + "/faults/bad-deploy", json={"ago_min": 20})
     httpx.post(control.url + "/faults/api-down", json={"arg": "hume", "mode": "5xx"})
     httpx.post(control.url + "/faults", json={"name": "error-rate", "arg": "8"})   # the same, by body
+    httpx.post(control.url + "/faults/bad-deploy", json={"service": "payments"})  # another service
+    httpx.post(control.url + "/clear?service=payments")  # one service's faults (also DELETE ?service=)
     httpx.delete(control.url + "/faults/db-down")      # lift one fault
     httpx.post(control.url + "/clear")                 # every fault; also POST /faults/clear
     httpx.get(control.url + "/status")                 # live image, revision, faults, pool, metrics
@@ -13,7 +15,8 @@ Usage::
     control_url()                                      # the running sandbox's URL, or None
 
 Answers: 200 with `{"fault", "message", "status"}`; 404 for an unknown fault (with the valid names),
-422 for a bad argument (naming it), 409 when the fault cannot act now (e.g. the database is down),
+422 for a bad argument or a service that is not in the world or lacks what the fault needs (naming
+it), 409 when the fault cannot act now (e.g. the database is down),
 400 for a body that is not a JSON object.
 """
 
@@ -84,20 +87,23 @@ class ControlServer:
 
     def _do(self, name: str, body: dict[str, Any]) -> Response:
         arg = body.pop("arg", None)
+        service = body.pop("service", None)
+        if service is not None and not isinstance(service, str):
+            raise HttpError(422, {"error": "service: must be a service name (a string)"})
         with _errors():
-            message = self.world.inject(name, arg, **body)
+            message = self.world.inject(name, arg, service=service, **body)
         return Response.json({"fault": name, "message": message, "status": self.world.status()})
 
     def _clear_one(self, request: Request) -> Response:
         with _errors():
-            message = self.world.clear(request.params["name"])
+            message = self.world.clear(request.params["name"], service=_service(request))
         return Response.json(
             {"fault": request.params["name"], "message": message, "status": self.world.status()}
         )
 
-    def _clear_all(self, _request: Request) -> Response:
+    def _clear_all(self, request: Request) -> Response:
         with _errors():
-            message = self.world.clear()
+            message = self.world.clear(service=_service(request))
         return Response.json({"message": message, "status": self.world.status()})
 
 
@@ -112,6 +118,12 @@ def _errors() -> Iterator[None]:
         raise HttpError(422, {"error": str(exc)}) from exc
     except FaultConflict as exc:
         raise HttpError(409, {"error": str(exc)}) from exc
+
+
+def _service(request: Request) -> str | None:
+    """The `service` query parameter (one service's faults), or None (the first / every service)."""
+    values = request.query.get("service") or []
+    return values[-1] if values else None
 
 
 def _object(request: Request) -> dict[str, Any]:

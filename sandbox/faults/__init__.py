@@ -7,7 +7,9 @@ Usage::
     inject(world, "bad-deploy", mode="crash")        # ... whose pods crash-loop
     inject(world, "api-down", "hume", mode="5xx")    # the positional argument, as on the command line
     inject(world, "error-rate", "8")                 # 8% of requests fail
+    inject(world, "bad-deploy", service="payments")  # on another service of the world (default: the first)
     clear(world, "db-down")                          # lift one cause (PostgreSQL back)
+    clear(world, service="payments")                 # every fault of one service, it healthy again
     clear(world)                                     # every fault removed, the world healthy
     parse_cli("api-down", ["hume", "--mode", "5xx"]) # {"api": "hume", "mode": "5xx"} (CLI spelling)
 
@@ -25,6 +27,12 @@ Usage::
 | `error-rate PCT` | exactly PCT% of feature requests answer 500 (`TypeError … 'preferences'`): error rate in `/metrics` and Sentry | clear (or a rollback) |
 | `journal-broken` | `POST /api/journal` 500: a migration made `sentiment_score` mandatory (check constraint); reads work | clear (the constraint dropped) |
 
+A fault acts on one service (`sandbox.world.WorldService`); one that needs what a service lacks (a
+database, external APIs: `NEEDS`) is refused for it with a `FaultArgError` naming both. On a service
+whose database shares the server with the first's, `db-down` closes its database only (connections
+refused) and `db-pool-stale` ends its connections only. A fault undone by a rollback or a person is no
+longer in force (`ActiveFault.in_force()`), though its record stays until cleared.
+
 Clearing one fault lifts its cause as production would; `clear()` with no name also resets the
 service's pool and restores the external APIs, so the world is healthy afterwards. Re-injecting an
 active fault applies the new arguments and keeps the original way back (e.g. the good image).
@@ -40,7 +48,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sandbox.world import World
+    from sandbox.world import World, WorldService
 
 from sandbox.faults import effects
 from sandbox.faults.model import (
@@ -55,6 +63,7 @@ from sandbox.faults.model import (
 
 __all__ = [
     "FAULTS",
+    "NEEDS",
     "ActiveFault",
     "Applied",
     "Fault",
@@ -66,6 +75,7 @@ __all__ = [
     "fault_names",
     "inject",
     "parse_cli",
+    "target",
 ]
 
 
@@ -156,21 +166,56 @@ def _fault(name: str) -> Fault:
     return fault
 
 
-def inject(world: World, name: str, arg: Any = None, **kwargs: Any) -> str:
-    """Inject fault `name`; returns what changed, in a sentence. `UnknownFault`, `FaultArgError`
-    (a bad argument, named) and `FaultConflict` (cannot act now) are raised before anything changes."""
+# What a fault acts on that not every service has: it is refused on a service without it.
+NEEDS: dict[str, str] = {
+    "db-down": "database",
+    "db-pool-stale": "database",
+    "db-pool-exhausted": "database",
+    "slow-query": "database",
+    "journal-broken": "database",
+    "api-down": "external APIs",
+}
+
+
+def target(world: World, name: str, service: str | None) -> WorldService:
+    """The service fault `name` acts on (None: the world's first); `FaultArgError` naming the known
+    services for an unknown one, or what the service lacks that the fault needs."""
+    try:
+        unit = world.unit(service)
+    except KeyError:
+        raise FaultArgError(
+            f"{name}: service: no service {service!r}; services: {', '.join(world.service_names)}"
+        ) from None
+    needs = NEEDS.get(name)
+    lacks = (needs == "database" and unit.db_name is None) or (
+        needs == "external APIs" and not unit.spec.external_apis
+    )
+    if lacks:
+        raise FaultArgError(f"{name}: service {unit.name} has no {needs} (the fault acts on its {needs})")
+    return unit
+
+
+def inject(world: World, name: str, arg: Any = None, *, service: str | None = None, **kwargs: Any) -> str:
+    """Inject fault `name` on `service` (default: the world's first); returns what changed, in a
+    sentence. `UnknownFault`, `FaultArgError` (a bad argument or service, named) and `FaultConflict`
+    (cannot act now) are raised before anything changes."""
     if name == "clear":
-        return clear(world)
+        return clear(world, service=service)
     fault = _fault(name)
     args = fault.args(arg, kwargs)
+    unit = target(world, name, service)
     with world.lock:
-        active = world.fault_state.get(name)
-        applied = fault.apply(world, active, **args)
-        undo, memo = applied.undo, applied.memo
+        active = unit.fault_state.get(name)
+        if active is not None and not active.in_force():
+            active = None  # undone by a rollback or a person: this is a new fault with a new way back
+        applied = fault.apply(unit, active, **args)
+        undo, memo, still = applied.undo, applied.memo, applied.still
         if active is not None:
             undo, memo = active.undo, active.memo  # the original way back stays the way back
-        world.fault_state[name] = ActiveFault(name, args, applied.message, undo, datetime.now(UTC), memo)
-    world.service.sync()
+        unit.fault_state[name] = ActiveFault(
+            name, args, applied.message, undo, datetime.now(UTC), memo, still
+        )
+    unit.service.sync()
     return applied.message
 
 
@@ -178,38 +223,50 @@ def inject(world: World, name: str, arg: Any = None, **kwargs: Any) -> str:
 _CLEAR_FIRST = ("db-down",)
 
 
-def clear(world: World, name: str | None = None) -> str:
-    """Lift fault `name`, or every fault and make the world healthy (pool reset, APIs up, no load)."""
+def clear(world: World, name: str | None = None, *, service: str | None = None) -> str:
+    """Lift fault `name` on `service` (default: the first), or every fault (of `service`, or of every
+    service) and make those services healthy (pool reset, APIs up, no load)."""
     with world.lock:
         if name is not None:
             _fault(name)
-            active = world.fault_state.get(name)
+            unit = target(world, name, service) if service is not None else world.unit(None)
+            active = unit.fault_state.get(name)
             if active is None:
                 return f"{name}: not active"
             message = active.undo()
-            world.fault_state.pop(name, None)
-            world.service.sync()
+            unit.fault_state.pop(name, None)
+            unit.service.sync()
             return message
-        names = sorted(world.fault_state, key=lambda n: (n not in _CLEAR_FIRST, -_order(world, n)))
+        units = world.units if service is None else [_unit(world, service)]
+        held = [(u, f) for u in units for f in u.fault_state.values()]
+        held.sort(key=lambda uf: (uf[1].name not in _CLEAR_FIRST, -uf[1].injected_at.timestamp()))
         lines = []
-        for fault_name in names:
-            lines.append(world.fault_state[fault_name].undo())
-            world.fault_state.pop(fault_name, None)
+        for unit, active in held:
+            line = active.undo()
+            lines.append(line if len(world.units) == 1 else f"{unit.name}: {line}")
+            unit.fault_state.pop(active.name, None)
         if not world.postgres.running:
             world.postgres.start()
             lines.append("PostgreSQL started")
-        world.service.ingress_down = False
-        world.service.error_rate_pct = 0.0
-        world.service.load.clear()
-        world.apis.reset()
-        world.service.sync()
-        world.service.reset_db_pool("sandbox clear")
+        if service is None:
+            world.apis.reset()  # shared by the services: only when every service is cleared
+        for unit in units:
+            unit.service.ingress_down = False
+            unit.service.error_rate_pct = 0.0
+            unit.service.load.clear()
+            unit.service.sync()
+            unit.service.reset_db_pool("sandbox clear")
     lines.append("healthy: pool reset, external APIs up")
     return "; ".join(lines)
 
 
-def _order(world: World, name: str) -> float:
-    return world.fault_state[name].injected_at.timestamp()
+def _unit(world: World, service: str) -> WorldService:
+    try:
+        return world.unit(service)
+    except KeyError:
+        raise FaultArgError(
+            f"service: no service {service!r}; services: {', '.join(world.service_names)}"
+        ) from None
 
 
 def parse_cli(name: str, argv: Sequence[str]) -> dict[str, Any]:

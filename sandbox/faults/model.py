@@ -6,10 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 __all__ = [
     "ActiveFault",
@@ -32,6 +29,8 @@ class Applied:
     message: str
     undo: Undo
     memo: dict[str, Any] = field(default_factory=dict)
+    still: Callable[[], bool] | None = None
+    """Whether its effect is still in force, read from the world (None: until cleared)."""
 
 
 class UnknownFault(ValueError):
@@ -150,6 +149,12 @@ class ActiveFault:
     undo: Undo
     injected_at: datetime
     memo: dict[str, Any] = field(default_factory=dict)
+    still: Callable[[], bool] | None = None
+
+    def in_force(self) -> bool:
+        """Its effect is still there: a fault a rollback or a person undid (a bad deploy no longer live,
+        a stopped database started again) is not, though its record stays until cleared."""
+        return True if self.still is None else self.still()
 
     def describe(self) -> dict[str, Any]:
         return {"args": self.args, "message": self.message, "injected_at": self.injected_at.isoformat()}

@@ -37,8 +37,9 @@ class EmotionsCare:
     def __init__(
         self,
         cluster: Cluster,
-        dsn: str,
+        dsn: str | None,
         *,
+        name: str = SERVICE,
         namespace: str = NAMESPACE,
         deployment: str = DEPLOYMENT,
         sentry: SentryStandIn | None = None,
@@ -54,6 +55,8 @@ class EmotionsCare:
     ) -> None:
         self.cluster = cluster
         self.dsn = dsn
+        """None: a service without a database (no pool; `/api/health` checks no database)."""
+        self.name = name
         self.namespace = namespace
         self.deployment = deployment
         self.sentry = sentry
@@ -70,10 +73,10 @@ class EmotionsCare:
         self.resources = PodResources(cluster, namespace, deployment, capture=self._capture)
         self.stats = RequestStats(window_s=metrics_window_s)
         self.db = Database(
-            dsn, acquire_timeout_s=db_acquire_timeout_s, open_wait_s=db_open_wait_s, on_log=self.log
+            dsn or "", acquire_timeout_s=db_acquire_timeout_s, open_wait_s=db_open_wait_s, on_log=self.log
         )
         self.features = Features(self.db, apis, api_keys, api_timeout_s)
-        self.server = HttpServer(name=SERVICE)
+        self.server = HttpServer(name=name)
         self.errors: list[BaseException] = []
         """Exceptions of the background loop (logged too): a test can assert there are none."""
         self._lock = threading.RLock()
@@ -92,13 +95,14 @@ class EmotionsCare:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> EmotionsCare:
         """Create its schema, listen, build its pool and follow the Deployment. Returns self."""
-        ensure_schema(self.dsn)
+        if self.dsn is not None:
+            ensure_schema(self.dsn)
         self.features.open()
         self.server.start(host, port)
         self._stopping.clear()
         self._unsubscribe = self.cluster.subscribe(self._on_change)
         self.sync()
-        self._thread = threading.Thread(target=self._loop, name=f"{SERVICE}-follower", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"{self.name}-follower", daemon=True)
         self._thread.start()
         return self
 
@@ -184,7 +188,7 @@ class EmotionsCare:
                     self._next_step = time.monotonic() + self.step_interval_s
                     self.step()
             except Exception as exc:  # keep following; the failure is logged and kept for tests
-                log.exception("%s follower pass failed", SERVICE)
+                log.exception("%s follower pass failed", self.name)
                 with self._lock:
                     self.errors.append(exc)
 
@@ -215,10 +219,13 @@ class EmotionsCare:
         if revision is not None and (previous is None or previous.template_key != revision.template_key):
             if previous is not None:
                 self.log(f"INFO revision {revision.number} ({revision.image}) serving")
-            self.db.build(revision.pool_size, reason=f"revision {revision.number} started")
+            if self.dsn is not None:
+                self.db.build(revision.pool_size, reason=f"revision {revision.number} started")
 
     def reset_db_pool(self, reason: str = "admin reset") -> dict[str, Any]:
         """The guide's option 1: a new pool of the live revision's size."""
+        if self.dsn is None:
+            return {"pool_size": None, "closed_connections": 0, "connections": 0, "database": "none"}
         revision = self.revision
         size = revision.pool_size if revision is not None else None
         return self.db.build(size, reason=reason)
@@ -262,14 +269,16 @@ class EmotionsCare:
             return
         revision = self.revision
         all_tags = {"release": revision.tag if revision else "unknown", **dict(tags or {})}
-        self.sentry.capture_exception(SERVICE, message, exc_type, FRAMES[frames], level=level, tags=all_tags)
+        self.sentry.capture_exception(
+            self.name, message, exc_type, FRAMES[frames], level=level, tags=all_tags
+        )
 
     def _flush_sentry(self) -> None:
         with self._lock:
             total, errors = self._sentry_pending
             self._sentry_pending = [0, 0]
         if self.sentry is not None and total:
-            self.sentry.record_requests(total, errors, service=SERVICE)
+            self.sentry.record_requests(total, errors, service=self.name)
 
     # -- HTTP --------------------------------------------------------------------------------------
     def _routes(self) -> None:
@@ -283,7 +292,7 @@ class EmotionsCare:
 
     def _health(self, _request: Request) -> Response:
         # Guide, Service Completely Down, step 1: `curl /health` answers while the process is up.
-        return Response.json({"status": "ok", "service": SERVICE, "pods_ready": len(self.ready_pods)})
+        return Response.json({"status": "ok", "service": self.name, "pods_ready": len(self.ready_pods)})
 
     def _endpoint(
         self,
@@ -370,18 +379,21 @@ class EmotionsCare:
                 revision.pool_size_error,
                 "database",
             )
-        started = time.perf_counter()
-        query(self.db, lambda conn: conn.execute("SELECT 1").fetchone())
-        db_ms = (time.perf_counter() - started) * 1000
+        database: dict[str, Any] | None = None
+        if self.dsn is not None:
+            started = time.perf_counter()
+            query(self.db, lambda conn: conn.execute("SELECT 1").fetchone())
+            db_ms = (time.perf_counter() - started) * 1000
+            database = {"ok": True, "latency_ms": round(db_ms, 1), **self.db.stats()}
         return Response.json(
             {
                 "status": "ok",
-                "service": SERVICE,
+                "service": self.name,
                 "revision": revision.number,
                 "image": revision.image,
                 "version": revision.tag,
                 "pods_ready": len(self.ready_pods),
-                "database": {"ok": True, "latency_ms": round(db_ms, 1), **self.db.stats()},
+                "database": database,
                 "features": revision.features,
             }
         )
@@ -396,6 +408,8 @@ class EmotionsCare:
             if not hmac.compare_digest(given.strip().encode(), self.admin_token.encode()):
                 raise HttpError(403, {"error": "forbidden", "detail": "invalid admin token"})
         result = self.reset_db_pool("POST /admin/reset-db-pool")
+        if self.dsn is None:
+            return Response.json({"status": "reset", **result})
         try:
             self.db.run(lambda conn: conn.execute("SELECT 1").fetchone())
             database = "ok"
