@@ -217,3 +217,29 @@ def test_tasks_subflows_and_our_threads_see_the_run_binding(many: Path, prefect_
         # a thread started without the context knows no flow run: it refuses rather than guess
         "plain thread": NoServiceBound,
     }
+
+
+# --- which service a drill exercises ---------------------------------------------------------------------
+
+
+def test_drills_take_a_catalogued_service_and_the_monthly_one_goes_round(many: Path) -> None:
+    from flows.drilling.options import DrillRefused
+    from flows.drilling.services import drill_service, monthly_service
+    from runbook.drills import scenario
+
+    assert drill_service(None).name == "alpha"  # the catalogue's first
+    assert drill_service("alpha-web").name == "alpha"
+    with pytest.raises(DrillRefused, match="'ledger' is not in the catalogue"):
+        drill_service("ledger")
+    error_rate = scenario("high-error-rate")
+    assert [monthly_service(error_rate, None, m).name for m in (1, 2, 3, 4)] == [
+        "alpha",
+        "beta",
+        "gamma",
+        "alpha",
+    ]
+    # a database failure needs a database, an API outage the API: only alpha has them, every month
+    for key in ("database-failure", "external-api-failure"):
+        assert {monthly_service(scenario(key), None, m).name for m in range(1, 13)} == {"alpha"}
+    assert monthly_service(scenario("database-failure"), ["beta", "gamma"], 5) is None
+    assert monthly_service(error_rate, ["gamma", "beta"], 2).name == "beta"
