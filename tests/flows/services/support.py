@@ -16,6 +16,11 @@ def _listed(holder: Any) -> list[RecordedRequest]:
     return list(found() if callable(found) else found)
 
 
+def requests_of(server: Any) -> list[tuple[str, str]]:
+    """(method, path) of each request `server` recorded, in arrival order."""
+    return [(r.method, r.path) for r in _listed(server)]
+
+
 def _servers(world: World) -> dict[str, Any]:
     """name → a server that records requests: each cluster's API emulator, each service, each external API."""
     servers: dict[str, Any] = {}

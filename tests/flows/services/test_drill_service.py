@@ -4,7 +4,6 @@ and nothing of emotionscare or payments (cluster east)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -13,7 +12,7 @@ from runbook.drills import DrillStatus
 from tasks import runtime
 from tasks.drill_targets import WorldTarget, register_target
 
-from .support import WRITES, World
+from .support import WRITES, World, requests_of
 
 FAST = {
     "poll_interval_s": 0.05,
@@ -32,11 +31,6 @@ def target(many_world: World) -> Iterator[World]:
         unregister()
 
 
-def _requests(server: Any) -> list[tuple[str, str]]:
-    found = server.requests
-    return [(r.method, r.path) for r in (found() if callable(found) else found)]
-
-
 def test_a_drill_of_one_service_acts_on_that_service_only(target: World) -> None:
     world = target
     search, east = world.unit("search"), world.clusters["east"]
@@ -52,4 +46,4 @@ def test_a_drill_of_one_service_acts_on_that_service_only(target: World) -> None
     assert runtime.store().get_incident(result.incident_id).service == "search"
     assert search.revision() >= 3 and search.live_image().endswith("v1.1.0")  # broken, then rolled back
     assert {name: world.unit(name).revision() for name in revisions} == revisions
-    assert not [line for line in _requests(east) if line[0] in WRITES]
+    assert not [line for line in requests_of(east) if line[0] in WRITES]

@@ -13,14 +13,9 @@ from runbook.models import IncidentRef, RunbookOutcome
 from runbook.severity import Severity
 from sandbox.world import GOOD_IMAGE
 
-from .support import WRITES, World
+from .support import WRITES, World, requests_of
 
 FAST = {"settle_s": 0.0, "poll_interval_s": 0.05, "ready_deadline_s": 20.0}
-
-
-def _lines(server: Any) -> list[tuple[str, str]]:
-    found = server.requests
-    return [(r.method, r.path) for r in (found() if callable(found) else found)]
 
 
 def test_two_services_on_two_clusters_are_rolled_back_side_by_side(many_world: World) -> None:
@@ -58,7 +53,7 @@ def test_two_services_on_two_clusters_are_rolled_back_side_by_side(many_world: W
     assert east.live_image() == GOOD_IMAGE and west.live_image().endswith(GOOD_IMAGE.rsplit(":", 1)[1])
     assert max(finished.values()) - began < 60  # both within the same minute
     for unit, other in ((east, west), (west, east)):
-        seen = _lines(world.clusters[unit.cluster_name])
+        seen = requests_of(world.clusters[unit.cluster_name])
         writes = [(m, p) for m, p in seen if m in WRITES]
         assert writes and all(f"/namespaces/{unit.namespace}/" in p for _, p in writes), writes
         assert not [p for _, p in seen if f"/namespaces/{other.namespace}/" in p]
