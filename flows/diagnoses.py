@@ -16,6 +16,9 @@ performance_degradation, feature_broken) ends with one *conclusion* from a fixed
 `conclusion` evidence of its `RunbookResult` (`conclusion_of(result)` reads it back), with the reason
 and the fix options considered.
 
+Every read is of the incident's service (bound by `Record.open`, tasks/runtime.py): its metrics
+endpoint, its Deployment's logs and pods, its database (none catalogued: not checked).
+
 The metrics come from the service's own metrics endpoint (`GET {base_url}/metrics?window_s=N`, JSON:
 requests, errors, error_rate_pct, p95_ms, and the same per route), the sandbox service's format.
 """

@@ -6,6 +6,11 @@ Usage::
     drill_database_failure(target="staging")             # staging: the runbooks' settings must say staging
     drill_external_api_failure(via="intake")             # the alert goes through intake, respond answers it
     drill_monthly(plan="rotate")                         # this month's scenario (prefect.yaml: monthly cron)
+    drill_high_error_rate(service="payments")            # a catalogued service (default: the first)
+
+Every drill works on one catalogued service (flows/drilling/services.py): its fault, its monitor, its
+alert and the runbook's target are that service's (the drill binds it: tasks/runtime.py). The monthly
+drill takes the catalogue's services in turn, one a month.
 
 Each drill, in order:
 1. Target check (runbook/drills.py `check_target`): the sandbox by default; staging when the runbooks'
@@ -36,6 +41,7 @@ from flows.drilling.exercise import clear_after_cancellation, run_drill
 from flows.drilling.options import DrillOptions, DrillRefused, Via
 from flows.drilling.report import publish_history, send_to_slack
 from flows.drilling.response import runbook_flow
+from flows.drilling.services import monthly_service
 from flows.parameters import PollSeconds, Seconds
 from runbook.drill_history import open_history
 from runbook.drills import DrillResult, scenario, scenarios_for
@@ -82,6 +88,7 @@ def _drill(key: str, parameters: dict[str, Any]) -> DrillResult:
 )
 def drill_database_failure(
     target: str = "sandbox",
+    service: str | None = None,
     allow_production: bool = False,
     via: Via = "runbook",
     poll_interval_s: PollSeconds = 1.0,
@@ -95,6 +102,7 @@ def drill_database_failure(
 
     Args:
         target: where to inject the fault: sandbox (default), or the environment the runbooks' settings name
+        service: the catalogued service drilled (its fault, its alert, its runbook); empty: the first one
         allow_production: drill a target marked production; refused without it (recorded when given)
         via: runbook (start database-lost directly), respond (start respond), intake (post the alert there)
         poll_interval_s: how often the drill's monitor looks at the service
@@ -111,6 +119,7 @@ def drill_database_failure(
 )
 def drill_high_error_rate(
     target: str = "sandbox",
+    service: str | None = None,
     allow_production: bool = False,
     via: Via = "runbook",
     poll_interval_s: PollSeconds = 1.0,
@@ -123,6 +132,7 @@ def drill_high_error_rate(
 
     Args:
         target: where to inject the fault: sandbox (default), or the environment the runbooks' settings name
+        service: the catalogued service drilled (its fault, its alert, its runbook); empty: the first one
         allow_production: drill a target marked production; refused without it (recorded when given)
         via: runbook (start service-down directly), respond (start respond), intake (post the alert to intake)
         poll_interval_s: how often the drill's monitor looks at the service
@@ -141,6 +151,7 @@ def drill_high_error_rate(
 )
 def drill_performance_degradation(
     target: str = "sandbox",
+    service: str | None = None,
     allow_production: bool = False,
     via: Via = "runbook",
     poll_interval_s: PollSeconds = 1.0,
@@ -153,6 +164,7 @@ def drill_performance_degradation(
 
     Args:
         target: where to inject the fault: sandbox (default), or the environment the runbooks' settings name
+        service: the catalogued service drilled (its fault, its alert, its runbook); empty: the first one
         allow_production: drill a target marked production; refused without it (recorded when given)
         via: runbook (start the diagnosis directly), respond (start respond), intake (post the alert there)
         poll_interval_s: how often the drill's monitor measures the latency
@@ -171,6 +183,7 @@ def drill_performance_degradation(
 )
 def drill_external_api_failure(
     target: str = "sandbox",
+    service: str | None = None,
     allow_production: bool = False,
     via: Via = "runbook",
     outage_s: Seconds = 120.0,
@@ -184,6 +197,7 @@ def drill_external_api_failure(
 
     Args:
         target: where to inject the fault: sandbox (default), or the environment the runbooks' settings name
+        service: the catalogued service drilled (its fault, its alert, its runbook); empty: the first one
         allow_production: drill a target marked production; refused without it (recorded when given)
         via: runbook (start external-api-failure directly), respond (start respond), intake (post to intake)
         outage_s: Hume comes back this long after it was blocked
@@ -209,6 +223,7 @@ def drill_monthly(
     plan: Literal["rotate", "quarterly", "all"] = "rotate",
     month: Annotated[int, Field(ge=1, le=12)] | None = None,
     target: str = "sandbox",
+    services: list[str] | None = None,
     allow_production: bool = False,
     via: Via = "runbook",
     post_to_slack: bool = True,
@@ -219,17 +234,33 @@ def drill_monthly(
         plan: rotate (one scenario a month, 1 to 4 in turn), quarterly (all four in Jan/Apr/Jul/Oct), all
         month: the month to plan for (1-12); empty: the current month (UTC)
         target: where to inject the faults: sandbox (default), or the environment the settings name
+        services: the services drilled in turn, one a month (empty: the catalogue's, in its order)
         allow_production: drill a target marked production; refused without it (recorded when given)
         via: runbook (start each runbook directly), respond (start respond), intake (post alerts to intake)
         post_to_slack: post each drill report to #incidents
     """
-    chosen = scenarios_for(plan, month or utc_now().month)
+    when = month or utc_now().month
+    chosen = scenarios_for(plan, when)
     logger = get_run_logger()
     logger.info("plan %s: %s", plan, ", ".join(s.label for s in chosen) or "no drill this month")
-    results = [
-        DRILLS[s.key](target=target, allow_production=allow_production, via=via, post_to_slack=post_to_slack)
-        for s in chosen
-    ]
+    results = []
+    for s in chosen:
+        service = monthly_service(s, services, when)
+        if service is None:
+            logger.warning(
+                "%s: no service it can be played on in %s; skipped", s.label, services or "the catalogue"
+            )
+            continue
+        logger.info("%s on %s", s.label, service.name)
+        results.append(
+            DRILLS[s.key](
+                target=target,
+                service=service.name,
+                allow_production=allow_production,
+                via=via,
+                post_to_slack=post_to_slack,
+            )
+        )
     with open_history(runtime.settings().store.url) as history:
         publish_history(history.list(limit=200))
     return results

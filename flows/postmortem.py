@@ -196,6 +196,7 @@ def postmortem(
     store = runtime.store()
     record = gather(incident_id, min_log_level)
     incident = record.incident
+    runtime.bind(incident.service)  # its Slack channels and contacts (tasks/runtime.py)
     markdown = render_postmortem(record)
     path = Path(output_dir) / f"{incident.started_at:%Y-%m-%d}-{incident.id[:12]}.md"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ Safety rules kept here, in one place, for every flow:
 - a dry run started by hand works on an incident of its own (never joined by a real run) and resolves
   it when it finishes: it leaves no incident open;
 - every step lands in the incident's timeline as it happens, so a crash leaves the story so far;
+- `open` binds the incident's service for the rest of the flow run (tasks/runtime.py): the run's
+  targets are that service's, never the process-wide settings' nor another catalogued service's;
 - the result is also published as a markdown artifact on the flow run (the UI's Artifacts tab).
 """
 
@@ -128,12 +130,11 @@ class Record:
 
     @classmethod
     def open(cls, runbook: str, ref: IncidentRef, dry_run: bool = False) -> Record:
-        rec = cls(
-            runbook=runbook,
-            incident=open_incident(ref, runbook, dry_run),
-            dry_run=dry_run,
-            by_hand=ref.incident_id is None,
-        )
+        incident = open_incident(ref, runbook, dry_run)
+        # From here on this flow run works on the incident's service, and on nothing else: every target
+        # (probes, its cluster and Deployment, database, APIs, channels) is read from its catalogue entry.
+        runtime.bind(incident.service)
+        rec = cls(runbook=runbook, incident=incident, dry_run=dry_run, by_hand=ref.incident_id is None)
         mode = " (dry run: nothing will be changed)" if dry_run else ""
         rec.note("start", f"{runbook} started for incident {rec.incident.id} ({rec.incident.severity}){mode}")
         return rec

@@ -52,6 +52,7 @@ from flows.response.options import ResponseOptions
 from flows.response.ownership import claim_lifecycle, follow, lifecycle
 from flows.response.related import follow_primary, primary_for
 from flows.response.triage import TriageResult, triage_incident
+from flows.response.unknown import is_unknown, unknown_service
 from flows.response.urgent import urgent
 from runbook.messages import clock
 from runbook.models import IncidentRef, RunbookOutcome, RunbookResult, utc_now
@@ -112,6 +113,8 @@ def respond(
             RunbookOutcome.RECOVERED,
             f"incident already resolved at {clock(current.resolved_at or utc_now())}",
         )
+    if is_unknown(current):  # not in the catalogue: tell people, act on nothing (flows/response/unknown.py)
+        return unknown_service(rec, current)
     opts = ResponseOptions(
         interval_s=status_update_interval_s or runtime.settings().response.status_update_interval_min * 60.0,
         scale=ack_deadline_scale,

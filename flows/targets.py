@@ -1,4 +1,5 @@
-"""What the runbooks act on, read from the process settings: the Deployment and the service's URLs.
+"""What the runbooks act on: the bound service's Deployment and URLs (the incident's service, bound by
+`flows.record.Record.open`; `tasks.runtime.settings()` is that service's view of the settings).
 
 Usage::
 

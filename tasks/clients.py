@@ -4,6 +4,7 @@ Usage::
 
     settings = load_settings()
     api = kubernetes_api(settings)                 # kubernetes.client.ApiClient, cached per settings object
+    api = cluster_api(runtime.settings())          # the bound service's cluster: one client per cluster
     AppsV1Api(api).read_namespaced_deployment("web", "prod", _request_timeout=request_timeout_s(api))
 
     with http_client(settings) as http:            # httpx.Client with connect/read/write/pool timeouts
@@ -16,6 +17,11 @@ Where the Kubernetes client connects (`settings.kubernetes`):
 - else `api_url`: that URL, authenticated with `token` (a bearer token) when set;
 - else `kubeconfig` / `context`: that kubeconfig file (default `$KUBECONFIG` or `~/.kube/config`).
 `verify_ssl` and `request_timeout_s` apply to all three; a `token` overrides kubeconfig credentials.
+
+`cluster_api` is what the runbooks use: the settings they get are the bound service's view
+(tasks/runtime.py), so two services on one cluster share a client and two clusters get two, keyed by
+how the cluster is reached (in-cluster, API URL, kubeconfig file + context, current context) and its
+credentials and options, never by the service.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ __all__ = [
     "DEFAULT_REQUEST_TIMEOUT_S",
     "KubernetesApiClient",
     "close_clients",
+    "cluster_api",
+    "cluster_key",
     "http_client",
     "kubernetes_api",
     "kubernetes_configuration",
@@ -116,12 +124,46 @@ def kubernetes_api(settings: Settings) -> KubernetesApiClient:
         return client
 
 
+ClusterKey = tuple[object, ...]
+_clusters: dict[ClusterKey, KubernetesApiClient] = {}
+
+
+def cluster_key(settings: Settings) -> ClusterKey:
+    """What tells one cluster connection from another in `settings.kubernetes` (the token by value: a
+    different credential is a different client)."""
+    k8s = settings.kubernetes
+    token = None if k8s.token is None else k8s.token.get_secret_value()
+    where = (
+        ("in-cluster",)
+        if k8s.in_cluster
+        else ("api-url", k8s.api_url)
+        if k8s.api_url
+        else ("kubeconfig", str(k8s.kubeconfig or ""), k8s.context or "")
+    )
+    return (*where, token, bool(k8s.verify_ssl), float(k8s.request_timeout_s))
+
+
+def cluster_api(settings: Settings) -> KubernetesApiClient:
+    """The Kubernetes `ApiClient` of the cluster `settings.kubernetes` reaches: one per cluster (thread-safe,
+    reused until `close_clients`), whichever service's settings view asks for it."""
+    key = cluster_key(settings)
+    with _cache_lock:
+        client = _clusters.get(key)
+        if client is None:
+            client = KubernetesApiClient(
+                kubernetes_configuration(settings), request_timeout_s=settings.kubernetes.request_timeout_s
+            )
+            _clusters[key] = client
+        return client
+
+
 def close_clients() -> None:
     """Forget (and close) every cached Kubernetes client: for process shutdown and tests."""
     with _cache_lock:
-        entries = list(_cache.values())
+        entries = [client for _settings, client in _cache.values()] + list(_clusters.values())
         _cache.clear()
-    for _settings, client in entries:
+        _clusters.clear()
+    for client in entries:
         client.close()
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 import kubeops
 from kubeops.models import Workload
 from tasks import runtime
-from tasks.clients import kubernetes_api
+from tasks.clients import cluster_api
 
 __all__ = ["DeploymentEnvFlags", "FlagBackend", "FlagChange", "set_feature_flag"]
 
@@ -46,11 +46,11 @@ class DeploymentEnvFlags:
         self.target = target
 
     def get(self, flag: str) -> str | None:
-        api = kubernetes_api(runtime.settings())
+        api = cluster_api(runtime.settings())
         return kubeops.get_deployment_env(api, self.target).get(flag)
 
     def set(self, flag: str, enabled: bool) -> FlagChange:
-        api = kubernetes_api(runtime.settings())
+        api = cluster_api(runtime.settings())
         previous = kubeops.get_deployment_env(api, self.target).get(flag)
         change = kubeops.set_env(api, self.target, {flag: "true" if enabled else "false"})
         return FlagChange(flag=flag, enabled=enabled, previous=previous, changed=change.changed)

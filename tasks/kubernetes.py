@@ -8,7 +8,8 @@ Usage (inside a flow)::
     undo = rollout_undo(target, to_revision=2, expect_revision=3)   # writes never retry: the record decides
     status = wait_for_rollout(target, deadline_s=300, poll_interval_s=2)
 
-The client is built from the process settings in `tasks.clients`; nothing here takes a credential.
+The client is the bound service's cluster's (`tasks.clients.cluster_api` on `tasks.runtime.settings()`,
+the incident's service's view): a task never reaches another cluster; nothing here takes a credential.
 Reads use `cache_policy=NO_CACHE` (a cached status read would make a poll loop never see progress).
 """
 
@@ -37,7 +38,7 @@ from kubeops.models import (
 )
 from kubeops.rollout import rollout_facts
 from tasks import runtime
-from tasks.clients import kubernetes_api
+from tasks.clients import cluster_api
 from tasks.retry import read_task_options
 
 __all__ = [
@@ -59,7 +60,7 @@ _READ = read_task_options(retries=3)
 
 
 def _api() -> ApiClient:
-    return kubernetes_api(runtime.settings())
+    return cluster_api(runtime.settings())
 
 
 @task(name="get_rollout_history", **_READ)

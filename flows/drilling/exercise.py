@@ -17,6 +17,7 @@ from flows.drilling.monitor import DrillLog, Lifter, watch
 from flows.drilling.options import ACTOR, DrillOptions, DrillRefused
 from flows.drilling.report import publish
 from flows.drilling.response import Response, drill_alert, respond_direct, respond_via_intake, responder
+from flows.drilling.services import drill_service
 from flows.flow_run import flow_run_id
 from runbook.drills import (
     DrillResult,
@@ -85,6 +86,7 @@ class Exercise:
     log: DrillLog
     drill_id: str
     start: Callable[..., Any] | None
+    fault_args: dict[str, Any] = field(default_factory=dict)
     times: DrillTimes = field(default_factory=DrillTimes)
     response: Response = field(default_factory=lambda: Response())
     lifter: Lifter | None = None
@@ -98,7 +100,7 @@ class Exercise:
             self.target.clear()
         # 2. Inject ("Simulate: ...")
         try:
-            self.target.inject(s.fault, s.fault_args)
+            self.target.inject(s.fault, self.fault_args)
         except FaultFailed as exc:
             self.inject_error = f"fault {s.fault_text} could not be injected: {exc}"
             log.note("inject", self.inject_error)
@@ -154,7 +156,6 @@ class Exercise:
 def run_drill(s: Scenario, opts: DrillOptions) -> DrillResult:
     """Run one drill of scenario `s` (see the module docstring). Returns the result; raises
     `DrillRefused` (after recording it) when the target may not be drilled."""
-    settings = runtime.settings()
     log = DrillLog()
     run_id = flow_run_id()
     result = DrillResult(
@@ -169,23 +170,40 @@ def run_drill(s: Scenario, opts: DrillOptions) -> DrillResult:
         runbook=s.runbook if opts.via == "runbook" else "respond",
     )
 
-    # 1. Target check: decided on what the target is marked as, before anything is sent to it.
+    # 1. Target check: decided on what the target is marked as, before anything is sent to it; and the
+    # service drilled, bound for the rest of this flow run (its monitor, alert and runbook target).
     environment = target_environment(opts.target)
     result.environment = environment
     check = check_target(
-        opts.target, environment, settings.environment, allow_production=opts.allow_production
+        opts.target, environment, runtime.settings().environment, allow_production=opts.allow_production
     )
-    if not check.allowed:
-        result.status, result.reason = DrillStatus.REFUSED, check.reason
-        log.note("refused", check.reason)
+    reason = check.reason
+    service = None
+    if check.allowed:
+        try:
+            service = drill_service(opts.service)
+        except DrillRefused as exc:
+            reason = str(exc)
+    elif opts.service is not None and runtime.catalogue().find(opts.service) is None:
+        reason += f"; service {opts.service!r} is not in the catalogue"
+    if service is None:
+        result.status, result.reason = DrillStatus.REFUSED, reason
+        log.note("refused", reason)
         result.timeline, result.finished_at = log.entries, utc_now()
         publish(result, s, opts, log)
-        raise DrillRefused(check.reason)
+        raise DrillRefused(reason)
+    runtime.bind(service.name)
+    fault_args = dict(s.fault_args)
+    if service.name != runtime.catalogue().names[0]:  # the world's faults default to its first service
+        fault_args["service"] = service.name
+    log.note(
+        "service", f"drilling {service.name} ({service.kubernetes.namespace}/{service.kubernetes.deployment})"
+    )
     log.note("target", check.reason + (" (allow_production=True given)" if opts.allow_production else ""))
     _name, start = responder(s, opts.via)
     target = open_target(opts.target)
 
-    exercise = Exercise(s, opts, target, log, result.drill_id, start)
+    exercise = Exercise(s, opts, target, log, result.drill_id, start, fault_args)
     try:
         exercise.run()
     finally:

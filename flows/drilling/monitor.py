@@ -10,6 +10,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from dataclasses import dataclass, field
@@ -124,7 +125,9 @@ class Lifter:
         self.lifted_at: datetime | None = None
         self.error: str | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="drill-lifter", daemon=True)
+        # with the drill's context: its flow run, so the service it is bound to (tasks/runtime.py)
+        ctx = contextvars.copy_context()
+        self._thread = threading.Thread(target=ctx.run, args=(self._run,), name="drill-lifter", daemon=True)
 
     def start(self) -> Lifter:
         self._thread.start()

@@ -31,6 +31,7 @@ class DrillOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     target: str = "sandbox"
+    service: str | None = None
     allow_production: bool = False
     via: Via = "runbook"
     poll_interval_s: PollSeconds = 1.0

@@ -159,7 +159,8 @@ class Kubernetes(Part):
 
     cluster: Annotated[str | None, AfterValidator(_cluster)] = Field(
         None,
-        description=f"kubeconfig context, {IN_CLUSTER!r}, or an API URL (the sandbox); unset: the current context",
+        description=f"kubeconfig context, {IN_CLUSTER!r}, or an API URL (the sandbox); unset: the settings' "
+        "cluster",
     )
     namespace: K8sName = Field(description="namespace of the service's Deployment")
     deployment: K8sName = Field(description="the service's Deployment")
