@@ -6,7 +6,7 @@ Usage::
     os.environ[MARK_DIR_ENV] = "/tmp/marks"     # where each run writes the time its first line ran
     respond.to_deployment(name="warm")           # same flow name and parameter shape as the real one
 
-Same name (`respond`) and parameter shape (`{"incident": {...}}`, what intake's dispatcher sends) as the
+Same name (`respond`) and parameter shape (`{"incident_id": ...}`, what intake's dispatcher sends) as the
 real flow. Its first line takes the wall-clock time; the run then writes it, with its process id and
 flow run id, to `<mark dir>/<incident_id>.json`, so the bench can tell when the first line ran and
 whether it ran in a new process (serve, worker) or in the warm runner's own process. Every execution
@@ -41,10 +41,9 @@ def mark_path(mark_dir: Path, incident_id: str) -> Path:
 
 
 @flow(name="respond")
-def respond(incident: dict[str, Any]) -> dict[str, Any]:
+def respond(incident_id: str = "unknown") -> dict[str, Any]:
     """Stands for flows/respond.py: records when its first line ran, logs one line, returns."""
     first_line_at = time.time()  # the first line of the flow: what the bench measures
-    incident_id = str(incident.get("incident_id", "unknown"))
     mark_dir = os.environ.get(MARK_DIR_ENV)
     if mark_dir:
         mark = {
@@ -59,5 +58,5 @@ def respond(incident: dict[str, Any]) -> dict[str, Any]:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(mark))
         tmp.replace(path)  # the reader never sees half a mark
-    get_run_logger().info("respond stand-in: incident %s (%s)", incident_id, incident.get("severity"))
+    get_run_logger().info("respond stand-in: incident %s", incident_id)
     return {"incident_id": incident_id, "first_line_at": first_line_at}

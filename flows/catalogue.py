@@ -10,7 +10,7 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,14 @@ class Entry:
             options["schedule"] = Cron(self.cron, timezone=self.timezone)
             options["parameters"] = self.parameters
         return options
+
+    def to_deployment(self, services: Sequence[str]) -> Any:
+        """The RunnerDeployment prefect.yaml declares, its form's `service` a choice of `services`
+        (the catalogue's, flows/form.py)."""
+        from flows.form import with_service_choices
+
+        deployment = self.flow.to_deployment(name=self.name, **self.deployment_options())
+        return with_service_choices(deployment, services)
 
     @property
     def flow(self) -> Any:

@@ -19,12 +19,13 @@ from pydantic import Field
 
 from flows.guards import hold_target
 from flows.outages import escalates_on_outage
-from flows.parameters import PollSeconds, Seconds
+from flows.parameters import IncidentId, PollSeconds, Seconds, ServiceName, Summary
 from flows.record import Record
 from flows.targets import base_url, probe_service, target_workload, wait_healthy
 from kubeops import KubernetesError
 from kubeops.models import Workload
-from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.models import DEFAULT_SERVICE, Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.severity import Severity
 from tasks import runtime
 from tasks.database import DbFailure, check_database, restart_supabase_project, wait_for_database
 from tasks.kubernetes import set_deployment_env, wait_for_rollout
@@ -45,26 +46,45 @@ MANUAL_STEPS = (
 )
 @escalates_on_outage
 def database_lost(
-    incident: IncidentRef | None = None,
+    service: ServiceName = DEFAULT_SERVICE,
+    severity: Severity = Severity.P1,
+    summary: Summary = "",
+    incident_id: IncidentId = "",
     pool_size: Annotated[int, Field(ge=1, le=1000)] = 10,
     verify_deadline_s: Seconds = 30.0,
     ready_deadline_s: Seconds = 300.0,
     db_restart_deadline_s: Seconds = 300.0,
     poll_interval_s: PollSeconds = 2.0,
     dry_run: bool = False,
+    incident: IncidentRef | None = None,
 ) -> RunbookResult:
     """Database Connection Lost: check, then the guide's three options in order, verifying after each.
 
     Args:
-        incident: the incident to work on; empty: open (or join) one for this service, started by hand
+        service: the service in trouble (in the form: one of the catalogue's services)
+        severity: the incident's level when one is opened: P1 critical · P2 high · P3 medium · P4 low
+        summary: what is wrong, in a sentence (shown in Slack)
+        incident_id: an existing incident's id; empty: open (or join) one for this service and runbook
         pool_size: option 2's DB_POOL_SIZE (the guide: 10)
         verify_deadline_s: how long to wait for /api/health after each option
         ready_deadline_s: how long to wait for the rollout that a pool-size change starts
         db_restart_deadline_s: how long to wait for the database after a provider restart
         poll_interval_s: how often to look while waiting
         dry_run: record and log the plan, change nothing
+        incident: Python callers: the whole incident instead of the fields above (not in the form)
     """
-    rec = Record.open(RUNBOOK, incident or IncidentRef(summary="database connection lost"), dry_run=dry_run)
+    rec = Record.open(
+        RUNBOOK,
+        IncidentRef.from_form(
+            incident,
+            service=service,
+            severity=severity,
+            summary=summary,
+            incident_id=incident_id,
+            default_summary="database connection lost",
+        ),
+        dry_run=dry_run,
+    )
     settings = runtime.settings()
     target = target_workload()
     deployment = f"{target.namespace}/deployment/{target.name}"

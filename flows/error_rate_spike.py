@@ -40,12 +40,13 @@ from flows.diagnoses import (
     metrics_evidence,
 )
 from flows.outages import escalates_on_outage
-from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
+from flows.parameters import IncidentId, PollSeconds, RollbackWindowMin, Seconds, ServiceName, Summary
 from flows.record import Record
 from flows.resource_exhaustion import resource_exhaustion
 from flows.steps import recent_deploys, rollback_and_verify, sentry_evidence, switch_feature
 from flows.targets import target_workload
-from runbook.models import IncidentRef, RunbookOutcome, RunbookResult
+from runbook.models import DEFAULT_SERVICE, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.severity import Severity
 from tasks import runtime
 from tasks.external_apis import check_external_api
 
@@ -60,7 +61,10 @@ RUNBOOK = "error-rate-spike"
 )
 @escalates_on_outage
 def error_rate_spike(
-    incident: IncidentRef | None = None,
+    service: ServiceName = DEFAULT_SERVICE,
+    severity: Severity = Severity.P2,
+    summary: Summary = "",
+    incident_id: IncidentId = "",
     window_s: Seconds = 300.0,
     threshold_pct: Annotated[float, Field(ge=0, le=100)] = 5.0,
     rollback_window_min: RollbackWindowMin = 15,
@@ -68,11 +72,15 @@ def error_rate_spike(
     poll_interval_s: PollSeconds = 2.0,
     metrics_path: str = METRICS_PATH,
     dry_run: bool = False,
+    incident: IncidentRef | None = None,
 ) -> RunbookResult:
     """Error Rate Spike (5-10%): find the failing endpoint and why, then the guide's fix options a–d.
 
     Args:
-        incident: the incident to work on; empty: open (or join) one for this service, started by hand
+        service: the service in trouble (in the form: one of the catalogue's services)
+        severity: the incident's level when one is opened: P1 critical · P2 high · P3 medium · P4 low
+        summary: what is wrong, in a sentence (shown in Slack)
+        incident_id: an existing incident's id; empty: open (or join) one for this service and runbook
         window_s: the metrics window read (seconds of traffic)
         threshold_pct: an error rate above this is a spike (the guide's P2: > 5%)
         rollback_window_min: a deploy this recent (minutes) correlates with the errors (the guide: 15)
@@ -80,8 +88,20 @@ def error_rate_spike(
         poll_interval_s: how often to look while waiting
         metrics_path: the service's metrics endpoint
         dry_run: record and log the plan, change nothing
+        incident: Python callers: the whole incident instead of the fields above (not in the form)
     """
-    rec = Record.open(RUNBOOK, incident or IncidentRef(summary="error rate spike"), dry_run=dry_run)
+    rec = Record.open(
+        RUNBOOK,
+        IncidentRef.from_form(
+            incident,
+            service=service,
+            severity=severity,
+            summary=summary,
+            incident_id=incident_id,
+            default_summary="error rate spike",
+        ),
+        dry_run=dry_run,
+    )
     target = target_workload()
 
     # 1. Which endpoint is failing? (metrics per route; Sentry grouping for the pattern)
@@ -124,14 +144,12 @@ def error_rate_spike(
     }
     if infra.database_down or "databaseerror" in kinds or "database unreachable" in kinds:
         conclude(rec, "infrastructure_database", f"database: {infra.line()}; pattern {pattern}", data=details)
-        sub = database_lost(
-            IncidentRef(incident_id=rec.incident.id), poll_interval_s=poll_interval_s, dry_run=dry_run
-        )
+        sub = database_lost(incident_id=rec.incident.id, poll_interval_s=poll_interval_s, dry_run=dry_run)
         return rec.finish(sub.outcome, f"infrastructure (database): {sub.summary}")
     if infra.saturated:
         conclude(rec, "infrastructure_resources", f"resources: {infra.line()}", data=details)
         sub = resource_exhaustion(
-            IncidentRef(incident_id=rec.incident.id), poll_interval_s=poll_interval_s, dry_run=dry_run
+            incident_id=rec.incident.id, poll_interval_s=poll_interval_s, dry_run=dry_run
         )
         return rec.finish(sub.outcome, f"infrastructure (CPU/memory): {sub.summary}")
     rec.note("assess", f"2. code, not infrastructure: {infra.line()}")

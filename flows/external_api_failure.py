@@ -16,11 +16,13 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from flows.outages import escalates_on_outage
+from flows.parameters import IncidentId, ServiceName, Summary
 from flows.record import Record
 from flows.steps import switch_feature
 from flows.targets import base_url, target_workload
-from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.models import DEFAULT_SERVICE, Evidence, IncidentRef, RunbookOutcome, RunbookResult
 from runbook.settings import ExternalApi
+from runbook.severity import Severity
 from tasks import runtime
 from tasks.external_apis import ApiStatus, api_status, check_external_api
 from tasks.health import probe_url
@@ -67,22 +69,41 @@ def poll_until_back(
 @flow(name=RUNBOOK, description="P1 › External API Failure: flag off, notify, poll until back, flag on.")
 @escalates_on_outage
 def external_api_failure(
-    incident: IncidentRef | None = None,
+    service: ServiceName = DEFAULT_SERVICE,
+    severity: Severity = Severity.P1,
+    summary: Summary = "",
+    incident_id: IncidentId = "",
     apis: list[str] | None = None,
     poll_interval_s: Annotated[float, Field(gt=0, le=600)] = 30.0,
     recovery_deadline_s: Annotated[float, Field(gt=0, le=86400)] = 3600.0,
     dry_run: bool = False,
+    incident: IncidentRef | None = None,
 ) -> RunbookResult:
     """External API Failure: find the API that is down, turn its feature off, wait for it, turn it on.
 
     Args:
-        incident: the incident to work on; empty: open (or join) one for this service, started by hand
+        service: the service in trouble (in the form: one of the catalogue's services)
+        severity: the incident's level when one is opened: P1 critical · P2 high · P3 medium · P4 low
+        summary: what is wrong, in a sentence (shown in Slack)
+        incident_id: an existing incident's id; empty: open (or join) one for this service and runbook
         apis: names of the APIs to check (hume, openai, spotify); empty: every configured API
         poll_interval_s: how often to check a down API (the guide: every 30 s)
         recovery_deadline_s: stop waiting after this long; the flag stays off and the incident escalates
         dry_run: record and log the plan, change nothing
+        incident: Python callers: the whole incident instead of the fields above (not in the form)
     """
-    rec = Record.open(RUNBOOK, incident or IncidentRef(summary="external API failure"), dry_run=dry_run)
+    rec = Record.open(
+        RUNBOOK,
+        IncidentRef.from_form(
+            incident,
+            service=service,
+            severity=severity,
+            summary=summary,
+            incident_id=incident_id,
+            default_summary="external API failure",
+        ),
+        dry_run=dry_run,
+    )
     settings = runtime.settings()
     target = target_workload()
     configured = {api.name: api for api in settings.external_apis}

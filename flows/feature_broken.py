@@ -38,11 +38,12 @@ from flows.diagnoses import (
     split_route,
 )
 from flows.outages import escalates_on_outage
-from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
+from flows.parameters import IncidentId, PollSeconds, RollbackWindowMin, Seconds, ServiceName, Summary
 from flows.record import Record
 from flows.steps import read_logs, recent_deploys, rollback_and_verify, sentry_evidence
 from flows.targets import base_url, target_workload
-from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.models import DEFAULT_SERVICE, Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.severity import Severity
 from tasks import runtime
 from tasks.health import probe_url
 
@@ -148,26 +149,45 @@ def describe_table(dsn: SecretStr, table: str, connect_timeout_s: float = 5.0) -
 @flow(name=RUNBOOK, description="P2 › Feature Broken: isolate, component, minimal fix, else rollback.")
 @escalates_on_outage
 def feature_broken(
-    incident: IncidentRef | None = None,
+    service: ServiceName = DEFAULT_SERVICE,
+    severity: Severity = Severity.P2,
+    summary: Summary = "",
+    incident_id: IncidentId = "",
     window_s: Seconds = 300.0,
     rollback_window_min: RollbackWindowMin = 15,
     ready_deadline_s: Seconds = 300.0,
     poll_interval_s: PollSeconds = 2.0,
     metrics_path: str = METRICS_PATH,
     dry_run: bool = False,
+    incident: IncidentRef | None = None,
 ) -> RunbookResult:
     """Feature Broken (but app functional): who, which operation, which component; minimal fix or rollback.
 
     Args:
-        incident: the incident to work on; empty: open (or join) one for this service, started by hand
+        service: the service in trouble (in the form: one of the catalogue's services)
+        severity: the incident's level when one is opened: P1 critical · P2 high · P3 medium · P4 low
+        summary: what is wrong, in a sentence (shown in Slack)
+        incident_id: an existing incident's id; empty: open (or join) one for this service and runbook
         window_s: the metrics window read (seconds of traffic)
         rollback_window_min: a deploy this recent (minutes) is the first suspect (the guide: 15)
         ready_deadline_s: how long to wait for a rollback's pods
         poll_interval_s: how often to look while waiting
         metrics_path: the service's metrics endpoint
         dry_run: record and log the plan, change nothing
+        incident: Python callers: the whole incident instead of the fields above (not in the form)
     """
-    rec = Record.open(RUNBOOK, incident or IncidentRef(summary="feature broken"), dry_run=dry_run)
+    rec = Record.open(
+        RUNBOOK,
+        IncidentRef.from_form(
+            incident,
+            service=service,
+            severity=severity,
+            summary=summary,
+            incident_id=incident_id,
+            default_summary="feature broken",
+        ),
+        dry_run=dry_run,
+    )
     target = target_workload()
     settings = runtime.settings()
 

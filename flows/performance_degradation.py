@@ -35,11 +35,12 @@ from pydantic import BaseModel, Field, SecretStr
 
 from flows.diagnoses import METRICS_PATH, ServiceMetrics, check_infrastructure, conclude, read_metrics
 from flows.outages import escalates_on_outage
-from flows.parameters import PollSeconds, Seconds
+from flows.parameters import IncidentId, PollSeconds, Seconds, ServiceName, Summary
 from flows.record import Record
 from flows.resource_exhaustion import resource_exhaustion
 from flows.targets import probe_service, target_workload
-from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.models import DEFAULT_SERVICE, Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.severity import Severity
 from tasks import runtime
 from tasks.external_apis import check_external_api
 
@@ -107,7 +108,10 @@ def _short(query: str) -> str:
 )
 @escalates_on_outage
 def performance_degradation(
-    incident: IncidentRef | None = None,
+    service: ServiceName = DEFAULT_SERVICE,
+    severity: Severity = Severity.P2,
+    summary: Summary = "",
+    incident_id: IncidentId = "",
     threshold_ms: Annotated[float, Field(gt=0, le=600_000)] = 3000.0,
     samples: Annotated[int, Field(ge=1, le=120)] = 5,
     sample_interval_s: Annotated[float, Field(ge=0, le=600)] = 10.0,
@@ -119,11 +123,15 @@ def performance_degradation(
     poll_interval_s: PollSeconds = 2.0,
     metrics_path: str = METRICS_PATH,
     dry_run: bool = False,
+    incident: IncidentRef | None = None,
 ) -> RunbookResult:
     """Performance Degradation (P95 > 3s): which endpoints, consistent or intermittent, correlated with what.
 
     Args:
-        incident: the incident to work on; empty: open (or join) one for this service, started by hand
+        service: the service in trouble (in the form: one of the catalogue's services)
+        severity: the incident's level when one is opened: P1 critical · P2 high · P3 medium · P4 low
+        summary: what is wrong, in a sentence (shown in Slack)
+        incident_id: an existing incident's id; empty: open (or join) one for this service and runbook
         threshold_ms: a p95 above this is degraded (the guide: 3 s)
         samples: how many times to read the metrics (watching in real time)
         sample_interval_s: the time between two readings
@@ -135,8 +143,20 @@ def performance_degradation(
         poll_interval_s: how often to look while waiting for new pods
         metrics_path: the service's metrics endpoint
         dry_run: record and log the plan, change nothing
+        incident: Python callers: the whole incident instead of the fields above (not in the form)
     """
-    rec = Record.open(RUNBOOK, incident or IncidentRef(summary="performance degradation"), dry_run=dry_run)
+    rec = Record.open(
+        RUNBOOK,
+        IncidentRef.from_form(
+            incident,
+            service=service,
+            severity=severity,
+            summary=summary,
+            incident_id=incident_id,
+            default_summary="performance degradation",
+        ),
+        dry_run=dry_run,
+    )
     target = target_workload()
 
     # 1-2. Which endpoints are slow; consistent or intermittent? (and what the database is running)
@@ -224,7 +244,7 @@ def performance_degradation(
             data=details,
         )
         sub = resource_exhaustion(
-            IncidentRef(incident_id=rec.incident.id),
+            incident_id=rec.incident.id,
             replicas=replicas,
             poll_interval_s=poll_interval_s,
             dry_run=dry_run,

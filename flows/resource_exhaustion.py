@@ -16,13 +16,14 @@ from pydantic import Field
 
 from flows.guards import hold_target, reading
 from flows.outages import escalates_on_outage
-from flows.parameters import PollSeconds, Seconds
+from flows.parameters import IncidentId, PollSeconds, Seconds, ServiceName, Summary
 from flows.record import Record
 from flows.steps import read_logs
 from flows.targets import probe_service, target_workload, wait_healthy
 from kubeops import KubernetesError
-from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult
+from runbook.models import DEFAULT_SERVICE, Evidence, IncidentRef, RunbookOutcome, RunbookResult
 from runbook.policy import worse_after
+from runbook.severity import Severity
 from tasks.kubernetes import (
     get_deployment_logs,
     get_replicas,
@@ -54,24 +55,43 @@ def _mib(n: int) -> str:
 @flow(name=RUNBOOK, description="P1 › CPU/Memory Exhaustion: top pods/nodes, OOM in logs, scale up, verify.")
 @escalates_on_outage
 def resource_exhaustion(
-    incident: IncidentRef | None = None,
+    service: ServiceName = DEFAULT_SERVICE,
+    severity: Severity = Severity.P1,
+    summary: Summary = "",
+    incident_id: IncidentId = "",
     replicas: Annotated[int, Field(ge=1, le=100)] = 3,
     ready_deadline_s: Seconds = 300.0,
     verify_deadline_s: Seconds = 30.0,
     poll_interval_s: PollSeconds = 2.0,
     dry_run: bool = False,
+    incident: IncidentRef | None = None,
 ) -> RunbookResult:
     """CPU/Memory Exhaustion: look (top, logs), scale up for relief, verify, leave the leak hunt as follow-up.
 
     Args:
-        incident: the incident to work on; empty: open (or join) one for this service, started by hand
+        service: the service in trouble (in the form: one of the catalogue's services)
+        severity: the incident's level when one is opened: P1 critical · P2 high · P3 medium · P4 low
+        summary: what is wrong, in a sentence (shown in Slack)
+        incident_id: an existing incident's id; empty: open (or join) one for this service and runbook
         replicas: scale to this many replicas (the guide: 3); never below the current count
         ready_deadline_s: how long to wait for the new pods
         verify_deadline_s: how long to wait for health after scaling
         poll_interval_s: how often to look while waiting
         dry_run: record and log the plan, change nothing
+        incident: Python callers: the whole incident instead of the fields above (not in the form)
     """
-    rec = Record.open(RUNBOOK, incident or IncidentRef(summary="CPU/memory exhaustion"), dry_run=dry_run)
+    rec = Record.open(
+        RUNBOOK,
+        IncidentRef.from_form(
+            incident,
+            service=service,
+            severity=severity,
+            summary=summary,
+            incident_id=incident_id,
+            default_summary="CPU/memory exhaustion",
+        ),
+        dry_run=dry_run,
+    )
     target = target_workload()
 
     # Check resource usage

@@ -2,10 +2,13 @@
 
 Usage::
 
-    respond(IncidentRef(incident_id=incident.id))            # what intake starts ("respond/respond")
-    respond(IncidentRef(service="emotionscare", severity="P1", summary="homepage 500"))   # by hand
-    respond(ref, status_update_interval_s=0.2, ack_deadline_scale=0.002,
-            runbook_options={"settle_s": 0, "poll_interval_s": 0.05})                     # tests, drills
+    respond(incident_id=incident.id)                          # what intake starts ("respond/respond")
+    respond(service="emotionscare", severity="P1", summary="homepage 500")   # by hand (the UI's form)
+    respond(incident=ref, status_update_interval_s=0.2, ack_deadline_scale=0.002,
+            runbook_options={"settle_s": 0, "poll_interval_s": 0.05})       # tests, drills
+
+Started by hand, the form leads with what a person knows (service, a choice of the catalogue's services;
+severity; summary) and takes an existing incident by id (`incident_id`); flows/form.py writes the choices.
 
 Guide sections, in the order the flow follows them (each a module of flows/response/):
 - One response per incident (`ownership`): the run claims `("respond", "lifecycle-N")` in the store. A
@@ -44,6 +47,7 @@ from pydantic import Field
 
 from flows.comms import Comms
 from flows.outages import escalates_on_outage
+from flows.parameters import IncidentId, ServiceName, Summary
 from flows.record import Record
 from flows.response.assess import Assessment, FailureKind, assess
 from flows.response.handover import HandOver
@@ -55,7 +59,7 @@ from flows.response.triage import TriageResult, triage_incident
 from flows.response.unknown import is_unknown, unknown_service
 from flows.response.urgent import urgent
 from runbook.messages import clock
-from runbook.models import IncidentRef, RunbookOutcome, RunbookResult, utc_now
+from runbook.models import DEFAULT_SERVICE, IncidentRef, RunbookOutcome, RunbookResult, utc_now
 from runbook.severity import Severity
 from tasks import runtime
 from tasks.backlog import next_window
@@ -71,7 +75,10 @@ RUNBOOK = "respond"
 )
 @escalates_on_outage
 def respond(
-    incident: IncidentRef | None = None,
+    service: ServiceName = DEFAULT_SERVICE,
+    severity: Severity = Severity.P1,
+    summary: Summary = "",
+    incident_id: IncidentId = "",
     status_update_interval_s: Annotated[float | None, Field(gt=0, le=3600)] = None,
     ack_deadline_scale: Annotated[float, Field(gt=0, le=10)] = 1.0,
     escalation_poll_s: Annotated[float, Field(gt=0, le=300)] = 10.0,
@@ -84,11 +91,15 @@ def respond(
     postmortem_time_utc: str = "10:00",
     join_timeout_s: Annotated[float, Field(ge=0, le=86400)] = 600.0,
     dry_run: bool = False,
+    incident: IncidentRef | None = None,
 ) -> RunbookResult:
     """Respond to an incident the way the guide runs one, by its level (P1 timeline, P2, P3, P4).
 
     Args:
-        incident: the incident; empty: open (or join) one for this service, started by hand
+        service: the service in trouble (in the form: one of the catalogue's services)
+        severity: the incident's level when one is opened: P1 critical · P2 high · P3 medium · P4 low
+        summary: what is wrong, in a sentence (shown in Slack)
+        incident_id: an existing incident's id; empty: open (or join) one for this service and runbook
         status_update_interval_s: seconds between status updates in the thread (empty: the settings' 5 min)
         ack_deadline_scale: multiplies the guide's response times (P1 5 min, P2 15 min); drills shrink it
         escalation_poll_s: how often acknowledgements are read and escalation deadlines checked
@@ -101,9 +112,19 @@ def respond(
         postmortem_time_utc: the post-mortem slot (HH:MM UTC) within the next 24 hours
         join_timeout_s: a second run for an open incident follows it this long at most
         dry_run: record and log the plan, change and send nothing
+        incident: Python callers: the whole incident instead of the fields above (not in the form)
     """
     rec = Record.open(
-        RUNBOOK, incident or IncidentRef(summary="incident response started by hand"), dry_run=dry_run
+        RUNBOOK,
+        IncidentRef.from_form(
+            incident,
+            service=service,
+            severity=severity,
+            summary=summary,
+            incident_id=incident_id,
+            default_summary="incident response started by hand",
+        ),
+        dry_run=dry_run,
     )
     next_window(utc_now(), fix_window_utc)  # bad windows fail here, before anything is sent
     next_window(utc_now(), postmortem_time_utc)

@@ -21,23 +21,23 @@ from typing import Any
 from prefect import serve
 
 from flows import catalogue
+from flows.form import catalogue_services
+from runbook.errors import SettingsError
 
 __all__ = ["deployments", "main"]
 
 
-def deployments(exclude: Sequence[str] = ()) -> list[Any]:
-    """One RunnerDeployment per entry of the catalogue (but `exclude`), as prefect.yaml deploys it."""
+def deployments(exclude: Sequence[str] = (), services: Sequence[str] | None = None) -> list[Any]:
+    """One RunnerDeployment per entry of the catalogue (but `exclude`), as prefect.yaml deploys it, each
+    form's `service` a choice of `services` (default: the service catalogue's, flows/form.py)."""
     known = {e.name for e in catalogue.entries()}
     unknown = sorted(set(exclude) - known)
     if unknown:
         raise ValueError(
             f"--exclude: unknown deployment(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
-    return [
-        entry.flow.to_deployment(name=entry.name, **entry.deployment_options())
-        for entry in catalogue.entries()
-        if entry.name not in exclude
-    ]
+    names = list(services) if services is not None else catalogue_services()
+    return [entry.to_deployment(names) for entry in catalogue.entries() if entry.name not in exclude]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         deps = deployments(args.exclude)
-    except ValueError as exc:
+    except (ValueError, SettingsError) as exc:
         print(f"flows.serve: {exc}", file=sys.stderr)
         return 2
     from runbook.store import refuse_outdated_schema

@@ -18,13 +18,14 @@ from pydantic import Field
 
 from flows.approval import ask
 from flows.outages import escalates_on_outage
-from flows.parameters import PollSeconds, RollbackWindowMin, Seconds
+from flows.parameters import IncidentId, PollSeconds, RollbackWindowMin, Seconds, ServiceName, Summary
 from flows.record import Record
 from flows.steps import read_logs, recent_deploys, rollback_and_verify, rollback_plan, sentry_evidence
 from flows.targets import probe_service, target_workload
 from kubeops import KubernetesError
 from kubeops.models import Workload
-from runbook.models import Evidence, IncidentRef, RunbookOutcome, RunbookResult, utc_now
+from runbook.models import DEFAULT_SERVICE, Evidence, IncidentRef, RunbookOutcome, RunbookResult, utc_now
+from runbook.severity import Severity
 from tasks.kubernetes import list_events
 
 __all__ = ["RollbackApproval", "investigate", "service_down"]
@@ -76,7 +77,10 @@ def investigate(rec: Record, target: Workload, log_lines: int = 100) -> None:
 )
 @escalates_on_outage
 def service_down(
-    incident: IncidentRef | None = None,
+    service: ServiceName = DEFAULT_SERVICE,
+    severity: Severity = Severity.P1,
+    summary: Summary = "",
+    incident_id: IncidentId = "",
     rollback_window_min: RollbackWindowMin = 15,
     settle_s: Annotated[float, Field(ge=0, le=600)] = 30.0,
     ready_deadline_s: Seconds = 300.0,
@@ -85,11 +89,15 @@ def service_down(
     approval_timeout_s: Annotated[int, Field(ge=1, le=3600)] = 120,
     approval_poll_s: Annotated[int, Field(ge=1, le=60)] = 1,
     dry_run: bool = False,
+    incident: IncidentRef | None = None,
 ) -> RunbookResult:
     """Service Completely Down: probe, recent deploy → rollback, verify; otherwise investigate and escalate.
 
     Args:
-        incident: the incident to work on; empty: open (or join) one for this service, started by hand
+        service: the service in trouble (in the form: one of the catalogue's services)
+        severity: the incident's level when one is opened: P1 critical · P2 high · P3 medium · P4 low
+        summary: what is wrong, in a sentence (shown in Slack)
+        incident_id: an existing incident's id; empty: open (or join) one for this service and runbook
         rollback_window_min: a deploy this recent (minutes) is rolled back (the guide: 15)
         settle_s: wait after the new pods are ready before verifying health (the guide: sleep 30)
         ready_deadline_s: how long to wait for the rollout to complete
@@ -98,8 +106,20 @@ def service_down(
         approval_timeout_s: with no answer by then, look again: still down → the guide's default (roll back)
         approval_poll_s: how often the paused run looks for the answer
         dry_run: record and log the plan, change nothing
+        incident: Python callers: the whole incident instead of the fields above (not in the form)
     """
-    rec = Record.open(RUNBOOK, incident or IncidentRef(summary="service completely down"), dry_run=dry_run)
+    rec = Record.open(
+        RUNBOOK,
+        IncidentRef.from_form(
+            incident,
+            service=service,
+            severity=severity,
+            summary=summary,
+            incident_id=incident_id,
+            default_summary="service completely down",
+        ),
+        dry_run=dry_run,
+    )
     target = target_workload()
 
     # Step 1: application or infrastructure?

@@ -68,6 +68,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 from uuid import UUID
 
+from runbook.errors import SettingsError
+
 __all__ = ["WarmRunner", "WarmTarget", "claim", "main"]
 
 log = logging.getLogger("flows.warm")
@@ -517,6 +519,7 @@ def _flow_spec(spec: str) -> WarmTarget:
 def _catalogue_targets(names: Sequence[str]) -> list[WarmTarget]:
     """The deployments `flows.serve` serves (all, or those named), with the same options."""
     from flows import catalogue
+    from flows.form import catalogue_services
 
     entries = {e.name: e for e in catalogue.entries()}
     unknown = [n for n in names if n not in entries]
@@ -524,9 +527,10 @@ def _catalogue_targets(names: Sequence[str]) -> list[WarmTarget]:
         raise argparse.ArgumentTypeError(
             f"unknown deployment(s) {', '.join(unknown)}; known: {', '.join(entries)}"
         )
+    services = catalogue_services()  # each form's `service` a choice of the catalogue's (flows/form.py)
     targets = []
     for entry in (entries[n] for n in names) if names else entries.values():
-        targets.append(WarmTarget.of(entry.flow, entry.name, **entry.deployment_options()))
+        targets.append(WarmTarget(flow=entry.flow, deployment=entry.to_deployment(services)))
     return targets
 
 
@@ -550,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = WarmRunner(
             targets, limit=args.limit, poll_s=args.poll, events=not args.no_events, grace_s=args.grace
         )
-    except (argparse.ArgumentTypeError, ValueError) as exc:
+    except (argparse.ArgumentTypeError, ValueError, SettingsError) as exc:
         print(f"flows.warm: {exc}", file=sys.stderr)
         return 2
     from runbook.store import refuse_outdated_schema

@@ -143,15 +143,10 @@ class IncidentStore(Protocol):
 
 
 def respond_parameters(incident: Incident) -> dict[str, Any]:
-    """The `respond` flow's parameters: an `IncidentRef` as plain JSON (no secrets, nothing else)."""
-    return {
-        "incident": {
-            "incident_id": incident.id,
-            "service": incident.service,
-            "severity": incident.severity.value,
-            "summary": incident.title,
-        }
-    }
+    """The `respond` flow's parameters: the incident's id (the run reads the rest from the store). Only
+    the id: the deployment's form refuses a service outside the catalogue, and an alert for one still
+    gets its response."""
+    return {"incident_id": incident.id}
 
 
 class Dispatcher:

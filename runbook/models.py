@@ -26,6 +26,7 @@ from runbook.errors import IllegalTransition
 from runbook.severity import Severity
 
 __all__ = [
+    "DEFAULT_SERVICE",
     "TRANSITIONS",
     "ActionRecord",
     "ActionStatus",
@@ -45,6 +46,10 @@ __all__ = [
     "next_status",
     "utc_now",
 ]
+
+
+DEFAULT_SERVICE = "emotionscare"
+"""The service a flow started by hand works on when none is named (the settings' single service)."""
 
 
 def utc_now() -> datetime:
@@ -226,14 +231,40 @@ class Incident(BaseModel):
 
 
 class IncidentRef(BaseModel):
-    """What a flow takes (the typed form in the Prefect UI). Without `incident_id`, the flow opens one."""
+    """The incident a flow works on. Without `incident_id`, the flow opens one (or joins the open one).
+
+    The flows take its fields flat (`service`, `severity`, `summary`, `incident_id`: what a person fills
+    in the Prefect UI's form) and build it with `from_form`; a Python caller may pass one whole instead.
+    """
 
     incident_id: str | None = Field(
         None, description="an open incident's id; empty: open one (or join the open one)"
     )
-    service: str = Field("emotionscare", min_length=1, description="the service in trouble")
+    service: str = Field(DEFAULT_SERVICE, min_length=1, description="the service in trouble")
     severity: Severity = Field(Severity.P1, description="P1 critical · P2 high · P3 medium · P4 low")
     summary: str = Field("", max_length=500, description="what is wrong, in a sentence (shown in Slack)")
+
+    @classmethod
+    def from_form(
+        cls,
+        incident: IncidentRef | None,
+        *,
+        service: str,
+        severity: Severity | str,
+        summary: str,
+        incident_id: str | None,
+        default_summary: str,
+    ) -> IncidentRef:
+        """The incident a flow run works on: `incident` when a Python caller passed one, else the flow's
+        form fields (an empty `incident_id`: open one; an empty `summary`: `default_summary`)."""
+        if incident is not None:
+            return incident
+        return cls(
+            incident_id=incident_id or None,
+            service=service,
+            severity=Severity(severity),
+            summary=summary or default_summary,
+        )
 
 
 class RunbookOutcome(StrEnum):

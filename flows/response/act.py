@@ -13,7 +13,7 @@ from typing import Any
 
 from flows import catalogue
 from flows.record import Record
-from runbook.models import Evidence, Incident, IncidentRef, RunbookResult
+from runbook.models import Evidence, Incident, RunbookResult
 
 __all__ = ["run_runbook", "runbooks"]
 
@@ -34,7 +34,7 @@ def run_runbook(
     if ignored:
         rec.note("act", f"{name} takes no {', '.join(ignored)}: not passed")
     rec.note("act", f"running {name}" + (f" with {passed}" if passed else ""))
-    result: RunbookResult = runbook(IncidentRef(incident_id=incident.id), dry_run=dry_run, **passed)
+    result: RunbookResult = runbook(incident_id=incident.id, dry_run=dry_run, **passed)
     rec.add_evidence(
         Evidence(
             kind="runbook",

@@ -35,7 +35,7 @@ async def _create_runs(deployment: str, count: int, *, incident: bool = True) ->
     from prefect.deployments import arun_deployment
 
     def parameters(i: int) -> dict[str, Any]:
-        return {"incident": {"incident_id": f"inc-{i}"}} if incident else {}
+        return {"incident_id": f"inc-{i}"} if incident else {}
 
     return [await arun_deployment(deployment, parameters=parameters(i), timeout=0) for i in range(count)]
 

@@ -163,7 +163,7 @@ def prefect_api() -> Iterator[str]:
     from prefect.testing.utilities import prefect_test_harness
 
     @flow(name="respond")
-    def respond(incident: dict[str, Any]) -> None:
+    def respond(incident_id: str) -> None:
         """Stands for flows/respond.py: the dispatch tests only create its runs."""
 
     with prefect_test_harness(server_startup_timeout=60):

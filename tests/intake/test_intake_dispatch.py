@@ -41,7 +41,7 @@ def runs_of(incident_ids: set[str]) -> dict[str, list[str]]:
         for run in client.read_flow_runs(limit=200):
             if run.deployment_id != deployment.id:
                 continue
-            incident_id = run.parameters["incident"]["incident_id"]
+            incident_id = run.parameters["incident_id"]
             if incident_id in incident_ids:
                 found.setdefault(incident_id, []).append(str(run.id))
         return found

@@ -92,7 +92,7 @@ def assert_one_run_each(store: Any, incident_ids: set[str]) -> None:
     assert {i: len(runs.get(i, [])) for i in incident_ids} == {i: 1 for i in incident_ids}
     for incident_id in incident_ids:
         [run] = runs[incident_id]
-        assert run.parameters["incident"]["incident_id"] == incident_id
+        assert run.parameters["incident_id"] == incident_id
         assert store.get_incident(incident_id).flow_run_id == str(run.id)
         assert [e.kind for e in store.timeline(incident_id)].count("dispatch") == 1
 

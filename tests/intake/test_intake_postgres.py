@@ -90,9 +90,9 @@ def test_two_replicas_on_one_postgres_store_start_one_run_per_incident(
         runs = [
             r
             for r in client.read_flow_runs(limit=200)
-            if r.deployment_id == deployment.id and r.parameters["incident"]["incident_id"] in ids
+            if r.deployment_id == deployment.id and r.parameters["incident_id"] in ids
         ]
-    assert sorted(r.parameters["incident"]["incident_id"] for r in runs) == sorted(ids)
+    assert sorted(r.parameters["incident_id"] for r in runs) == sorted(ids)
     check = open_store(pg_dsn)
     try:
         assert {check.get_incident(i).flow_run_id for i in ids} == {str(r.id) for r in runs}

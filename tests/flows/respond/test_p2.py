@@ -36,7 +36,7 @@ def test_error_rate_spike_finds_one_pattern_across_endpoints_not_infrastructure_
     world.inject("error-rate", "8")
     world.traffic.burst(200)
 
-    result = error_rate_spike(IncidentRef(summary="error rate 8%"), window_s=60)
+    result = error_rate_spike(incident=IncidentRef(summary="error rate 8%"), window_s=60)
 
     assert conclusion_of(result) == "code_defect"
     data = conclusion(result)
@@ -54,7 +54,7 @@ def test_error_rate_spike_after_a_deploy_rolls_back(world) -> None:
     world.traffic.burst(40)
 
     result = error_rate_spike(
-        IncidentRef(summary="error rate"), window_s=60, ready_deadline_s=20, poll_interval_s=0.05
+        incident=IncidentRef(summary="error rate"), window_s=60, ready_deadline_s=20, poll_interval_s=0.05
     )
 
     assert conclusion_of(result) == "deploy_regression"
@@ -93,7 +93,7 @@ def test_performance_degradation_is_consistent_and_points_at_the_slow_query(worl
             lambda: httpx.get(world.service.url + "/metrics?window_s=60").json()["requests"] >= 3, 20
         )
         result = performance_degradation(
-            IncidentRef(summary="journal slow"), samples=3, sample_interval_s=0.8, window_s=60
+            incident=IncidentRef(summary="journal slow"), samples=3, sample_interval_s=0.8, window_s=60
         )
 
     assert conclusion_of(result) == "database_query"
@@ -110,7 +110,7 @@ def test_feature_broken_isolates_journal_creation_and_the_constraint(world) -> N
     world.inject("journal-broken")
     world.traffic.burst(24)  # reads and writes of the journal among the feature calls
 
-    result = feature_broken(IncidentRef(summary="users can't create journal entries"), window_s=60)
+    result = feature_broken(incident=IncidentRef(summary="users can't create journal entries"), window_s=60)
 
     assert conclusion_of(result) == "database_table"
     data = conclusion(result)
@@ -128,7 +128,7 @@ def test_p2_respond_assesses_decides_and_escalates_to_the_lead_without_paging(wo
     incident = open_incident(Severity.P2, name="HighErrorRate", title="High Error Rate (8%)")
 
     result = respond(
-        ref(incident),
+        incident=ref(incident),
         status_update_interval_s=1.0,
         escalation_poll_s=0.05,
         handover_timeout_s=1,
@@ -150,7 +150,7 @@ def test_a_p2_that_is_really_a_p1_is_reclassified_paged_and_rolled_back(world) -
     incident = open_incident(Severity.P2, name="JournalErrors", title="Journal errors")
 
     result = respond(
-        ref(incident),
+        incident=ref(incident),
         status_update_interval_s=1.0,
         escalation_poll_s=0.05,
         stability_window_s=0.3,
@@ -176,7 +176,7 @@ def test_a_level_raised_while_respond_runs_switches_it_to_the_p1_timeline(world)
     runner = threading.Thread(
         target=lambda: done.update(
             result=respond(
-                ref(incident),
+                incident=ref(incident),
                 status_update_interval_s=0.5,
                 escalation_poll_s=0.05,
                 stability_window_s=0.3,

@@ -28,7 +28,7 @@ def test_p1_bad_deploy_acknowledge_thread_page_assess_triage_rollback_updates_al
     incident = open_incident(Severity.P1, title="Homepage returns 500")
 
     result = respond(
-        ref(incident),
+        incident=ref(incident),
         status_update_interval_s=INTERVAL_S,
         escalation_poll_s=0.05,
         stability_window_s=1.2,
@@ -115,13 +115,13 @@ def test_a_second_respond_joins_the_open_incident(world) -> None:
     results = {}
 
     def first() -> None:
-        results["first"] = respond(ref(incident), stability_window_s=6.0, **options)
+        results["first"] = respond(incident=ref(incident), stability_window_s=6.0, **options)
 
     runner = threading.Thread(target=first)
     runner.start()
     try:
         assert wait_for(lambda: world.pagerduty.requests, 30)
-        results["second"] = respond(ref(incident), join_timeout_s=30, **options)
+        results["second"] = respond(incident=ref(incident), join_timeout_s=30, **options)
     finally:
         runner.join(timeout=60)
     assert results["first"].outcome == RunbookOutcome.ROLLED_BACK
@@ -138,7 +138,10 @@ def test_a_database_issue_is_triaged_as_a_quick_fix_not_a_rollback(world) -> Non
     incident = open_incident(Severity.P1, name="ApiHealthFailing", title="API health failing")
 
     result = respond(
-        ref(incident), status_update_interval_s=5.0, stability_window_s=0.3, runbook_options=FAST_RUNBOOK
+        incident=ref(incident),
+        status_update_interval_s=5.0,
+        stability_window_s=0.3,
+        runbook_options=FAST_RUNBOOK,
     )
 
     assert result.outcome == RunbookOutcome.RECOVERED, result.summary
@@ -159,7 +162,7 @@ def test_dry_run_plans_everything_and_sends_nothing(world) -> None:
     revision = world.revision()
     incident = open_incident(Severity.P1)
 
-    result = respond(ref(incident), dry_run=True, runbook_options=FAST_RUNBOOK)
+    result = respond(incident=ref(incident), dry_run=True, runbook_options=FAST_RUNBOOK)
 
     assert result.outcome == RunbookOutcome.DRY_RUN
     assert world.slack.requests == [] and world.pagerduty.requests == []

@@ -37,7 +37,7 @@ def test_unacknowledged_p1_past_its_deadline_escalates_to_the_team_lead_and_page
     # two response times, is still 29 s away)
     incident = open_incident(Severity.P1, starts_at=utc_now() - timedelta(seconds=31))
 
-    result = respond(ref(incident), ack_deadline_scale=0.1, stability_window_s=0.5, **QUICK)
+    result = respond(incident=ref(incident), ack_deadline_scale=0.1, stability_window_s=0.5, **QUICK)
 
     assert result.outcome == RunbookOutcome.ROLLED_BACK
     texts = [text_of(r) for r in posts(world)]
@@ -57,7 +57,7 @@ def test_acknowledged_in_time_by_a_reaction_does_not_escalate(world) -> None:
     done: dict[str, Any] = {}
     runner = threading.Thread(
         target=lambda: done.update(
-            result=respond(ref(incident), ack_deadline_scale=0.01, stability_window_s=4.0, **QUICK)
+            result=respond(incident=ref(incident), ack_deadline_scale=0.01, stability_window_s=4.0, **QUICK)
         )
     )
     runner.start()
@@ -84,7 +84,11 @@ def test_automation_hands_over_and_a_person_acknowledges_and_resolves_in_the_ui(
     runner = threading.Thread(
         target=lambda: done.update(
             result=respond(
-                ref(incident), stability_window_s=0.3, handover_timeout_s=60, handover_poll_s=1, **QUICK
+                incident=ref(incident),
+                stability_window_s=0.3,
+                handover_timeout_s=60,
+                handover_poll_s=1,
+                **QUICK,
             )
         )
     )
@@ -126,7 +130,7 @@ def test_p3_and_p4_create_the_backlog_entry_and_never_page(world, severity: Seve
         severity, name="SlowPage", title="Settings page slow", annotations={"workaround": "use the app"}
     )
 
-    result = respond(ref(incident), **QUICK)
+    result = respond(incident=ref(incident), **QUICK)
 
     assert result.outcome == RunbookOutcome.MITIGATED
     items = StoreBacklog(runtime.store()).items(incident.id)
@@ -146,7 +150,7 @@ def test_p3_and_p4_create_the_backlog_entry_and_never_page(world, severity: Seve
         assert item.kind == "backlog" and item.due is None
         assert world.slack.requests == []  # P4: nobody is notified
     # the same incident answered again adds nothing twice
-    respond(ref(incident), **QUICK)
+    respond(incident=ref(incident), **QUICK)
     assert len(StoreBacklog(runtime.store()).items(incident.id)) == 1
 
 
@@ -174,7 +178,9 @@ def test_slack_and_pagerduty_failing_never_stop_the_remediation(
     world.slack.fail_next(500, **slack_fault)  # Slack is down for the whole incident
     world.pagerduty.fail_next(500, **pd_fault)
 
-    result = respond(ref(incident), stability_window_s=0.3, **{**QUICK, "status_update_interval_s": 2.0})
+    result = respond(
+        incident=ref(incident), stability_window_s=0.3, **{**QUICK, "status_update_interval_s": 2.0}
+    )
 
     assert result.outcome == RunbookOutcome.ROLLED_BACK, result.summary
     assert world.live_image() == GOOD_IMAGE
