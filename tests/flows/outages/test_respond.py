@@ -28,7 +28,7 @@ def test_kubernetes_api_down_the_runbook_escalates_and_respond_hands_over(world)
     world.inject("k8s-api-down", mode="5xx")
     incident = open_incident(Severity.P1, title="Homepage returns 500")
 
-    state = respond(ref(incident), **OPTIONS, return_state=True)
+    state = respond(incident=ref(incident), **OPTIONS, return_state=True)
 
     assert state.is_completed(), state
     result = state.result()
@@ -49,7 +49,7 @@ def test_incident_store_down_mid_response_escalates_in_slack_and_pagerduty(pg_st
 
     killer = threading.Thread(target=take_the_store_away)
     killer.start()
-    state = respond(ref(incident), **OPTIONS, return_state=True)
+    state = respond(incident=ref(incident), **OPTIONS, return_state=True)
     killer.join()
 
     assert state.is_completed(), state
@@ -72,7 +72,7 @@ def test_slack_or_pagerduty_down_the_response_goes_on_through_the_other(
     world.inject(fault, mode=mode)
     incident = open_incident(Severity.P1, title="Homepage returns 500")
 
-    state = respond(ref(incident), **OPTIONS, return_state=True)
+    state = respond(incident=ref(incident), **OPTIONS, return_state=True)
 
     assert state.is_completed(), state
     assert state.result().outcome in (RunbookOutcome.ROLLED_BACK, RunbookOutcome.RECOVERED)

@@ -29,7 +29,7 @@ OPTIONS: dict[str, Any] = dict(
 
 def _respond_in_thread(incident_ref: Any, results: dict[str, RunbookResult], key: str) -> threading.Thread:
     def run() -> None:
-        results[key] = respond(incident_ref, **OPTIONS)
+        results[key] = respond(incident=incident_ref, **OPTIONS)
 
     runner = threading.Thread(target=run, name=f"respond-{key}")
     runner.start()

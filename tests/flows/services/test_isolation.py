@@ -88,7 +88,7 @@ def test_a_fault_on_b_leaves_a_healthy_and_nothing_changed(many: World, runbook:
     before = many.status()["services"][b]["active_faults"]
     clear_requests(many)
 
-    result = flow(IncidentRef(service=a, severity=level, summary=f"{runbook} on {a}"), **options)
+    result = flow(incident=IncidentRef(service=a, severity=level, summary=f"{runbook} on {a}"), **options)
 
     assert result.outcome not in CHANGED, result.summary
     assert not [x for x in result.actions if x.status.value in ("succeeded", "failed")], result.actions

@@ -21,7 +21,7 @@ def test_respond_works_on_its_incidents_service_with_its_people(many_world: Worl
     before = emotionscare.revision()
 
     result = respond(
-        IncidentRef(service="payments", severity=Severity.P1, summary="payments checkout 500"),
+        incident=IncidentRef(service="payments", severity=Severity.P1, summary="payments checkout 500"),
         status_update_interval_s=5.0,
         escalation_poll_s=0.05,
         stability_window_s=0.3,

@@ -32,7 +32,7 @@ def test_two_services_on_two_clusters_are_rolled_back_side_by_side(many_world: W
 
     def run(name: str) -> None:
         ref = IncidentRef(service=name, severity=Severity.P1, summary=f"{name} down")
-        results[name] = service_down(ref, **FAST)
+        results[name] = service_down(incident=ref, **FAST)
         finished[name] = time.monotonic()
 
     began = time.monotonic()

@@ -39,7 +39,9 @@ def test_an_uncatalogued_service_is_escalated_and_nothing_is_touched(many_world:
     incident_id = _open_uncatalogued_incident()
     clear_requests(world)
 
-    state: Any = respond(IncidentRef(incident_id=incident_id), escalation_poll_s=0.1, return_state=True)
+    state: Any = respond(
+        incident=IncidentRef(incident_id=incident_id), escalation_poll_s=0.1, return_state=True
+    )
 
     assert state.is_completed(), state
     result = state.result()
