@@ -5,6 +5,7 @@ Usage::
     PREFECT_API_URL=http://127.0.0.1:4200/api python -m flows.warm respond
     python -m flows.warm respond --limit 4 --poll 0.2
     python -m flows.warm --flow bench.standin:respond=warm        # any flow, deployment "warm"
+    python -m flows.warm respond --parameters '{"stability_window_s": 5}'   # the deployment's defaults
 
 No name and no `--flow` is refused (one line, exit 2): nothing runs here by default. A catalogue
 drill, or a flow with crash/cancellation hooks, is refused too (flows/warm/targets.py says why).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -44,8 +46,20 @@ def _flow_spec(spec: str) -> WarmTarget:
     return WarmTarget.of(flow, name)
 
 
-def catalogue_targets(names: Sequence[str]) -> list[WarmTarget]:
-    """The catalogue deployments named, with the options `flows.serve` gives them (none → refused)."""
+def _parameters(text: str) -> dict[str, object]:
+    """`--parameters` → a JSON object (a one-line error otherwise)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--parameters is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("--parameters must be a JSON object of the flow's parameters")
+    return value
+
+
+def catalogue_targets(names: Sequence[str], parameters: dict[str, object] | None = None) -> list[WarmTarget]:
+    """The catalogue deployments named, with the options `flows.serve` gives them (none → refused);
+    `parameters`: default parameters of each (the server checks them against the flow's schema)."""
     from flows import catalogue
 
     if not names:
@@ -56,7 +70,8 @@ def catalogue_targets(names: Sequence[str]) -> list[WarmTarget]:
         raise argparse.ArgumentTypeError(
             f"unknown deployment(s) {', '.join(unknown)}; known: {', '.join(entries)}"
         )
-    return [WarmTarget.of(entries[n].flow, n, **entries[n].deployment_options()) for n in names]
+    extra = {"parameters": parameters} if parameters else {}
+    return [WarmTarget.of(entries[n].flow, n, **(entries[n].deployment_options() | extra)) for n in names]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-events", action="store_true", help="poll only; no wake-up from the event stream"
     )
+    parser.add_argument(
+        "--parameters",
+        type=_parameters,
+        default=None,
+        help="default parameters of the named deployments (JSON)",
+    )
     parser.add_argument("--grace", type=float, default=30.0, help="seconds runs get to finish at stop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -75,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         targets = [_flow_spec(spec) for spec in args.flow]
         if args.names or not targets:
-            targets += catalogue_targets(args.names)
+            targets += catalogue_targets(args.names, args.parameters)
         runner = WarmRunner(
             targets, limit=args.limit, poll_s=args.poll, events=not args.no_events, grace_s=args.grace
         )

@@ -89,3 +89,14 @@ def test_respond_and_a_plain_flow_are_accepted() -> None:
     # Only respond is meant to run warm; nothing else in the catalogue has hooks but the drills.
     hooked = [e.name for e in catalogue.entries() if refusal(e.flow, e.tags) is not None]
     assert sorted(hooked) == sorted(DRILLS)
+
+
+def test_parameters_become_the_deployments_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.warm.cli import catalogue_targets
+
+    [target] = catalogue_targets(["respond"], {"stability_window_s": 2.0})
+    assert target.deployment.parameters == {"stability_window_s": 2.0}
+    with pytest.raises(SystemExit) as exited:
+        main(["respond", "--parameters", "[1]"])
+    assert exited.value.code == 2
+    assert "--parameters must be a JSON object" in capsys.readouterr().err
