@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -29,12 +30,32 @@ def table(phases: list[Phase], started_s: float, load: tuple[float, float]) -> s
         rows.append(
             f"| {p.kill} | {p.killed or '-'} | {p.alerts_accepted} / {p.alerts_stored} / {p.alerts_lost} "
             f"| {p.respond_runs} ({p.respond_live_max}) | {p.rollbacks} | {'yes' if p.resolved else 'NO'} "
-            f"| {p.all_clear_s if p.all_clear_s is None else f'{p.all_clear_s:.1f}'} "
+            f"| {'-' if p.all_clear_s is None else f'{p.all_clear_s:.1f}'} "
             f"| {'-' if p.back_after_s is None else f'{p.back_after_s:.1f}'} | {'; '.join(p.notes)} |"
         )
+    rows += ["", latency(phases)]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     head = f"{when}, start to end {started_s:.0f} s, load average {load[0]:.2f} → {load[1]:.2f}."
     return head + "\n\n" + "\n".join(rows) + "\n"
+
+
+def latency(phases: list[Phase]) -> str:
+    """Alert POST → ack in Slack, → PagerDuty triggered, → rollback at the Kubernetes API (the real respond)."""
+    lines = [
+        "| from the alert's POST, s | " + " | ".join(p.kill for p in phases) + " | median | max |",
+        "|:--|" + "--:|" * (len(phases) + 2),
+    ]
+    for label, attr in (
+        ("ack posted in Slack", "ack_s"),
+        ("PagerDuty triggered", "page_s"),
+        ("rollback answered by the Kubernetes API", "rollback_s"),
+    ):
+        values = [getattr(p, attr) for p in phases]
+        known = sorted(v for v in values if v is not None)
+        cells = ["-" if v is None else f"{v:.2f}" for v in values]
+        summary = [f"{statistics.median(known):.2f}", f"{known[-1]:.2f}"] if known else ["-", "-"]
+        lines.append(f"| {label} | " + " | ".join(cells + summary) + " |")
+    return "\n".join(lines)
 
 
 def write_results(path: Path, text: str) -> None:

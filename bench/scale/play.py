@@ -57,6 +57,12 @@ class Phase:
     all_clear_s: float | None = None
     killed_at_s: float | None = None
     back_after_s: float | None = None
+    ack_s: float | None = None
+    """First alert POST → respond's acknowledgement in Slack #alerts-critical (the message's ts)."""
+    page_s: float | None = None
+    """→ the PagerDuty trigger answered by the Events API (its action record finished)."""
+    rollback_s: float | None = None
+    """→ the rollback answered by the Kubernetes API (its action record finished)."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -181,7 +187,7 @@ def play_one(topo: Topology, kill: str, deadline_s: float = 120.0) -> Phase:
         time.sleep(0.2)
     service = topo.sandbox_env.get("RUNBOOK_SERVICE_NAME", "emotionscare")
     alerts = _Alerts(topo, service, datetime.now(UTC))
-    started = time.monotonic()
+    started, posted_at = time.monotonic(), time.time()
     alerts.post()
     store = open_store(topo.store_url)
     victim: Child | None = None
@@ -224,7 +230,11 @@ def play_one(topo: Topology, kill: str, deadline_s: float = 120.0) -> Phase:
             phase.notes.append(f"the alerts named {len(alerts.incidents)} incidents")
         if alerts.incident_id:
             phase.alerts_stored = sum(len(store.list_alerts(incident_id=i)) for i in alerts.incidents)
-            phase.rollbacks = sum(a.action == "rollback" for a in store.list_actions(alerts.incident_id))
+            actions = store.list_actions(alerts.incident_id)
+            phase.rollbacks = sum(a.action == "rollback" for a in actions)
+            phase.rollback_s = _finished_after(actions, "rollback", "", posted_at)
+            phase.page_s = _finished_after(actions, "pagerduty", ":trigger", posted_at)
+            phase.ack_s = _acknowledged_after(topo, posted_at)
             phase.respond_runs = len(_respond_runs(topo.api, alerts.incident_id))
     finally:
         store.close()
@@ -265,3 +275,34 @@ def _ready_again(topo: Topology, kill: str, log_since_restart: str) -> bool:
     if kill == "intake":
         return answers(f"{topo.intakes[0]}/readyz")
     return True
+
+
+def _finished_after(actions: list[Any], action: str, target_suffix: str, posted_at: float) -> float | None:
+    done = [
+        a.finished_at.timestamp()
+        for a in actions
+        if a.action == action and a.target.endswith(target_suffix) and a.finished_at is not None
+    ]
+    return min(done) - posted_at if done else None
+
+
+def _acknowledged_after(topo: Topology, posted_at: float) -> float | None:
+    """The first "Acknowledged" message in #alerts-critical since the alert, from the Slack stand-in."""
+    from sandbox.slack import channel_id_for
+
+    env = topo.sandbox_env
+    try:
+        history = httpx.get(
+            f"{env['RUNBOOK_SLACK_API_URL'].rstrip('/')}/conversations.history",
+            params={"channel": channel_id_for("alerts-critical")},
+            headers={"Authorization": f"Bearer {env.get('RUNBOOK_SLACK_TOKEN', '')}"},
+            timeout=5,
+        ).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    stamps = [
+        float(m["ts"])
+        for m in history.get("messages", [])
+        if "Acknowledged" in str(m.get("text", "")) and float(m["ts"]) >= posted_at
+    ]
+    return min(stamps) - posted_at if stamps else None
