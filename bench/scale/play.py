@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from bench.scale.topology import Topology, answers
+from runbook.errors import StoreFailed
 from runbook.store import open_store
 from sandbox.demo.incident import alertmanager_payload
 from sandbox.supervise import Child, Supervisor
@@ -163,10 +164,25 @@ def _service_unhealthy(topo: Topology) -> bool:
         return True
 
 
+def _status(store: Any, incident_id: str) -> str:
+    """The incident's status; "" before it is known or while the store does not answer (read again)."""
+    try:
+        return str(store.get_incident(incident_id, with_timeline=False).status.value) if incident_id else ""
+    except StoreFailed:
+        return ""
+
+
+def _open_incidents(store: Any) -> bool:
+    try:
+        return bool(store.list_incidents(open_only=True, limit=1))
+    except StoreFailed:
+        return True  # not known: read again
+
+
 def _no_open_incident(topo: Topology, timeout_s: float = 60.0) -> bool:
     with open_store(topo.store_url) as store:
         deadline = time.monotonic() + timeout_s
-        while store.list_incidents(open_only=True, limit=1):
+        while _open_incidents(store):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.2)
@@ -213,10 +229,7 @@ def play_one(topo: Topology, kill: str, deadline_s: float = 120.0) -> Phase:
                 and victim.alive
             ):
                 phase.back_after_s = time.monotonic() - started - (phase.killed_at_s or 0)
-            incident = (
-                store.get_incident(alerts.incident_id, with_timeline=False) if alerts.incident_id else None
-            )
-            status = incident.status.value if incident is not None else ""
+            status = _status(store, alerts.incident_id)
             if status == "resolved":
                 phase.resolved = True
                 phase.all_clear_s = time.monotonic() - started

@@ -13,6 +13,8 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,10 +32,21 @@ pytestmark = [
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_topology_survives_one_kill_per_incident(tmp_path: Path) -> None:
-    out = tmp_path / "phases.json"
+@pytest.fixture
+def scale_dir() -> Iterator[Path]:
+    """Outside pytest's numbered temp folders: another pytest session on the machine removes the
+    older ones (keeping three), which took the running PostgreSQL's data folder away once."""
+    path = Path(tempfile.mkdtemp(prefix="scale-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_topology_survives_one_kill_per_incident(scale_dir: Path) -> None:
+    out = scale_dir / "phases.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.scale", "--var", str(tmp_path / "var"), "--json", str(out)],
+        [sys.executable, "-m", "bench.scale", "--var", str(scale_dir / "var"), "--json", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
