@@ -65,13 +65,17 @@ class Phase:
     rollback_s: float | None = None
     """→ the rollback answered by the Kubernetes API (its action record finished)."""
     notes: list[str] = field(default_factory=list)
+    killed_mono: float | None = field(default=None, repr=False)
+    """`time.monotonic()` at the kill (for `back_after_s` when it comes back after the incident)."""
 
     @property
     def alerts_lost(self) -> int:
         return self.alerts_accepted - self.alerts_stored
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"alerts_lost": self.alerts_lost}
+        found = asdict(self) | {"alerts_lost": self.alerts_lost}
+        found.pop("killed_mono")
+        return found
 
 
 class _Alerts:
@@ -222,6 +226,7 @@ def play_one(topo: Topology, kill: str, deadline_s: float = 120.0) -> Phase:
                     phase.killed = victim.name
                     _kill(victim)
                     phase.killed_at_s = time.monotonic() - started
+                    phase.killed_mono = time.monotonic()
             if (
                 victim is not None
                 and phase.back_after_s is None
@@ -275,6 +280,8 @@ def _settle(topo: Topology, phase: Phase, timeout_s: float = 90.0) -> None:
         text = child.log_path.read_text(errors="replace")
         restarted, _, after = text.rpartition("restarted by the supervisor")
         if restarted and child.alive and _ready_again(topo, phase.kill, after):
+            if phase.back_after_s is None and phase.killed_mono is not None:  # back after the incident ended
+                phase.back_after_s = time.monotonic() - phase.killed_mono
             return
         time.sleep(0.2)
     phase.notes.append(f"{child.name} was not back within {timeout_s:.0f}s")
