@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 export PREFECT_HOME ?= $(CURDIR)/.prefect-home
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint typecheck unit demo bench fmt clean
+.PHONY: venv test lint typecheck unit demo bench scale-test fmt clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,11 @@ demo: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# The production topology on one machine (PostgreSQL, Redis, 2 Prefect APIs + services, 2 warm
+# respond runners, a worker, 2 intakes, the world), one process killed per incident; needs redis-server.
+scale-test: venv
+	$(BIN)/python -m bench.scale --results bench/RESULTS.md
 
 fmt: venv
 	$(BIN)/ruff format .

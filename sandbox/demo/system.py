@@ -1,5 +1,9 @@
 """The demo's system: its ports, the environment its children get, and starting them all (the
-Prefect server, the sandbox world, intake, the runners), then what it prints once they are ready."""
+Prefect server, the sandbox world, intake, the runners), then what it prints once they are ready.
+
+Intake and the two runners are restarted when they die (`Supervisor(restart=True)`), as Kubernetes
+restarts their pods: a `kill -9` of the warm `respond` runner is followed by a new one within seconds.
+"""
 
 from __future__ import annotations
 
@@ -183,15 +187,23 @@ def start_all(sup: Supervisor, demo: Demo) -> None:
     _wait(f"Prefect server at {demo.ui}", http_ready(f"{demo.api}/health"), [server], 120)
     apply_crash_detection(demo)
 
-    say("starting intake and the flow runners")
-    intake = sup.start("intake", [python, "-m", "intake"], env=demo.env(), cwd=demo.root, ready=None)
-    warm = sup.start("runner-respond", [python, "-m", "flows.warm", "respond"], env=demo.env(), cwd=demo.root)
+    say("starting intake and the flow runners (restarted if they die, as Kubernetes restarts a pod)")
+    env = demo.env()
+    intake = sup.start("intake", [python, "-m", "intake"], env=env, cwd=demo.root, restart=True)
+    warm = sup.start(
+        "runner-respond", [python, "-m", "flows.warm", "respond"], env=env, cwd=demo.root, restart=True
+    )
     serve = sup.start(
-        "runner-serve", [python, "-m", "flows.serve", "--exclude", "respond"], env=demo.env(), cwd=demo.root
+        "runner-serve",
+        [python, "-m", "flows.serve", "--exclude", "respond"],
+        env=env,
+        cwd=demo.root,
+        restart=True,
     )
     _wait(f"intake at {demo.intake}", http_ready(f"{demo.intake}/readyz"), [intake], 60)
     want = len(catalogue.entries())
     _wait(f"{want} deployments served", _deployments_registered(demo.api, want), [warm, serve], 120)
+    sup.keep_restarting()
 
 
 def apply_crash_detection(demo: Demo) -> None:

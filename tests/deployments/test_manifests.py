@@ -222,7 +222,12 @@ def test_only_the_worker_and_the_runbooks_hold_an_api_token(
     for name, spec in workloads(objects, work_pool_template):
         if spec.get("automountServiceAccountToken", True):
             holders[name] = spec.get("serviceAccountName")
-    assert holders == {"Deployment/prefect-worker": "prefect-worker", "work pool Job": "incident-runbooks"}
+    # the respond runners run the runbooks (as respond's subflows) in their own pods: the runbooks' account
+    assert holders == {
+        "Deployment/prefect-worker": "prefect-worker",
+        "Deployment/respond-runner": "incident-runbooks",
+        "work pool Job": "incident-runbooks",
+    }
 
 
 def test_namespace_enforces_the_restricted_pod_security_standard(objects: list[dict[str, Any]]) -> None:

@@ -1,117 +1,49 @@
-"""Run chosen deployments' flow runs inside this process, in worker threads: no Python process per run.
+"""The warm runner's loop: poll, claim and run flow runs of its deployments in this process's threads.
 
 Usage::
-
-    PREFECT_API_URL=http://127.0.0.1:4200/api python -m flows.warm          # what flows.serve serves
-    python -m flows.warm service-down database-lost --limit 4 --poll 0.2
-    python -m flows.warm --flow bench.standin:respond=warm                  # any flow, deployment "warm"
 
     runner = WarmRunner([WarmTarget.of(respond, "respond")], limit=8, poll_s=0.25)
     with runner:                # registers the deployments, then polls in a background thread
         runner.wait_ready(30)
     runner.run()                # or block in the calling thread until SIGTERM/SIGINT or stop()
 
-Why: `flow.serve()` and workers start a new Python process per run, and that start (importing
-Prefect and the flow, ~1 s here) is most of the 1.5 s from an alert to the flow's first line
-(docs/latency.md). This runner keeps the interpreter warm and does what the child process would do,
-in a thread. It follows `prefect.runner` (3.9.1) step by step, minus the process:
-
-1. register each deployment (`RunnerDeployment.aapply()`, as `flows.serve` does; same names, so
-   intake, the UI and `run_deployment` find them) and keep deployment id → flow object;
-2. find due runs of those deployments, at once when the server's event stream (`/api/events/out`,
-   the websocket Prefect's own cancellation observer uses) announces a run of ours Scheduled (the
-   event arrives 10-25 ms after the run is created), and otherwise every `events_poll_s` (stream
-   connected) or `poll_s` (stream down, or `events=False`). Every `ready_every_s` the query is the
-   Runner's own (`POST /deployments/get_scheduled_flow_runs`, which also marks the deployments ready
-   in the UI, a write); in between it is a read-only `POST /flow_runs/filter` with the same filter,
-   so frequent polls do not take SQLite's write lock from run creations (which then answer 503);
-3. claim a run by proposing `Pending` (Scheduled → Pending), as `ScheduledRunPoller._submit_run` does.
-   The server's orchestration accepts one such proposal; any other runner's is answered with an abort,
-   so a run is executed once however many warm runners or `flows.serve` processes watch it;
-4. run it in a thread with `prefect.flow_engine.run_flow(flow, flow_run=flow_run)`, the call
-   `python -m prefect.engine` makes in the child: the engine proposes Running, runs the flow, proposes
-   its final state; its logs go to the API through Prefect's log handler, as usual.
-
-One module (about 550 lines) because it is one thing: the runner. Its steps share one state (the
-slots, the event stream, the claimed runs, the stop) on one event loop; the command line is the last
-60 lines.
+It follows `prefect.runner` (3.9.1) step by step, minus the process (flows/warm/__init__.py):
+1. register each deployment (`RunnerDeployment.aapply()`) and keep deployment id → flow;
+2. find due runs (flows/warm/claiming.py `due_runs`), at once when the server's event stream
+   (`/api/events/out`) announces a run of ours Scheduled, otherwise every `events_poll_s` (stream
+   connected) or `poll_s` (stream down, or `events=False`); the Runner's own query every
+   `ready_every_s` (it marks the deployments ready in the UI), a read-only one in between;
+3. claim a run by proposing `Pending` (`claim`): one runner wins, the others are refused;
+4. run it in a thread (flows/warm/execution.py `execute`).
 
 Bounded: at most `limit` runs at once (a run is claimed only when a slot is free; a run paused for a
 person keeps its slot, as its process would under `flows.serve`); a failing poll backs off up to
-`max_backoff_s`. Clean stop (`stop()`, SIGTERM, SIGINT): nothing new is claimed,
-runs in flight get `grace_s` to finish, any still running then are reported Crashed (their threads
-end with the process), and logs and events are flushed to the API.
-
-Cancellation: a run cancelled before it is claimed never starts (the server refuses the claim). A run
-already executing cannot be stopped from outside, because a thread cannot be killed: it runs to its
-end. That, and isolation (a flow that leaks memory, changes the environment or crashes the
-interpreter takes the runner with it), is what the process start bought. Use this runner for the
-deployments that must start fast (`respond`), and `flows.serve` or a worker for the rest.
+`max_backoff_s`. Clean stop (`stop()`, SIGTERM, SIGINT): nothing new is claimed, runs in flight get
+`grace_s` to finish, any still running then are reported Crashed (their threads end with the
+process), and logs and events are flushed to the API.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextvars
-import datetime
-import importlib
 import logging
 import math
 import signal
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
-from runbook.errors import SettingsError
+from flows.warm.claiming import claim, due_runs
+from flows.warm.execution import execute, flush, prewarm
+from flows.warm.targets import WarmTarget
 
-__all__ = ["WarmRunner", "WarmTarget", "claim", "main"]
+__all__ = ["WarmRunner"]
 
 log = logging.getLogger("flows.warm")
-
-
-@dataclass(frozen=True)
-class WarmTarget:
-    """One deployment this runner executes: the flow object and the deployment it is registered as."""
-
-    flow: Any
-    deployment: Any
-
-    @classmethod
-    def of(cls, flow: Any, name: str, **deployment: Any) -> WarmTarget:
-        """`flow.to_deployment(name=name, **deployment)` (call outside an event loop)."""
-        if getattr(flow, "isgenerator", False):
-            raise ValueError(f"flow {flow.name!r}: generator flows are not supported by the warm runner")
-        return cls(flow=flow, deployment=flow.to_deployment(name=name, **deployment))
-
-    @property
-    def name(self) -> str:
-        return f"{self.flow.name}/{self.deployment.name}"
-
-
-async def claim(client: Any, flow_run: Any) -> Any | None:
-    """Propose `Pending` for a scheduled run; the accepted state, or None if another runner has it.
-
-    Step 3 of the module docstring: the server accepts Scheduled → Pending once and aborts the rest.
-    """
-    from prefect.exceptions import Abort, ObjectNotFound
-    from prefect.states import Pending
-    from prefect.utilities.engine import propose_state
-
-    try:
-        state = await propose_state(client, Pending(), flow_run_id=flow_run.id)
-    except Abort as exc:
-        log.debug("flow run %s is not ours: %s", flow_run.id, exc)
-        return None
-    except ObjectNotFound:
-        log.debug("flow run %s was deleted before it was claimed", flow_run.id)
-        return None
-    return state if state.is_pending() else None
 
 
 class WarmRunner:
@@ -225,7 +157,7 @@ class WarmRunner:
             self.error = exc
             log.exception("warm runner stopped on an error")
         finally:
-            self._flush()
+            flush()
 
     async def _main(self) -> None:
         from prefect.client.orchestration import get_client
@@ -239,7 +171,7 @@ class WarmRunner:
             for target in self.targets:
                 deployment_id = await target.deployment.aapply()
                 self.deployment_ids[deployment_id] = target
-            await asyncio.to_thread(self._prewarm)
+            await asyncio.to_thread(prewarm)
             watcher = asyncio.create_task(self._watch_events()) if self.events else None
             names = ", ".join(sorted(t.name for t in self.targets))
             log.info(
@@ -275,15 +207,6 @@ class WarmRunner:
 
     def _backoff(self, failures: int) -> float:
         return float(min(self.max_backoff_s, self.poll_s * 2 ** min(failures, 10)))
-
-    def _prewarm(self) -> None:
-        """Import and connect now what the first run would otherwise do on its time (engines, client)."""
-        import prefect.flow_engine
-        import prefect.task_engine  # noqa: F401
-        from prefect.context import SyncClientContext
-
-        with SyncClientContext():  # also checks the server's API version, once per process
-            pass
 
     async def _watch_events(self) -> None:
         """Wake the poll as soon as the server announces a run of ours Scheduled (step 2, no wait)."""
@@ -348,33 +271,12 @@ class WarmRunner:
 
     async def _due_runs(self, client: Any) -> list[Any]:
         """Scheduled runs of our deployments due before now + `prefetch_s`, earliest first (step 2)."""
-        from prefect.client.schemas.filters import (
-            FlowRunFilter,
-            FlowRunFilterDeploymentId,
-            FlowRunFilterNextScheduledStartTime,
-            FlowRunFilterState,
-            FlowRunFilterStateType,
+        mark_ready = time.monotonic() - self._marked_ready_at >= self.ready_every_s
+        runs = await due_runs(
+            client, list(self.deployment_ids), prefetch_s=self.prefetch_s, mark_ready=mark_ready
         )
-        from prefect.client.schemas.objects import StateType
-        from prefect.client.schemas.sorting import FlowRunSort
-
-        before = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=self.prefetch_s)
-        ids = list(self.deployment_ids)
-        if time.monotonic() - self._marked_ready_at >= self.ready_every_s:
-            runs: list[Any] = await client.get_scheduled_flow_runs_for_deployments(
-                deployment_ids=ids, scheduled_before=before
-            )
+        if mark_ready:
             self._marked_ready_at = time.monotonic()
-            return runs
-        runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                deployment_id=FlowRunFilterDeploymentId(any_=ids),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-                next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=before),
-            ),
-            sort=FlowRunSort.NEXT_SCHEDULED_START_TIME_ASC,
-            limit=50,
-        )
         return runs
 
     async def _claim_and_start(self, client: Any, flow_run: Any) -> None:
@@ -421,50 +323,13 @@ class WarmRunner:
         thread.start()
 
     def _execute(self, flow: Any, flow_run: Any) -> None:
-        """Step 4, in a worker thread: what `python -m prefect.engine <id>` does after loading the flow."""
-        from prefect.exceptions import Abort, Pause
-        from prefect.flow_engine import flow_run_logger, run_flow
-
-        run_logger = cast(logging.Logger, flow_run_logger(flow_run, flow))  # as prefect.engine passes it
+        """Step 4, in a worker thread; frees the slot when the run ends, however it ends."""
         try:
-            outcome = run_flow(flow, flow_run=flow_run, return_type="state", error_logger=run_logger)
-            if asyncio.iscoroutine(outcome):  # an async flow: its own event loop in this thread
-                outcome = asyncio.run(outcome)
-            log.info(
-                "flow run %s (%s) ended: %s", flow_run.id, flow_run.name, getattr(outcome, "name", outcome)
-            )
-        except (Abort, Pause) as exc:  # the server aborted it, or it paused/suspended: its state says so
-            log.info("flow run %s left the runner: %s", flow_run.id, exc)
-        except BaseException as exc:  # as when the child process exits non-zero: make sure it ends Crashed
-            log.exception("flow run %s crashed in the warm runner", flow_run.id)
-            self._report_crashed(
-                flow_run, f"the flow run crashed in the warm runner: {type(exc).__name__}: {exc}"
-            )
+            execute(flow, flow_run)
         finally:
             with self._lock:
                 self._running.pop(flow_run.id, None)
             self._poke()  # a slot is free
-
-    def _report_crashed(self, flow_run: Any, message: str) -> None:
-        """Propose Crashed unless the run already ended (the engine reports most crashes itself).
-
-        What `FlowRunExecutor` does when a run's process exits non-zero: an error before the engine
-        started (a parameter that does not fit the flow, say) would otherwise leave the run Pending.
-        """
-        from prefect.client.orchestration import get_client
-        from prefect.exceptions import Abort
-        from prefect.states import Crashed
-        from prefect.utilities.engine import propose_state_sync
-
-        try:
-            with get_client(sync_client=True) as client:
-                current = client.read_flow_run(flow_run.id).state
-                if current is None or not current.is_final():
-                    propose_state_sync(client, Crashed(message=message[:2000]), flow_run_id=flow_run.id)
-        except Abort:
-            log.debug("flow run %s: the server refused Crashed (it has moved on)", flow_run.id)
-        except Exception:
-            log.exception("warm runner: could not report flow run %s as crashed", flow_run.id)
 
     async def _drain(self, client: Any) -> None:
         from prefect.states import Crashed
@@ -485,85 +350,3 @@ class WarmRunner:
     def _running_ids(self) -> list[UUID]:
         with self._lock:
             return list(self._running)
-
-    def _flush(self) -> None:
-        """Send what the runs logged and emitted before the process goes (both are batched)."""
-        from prefect.events.worker import EventsWorker
-        from prefect.logging.handlers import APILogWorker
-
-        for service in (APILogWorker, EventsWorker):
-            try:
-                service.drain_all(timeout=5)
-            except Exception:
-                log.exception("warm runner: could not flush %s", service.__name__)
-
-
-# -- the command line ------------------------------------------------------------------------------
-
-
-def _flow_spec(spec: str) -> WarmTarget:
-    """`module:attr=deployment-name` → WarmTarget (a one-line error naming the bad part)."""
-    ref, sep, name = spec.partition("=")
-    module_name, colon, attr = ref.partition(":")
-    if not (sep and colon and module_name and attr and name):
-        raise argparse.ArgumentTypeError(f"--flow must be module:flow=deployment-name (got {spec!r})")
-    try:
-        flow = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise argparse.ArgumentTypeError(f"--flow {spec!r}: cannot load {ref}: {exc}") from exc
-    if not hasattr(flow, "to_deployment"):
-        raise argparse.ArgumentTypeError(f"--flow {spec!r}: {ref} is not a Prefect flow")
-    return WarmTarget.of(flow, name)
-
-
-def _catalogue_targets(names: Sequence[str]) -> list[WarmTarget]:
-    """The deployments `flows.serve` serves (all, or those named), with the same options."""
-    from flows import catalogue
-    from flows.form import catalogue_services
-
-    entries = {e.name: e for e in catalogue.entries()}
-    unknown = [n for n in names if n not in entries]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown deployment(s) {', '.join(unknown)}; known: {', '.join(entries)}"
-        )
-    services = catalogue_services()  # each form's `service` a choice of the catalogue's (flows/form.py)
-    targets = []
-    for entry in (entries[n] for n in names) if names else entries.values():
-        targets.append(WarmTarget(flow=entry.flow, deployment=entry.to_deployment(services)))
-    return targets
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.warm", description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help="catalogue deployments to run (default: all of flows.serve)")
-    parser.add_argument("--flow", action="append", default=[], metavar="MODULE:FLOW=NAME")
-    parser.add_argument("--limit", type=int, default=8, help="runs at once, paused ones included (default 8)")
-    parser.add_argument("--poll", type=float, default=0.25, help="seconds between polls (default 0.25)")
-    parser.add_argument(
-        "--no-events", action="store_true", help="poll only; no wake-up from the event stream"
-    )
-    parser.add_argument("--grace", type=float, default=30.0, help="seconds runs get to finish at stop")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
-    try:
-        targets = [_flow_spec(spec) for spec in args.flow]
-        if args.names or not targets:
-            targets += _catalogue_targets(args.names)
-        runner = WarmRunner(
-            targets, limit=args.limit, poll_s=args.poll, events=not args.no_events, grace_s=args.grace
-        )
-    except (argparse.ArgumentTypeError, ValueError, SettingsError) as exc:
-        print(f"flows.warm: {exc}", file=sys.stderr)
-        return 2
-    from runbook.store import refuse_outdated_schema
-
-    if refuse_outdated_schema("flows.warm"):
-        return 2
-    runner.run()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
