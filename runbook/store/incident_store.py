@@ -48,6 +48,7 @@ from runbook.severity import Severity
 from runbook.store import migrate
 from runbook.store.actions import ActionRecords, Claim, require_incident
 from runbook.store.database import BoundDatabase, Database
+from runbook.store.deadlines import DeadlineRecords
 from runbook.store.payloads import PayloadRecords, RawPayload
 from runbook.store.rows import INCIDENT_COLUMNS, entry_of, incident_of
 from runbook.store.schema import incidents
@@ -78,7 +79,7 @@ _UPDATABLE = {
 }
 
 
-class Store(PayloadRecords, ActionRecords):
+class Store(PayloadRecords, ActionRecords, DeadlineRecords):
     """The incident store. Build one with `open_store(url)`; close it when done. Thread-safe."""
 
     backend: str

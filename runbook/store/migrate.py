@@ -55,7 +55,7 @@ __all__ = [
     "upgrade",
 ]
 
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 """Every revision in order; the tests check this against the migrations folder."""
 
 HEAD = REVISIONS[-1]
@@ -68,7 +68,16 @@ LEGACY_TABLES = {
 """Version tables of the code before migrations (each layer had its own)."""
 
 OUR_TABLES = frozenset(
-    {"raw_payloads", "incidents", "alerts", "timeline", "actions", "intake_outbox", "drill_history"}
+    {
+        "raw_payloads",
+        "incidents",
+        "alerts",
+        "timeline",
+        "actions",
+        "intake_outbox",
+        "drill_history",
+        "escalation_deadlines",
+    }
 )
 
 _LOCK_KEY = 0x52554E42  # pg_advisory_xact_lock key: "RUNB", the store's migration lock
