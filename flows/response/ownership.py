@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from uuid import UUID
 
 from prefect import get_client
@@ -39,28 +40,27 @@ class TooManyResponses(RunbookError):
     """Every generation of the incident's response is taken: something restarts respond in a loop."""
 
 
-def run_active(run_id: str | None) -> bool:
-    """Whether the Prefect flow run `run_id` is still going (paused counts as going)."""
+def _read_state(run_id: str | None) -> Any:
+    """The Prefect state of the flow run `run_id`; None if there is no such run (or no state)."""
     if run_id is None:
-        return False
+        return None
     try:
         with get_client(sync_client=True) as client:
-            run = client.read_flow_run(UUID(run_id))
+            return client.read_flow_run(UUID(run_id)).state
     except (ObjectNotFound, ValueError):
-        return False
-    return run.state is not None and not run.state.is_final()
+        return None
+
+
+def run_active(run_id: str | None) -> bool:
+    """Whether the Prefect flow run `run_id` is still going (paused counts as going)."""
+    state = _read_state(run_id)
+    return state is not None and not state.is_final()
 
 
 def run_state(run_id: str | None) -> str | None:
     """The Prefect state name of the flow run `run_id` ("Crashed", "Failed", ...); None if unknown."""
-    if run_id is None:
-        return None
-    try:
-        with get_client(sync_client=True) as client:
-            run = client.read_flow_run(UUID(run_id))
-    except (ObjectNotFound, ValueError):
-        return None
-    return run.state.name if run.state is not None else None
+    state = _read_state(run_id)
+    return None if state is None else str(state.name)
 
 
 def _announce_takeover(rec: Record, n: int, before: ActionRecord | None) -> None:
