@@ -58,10 +58,16 @@ PARAMETERS = {
 
 RUNNER = """
 import json, sys
+from prefect import serve
+from prefect.deployments.runner import EntrypointType
 from flows.respond import respond
 
 if __name__ == "__main__":  # the runner's children (multiprocessing spawn) import this file again
-    respond.serve(name="respond", parameters=json.loads(sys.argv[1]))
+    # by module path: the child imports flows.respond as a module, as the warm runner does
+    deployment = respond.to_deployment(
+        name="respond", parameters=json.loads(sys.argv[1]), entrypoint_type=EntrypointType.MODULE_PATH
+    )
+    serve(deployment)
 """
 
 

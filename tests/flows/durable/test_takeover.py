@@ -119,18 +119,25 @@ def test_kill_at_each_phase_is_taken_over_and_resolved_once(
         wait_for(lambda: reached(incident.id), timeout_s=240, interval_s=0.05)
     except AssertionError:
         raise AssertionError(f"phase {phase} not reached; runner log:\n{runner.log()}") from None
+    had_thread = runtime.store().get_incident(incident.id, with_timeline=False).slack_thread_ts is not None
     killed_at = time.monotonic()
     runner.kill_run() if how == "run" else runner.kill_all()
+    dispatched_s: list[float] = []
 
     def taken_over() -> bool:
         if how == "runner":
             runner.ensure()  # Kubernetes restarts the pod
+        if not dispatched_s and _timeline(incident.id, "takeover", "intake:sweep"):
+            dispatched_s.append(time.monotonic() - killed_at)
         return bool(_timeline(incident.id, "takeover", "runbook:respond"))
 
     wait_for(taken_over, timeout_s=240, interval_s=0.2)
     took_s = time.monotonic() - killed_at
     TIMES[phase] = took_s
-    print(f"\n{phase}: kill -9 ({how}) → takeover by the next generation in {took_s:.1f} s")
+    print(
+        f"\n{phase}: kill -9 ({how}) → new respond run started by the sweeper after "
+        f"{dispatched_s[0] if dispatched_s else float('nan'):.1f} s, generation 2 took over after {took_s:.1f} s"
+    )
     assert took_s <= 90, f"takeover {took_s:.1f} s after the kill"
 
     def resolved() -> bool:
@@ -151,9 +158,13 @@ def test_kill_at_each_phase_is_taken_over_and_resolved_once(
     assert len([a for a in _actions(incident.id, "slack") if a.target.endswith(":ack")]) == 1
     thread = world.slack.thread("incidents", str(stored.slack_thread_ts))
     texts = [m["text"] for m in thread]
-    assert len([t for t in texts if t.startswith("🔁 Taking over")]) == 1, texts
+    # the takeover said in the thread (top-level in #incidents if the run died before opening it)
+    said = texts if had_thread else [m["text"] for m in world.slack.messages("incidents")]
+    assert len([t for t in said if t.startswith("🔁 Taking over")]) == 1, said
     assert len([t for t in texts if t.startswith("✅ [RESOLVED]")]) == 1, texts
-    assert len(texts) == len(set(texts)), "a message posted twice"
+    # nothing said twice (status updates repeat the board on their clock: the same text may recur)
+    once = [t for t in texts if "Last Updated:" not in t]
+    assert not [t for t in set(once) if once.count(t) > 1], "a message posted twice"
     # nobody acknowledged: the team lead was escalated to, exactly once, whoever fired it
     lead = [t for t in texts if "escalated to you (team lead)" in t]
     assert len(lead) == 1, texts
