@@ -44,6 +44,9 @@ def _timeline(incident_id: str, kind: str, actor: str | None = None) -> list[Any
 
 
 def _acknowledged(i: str) -> bool:
+    """Minute 0-1 done: acknowledged in #alerts-critical and the thread opened (its ts stored)."""
+    if runtime.store().get_incident(i, with_timeline=False).slack_thread_ts is None:
+        return False
     return any(a.target.endswith(":ack") and a.status == ActionStatus.SUCCEEDED for a in _actions(i, "slack"))
 
 
