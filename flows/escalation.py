@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from flows.background import guarded
 from flows.comms import Comms
@@ -29,6 +30,7 @@ from runbook.messages import clock, header_label, human_duration
 from runbook.models import Incident, IncidentStatus, utc_now
 from runbook.policy import Contact, EscalationStep, contact_address, escalation_chain
 from runbook.severity import LEVELS, Severity
+from runbook.store import Deadline
 from tasks import runtime
 from tasks.slack import Reaction, SlackFailed, read_reactions, whoami
 
@@ -50,17 +52,48 @@ class EscalationWatch:
     _bot: str | None = field(default=None, init=False)
     _deadline_noted: set[str] = field(default_factory=set, init=False)
     _escalated: set[str] = field(default_factory=set, init=False)
+    _stored: set[Severity] = field(default_factory=set, init=False)
     _page_acknowledged: bool = field(default=False, init=False)
     _announced: set[Severity] = field(default_factory=set, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- the plan ---------------------------------------------------------------------------------------
-    def plan(self, incident: Incident) -> list[tuple[EscalationStep, datetime]]:
+    @staticmethod
+    def _chain(incident: Incident) -> list[EscalationStep]:
         return [
-            (step, incident.started_at + step.after * self.deadline_scale)
+            step
             for step in escalation_chain(incident.severity, security=incident.security)
             if step.contact not in (Contact.TEAM, Contact.BACKLOG)  # the P3/P4 responses tell those
         ]
+
+    def plan(self, incident: Incident) -> list[tuple[EscalationStep, datetime]]:
+        return [
+            (step, incident.started_at + step.after * self.deadline_scale) for step in self._chain(incident)
+        ]
+
+    def store_plan(self, incident: Incident) -> None:
+        """Store the current level's deadlines with the incident (once per level: a stored step keeps its
+        due time), each with what firing it sends, so they fire even if this process dies (intake's
+        sweeper fires what is overdue, intake/sweep.py)."""
+        if incident.severity in self._stored:
+            return
+        planned = [
+            Deadline(
+                incident_id=incident.id,
+                key=f"{incident.severity}:{step.key}",
+                severity=incident.severity.value,
+                due_at=due,
+                unacknowledged_only=step.unacknowledged_only,
+                notices=self.notices(incident, step, self._reason(step)),
+            )
+            for step, due in self.plan(incident)
+        ]
+        runtime.store().plan_deadlines(incident.id, planned)
+        self._stored.add(incident.severity)
+
+    def _reason(self, step: EscalationStep) -> str:
+        after = human_duration(step.after * self.deadline_scale)
+        return f"not acknowledged within {after}" if step.unacknowledged_only else step.reason
 
     def deadline(self, incident: Incident) -> datetime:
         """When a person must have acknowledged: start + the level's response time (scaled)."""
@@ -135,15 +168,19 @@ class EscalationWatch:
             found = self.read_acknowledgement()
             if found is not None:
                 self.acknowledge(*found)
+        self.store_plan(incident)
         now = self.clock()
         acked = self.acknowledged(incident)
-        for step, due in self.plan(incident):
-            if due > now:
+        steps = {step.key: step for step in self._chain(incident)}
+        for stored in runtime.store().deadlines(incident.id):
+            step = steps.get(stored.key.partition(":")[2])
+            if stored.severity != incident.severity or stored.due_at > now or step is None:
                 continue
             if step.unacknowledged_only and acked:
                 self._note_deadline_met(incident, step)
                 continue
-            self.escalate(incident, step, due)
+            if stored.fired_at is None:
+                self.escalate(incident, step, stored.due_at, stored.notices)
         self._acknowledge_page()  # a page raised after the acknowledgement (P2 → P1) is acknowledged too
 
     # -- the level raised while the response runs ------------------------------------------------------
@@ -192,55 +229,99 @@ class EscalationWatch:
             f"acknowledged by {self.acknowledged_by or 'a person'}: no escalation to {step.contact.value}",
         )
 
-    def escalate(self, incident: Incident, step: EscalationStep, due: datetime) -> None:
-        """Tell `step.contact` (Slack) and page when the step says so; claimed once per level and step."""
+    def escalate(
+        self,
+        incident: Incident,
+        step: EscalationStep,
+        due: datetime,
+        notices: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Tell `step.contact` (Slack) and page when the step says so; claimed once per level and step
+        (`("escalate", "P1:lead")`: the same claim intake's sweeper takes), then marked fired."""
         key = f"{incident.severity}:{step.key}"
         if key in self._escalated:
             return
         self._escalated.add(key)
-        after = human_duration(step.after * self.deadline_scale)
-        reason = f"not acknowledged within {after}" if step.unacknowledged_only else step.reason
+        reason = self._reason(step)
+        sends = notices if notices is not None else self.notices(incident, step, reason)
         self.comms.rec.act(
-            "escalate",
-            key,
-            lambda: self._tell(incident, step, reason),
-            f"{step.contact.value} ({reason})",
+            "escalate", key, lambda: self._send_notices(sends), f"{step.contact.value} ({reason})"
         )
+        runtime.store().mark_fired(incident.id, key, self.comms.rec.actor, self.clock())
 
-    def _tell(self, incident: Incident, step: EscalationStep, reason: str) -> None:
+    def notices(self, incident: Incident, step: EscalationStep, reason: str) -> list[dict[str, Any]]:
+        """What firing `step` sends, as data (stored with the deadline; intake/sweep.py sends the same):
+        `post` (a reply in the incident thread), `send` (a message to a channel), `note` (the timeline),
+        `page` (a PagerDuty trigger on the incident's dedup_key)."""
         slack = runtime.settings().slack
         address = contact_address(step.contact, slack)
         label = f"{header_label(incident.severity)} {incident.title}"
         key = f"escalate-{incident.severity}-{step.key}"
+        out: list[dict[str, Any]] = []
         if step.contact == Contact.LEAD:
-            self.comms.post(key, f"🚨 {address}: escalated to you (team lead): {reason}. {label}")
+            out.append(
+                {
+                    "kind": "post",
+                    "key": key,
+                    "text": f"🚨 {address}: escalated to you (team lead): {reason}. {label}",
+                }
+            )
         elif step.contact == Contact.DEVOPS:
             thread = self.comms.thread()
             where = f" (thread {thread[1]} in {slack.incidents_channel})" if thread else ""
-            self.comms.send(key, address, f"🚨 Escalated to DevOps: {reason}. {label}{where}")
-            self.comms.post(key, f"🚨 Escalated to DevOps ({address}): {reason}")
+            out.append(
+                {
+                    "kind": "send",
+                    "key": key,
+                    "channel": address,
+                    "text": f"🚨 Escalated to DevOps: {reason}. {label}{where}",
+                }
+            )
+            out.append({"kind": "post", "key": key, "text": f"🚨 Escalated to DevOps ({address}): {reason}"})
         elif step.contact == Contact.SECURITY:
-            self.comms.post(
-                key,
-                f"🔐 {address}: security incident, please assess (breach assessment, user notification). "
-                f"{label}. Email: {slack.security_email}",
+            out.append(
+                {
+                    "kind": "post",
+                    "key": key,
+                    "text": f"🔐 {address}: security incident, please assess (breach assessment, user notification). "
+                    f"{label}. Email: {slack.security_email}",
+                }
             )
-            self.comms.rec.note(
-                "escalate", f"security team to be emailed at {slack.security_email} (no mail integration)"
+            out.append(
+                {
+                    "kind": "note",
+                    "text": f"security team to be emailed at {slack.security_email} (no mail integration)",
+                }
             )
-        if step.page and not (step.contact == Contact.ONCALL and self.comms.paged()):
-            action_key = "trigger" if step.contact == Contact.ONCALL else key
+        if step.page:
             summary = f"[{incident.severity}] {incident.title}"
             if step.contact != Contact.ONCALL:
                 summary = (
                     f"[{incident.severity}] escalated to {step.contact.value} ({reason}): {incident.title}"
                 )
-            self.comms.page(
-                action_key,
-                "trigger",
-                summary=summary,
-                details={"incident": incident.id, "escalated_to": address, "reason": reason},
+            out.append(
+                {
+                    "kind": "page",
+                    "key": "trigger" if step.contact == Contact.ONCALL else key,
+                    "summary": summary,
+                    "details": {"incident": incident.id, "escalated_to": address, "reason": reason},
+                }
             )
+        return out
+
+    def _send_notices(self, notices: list[dict[str, Any]]) -> None:
+        for notice in notices:
+            kind = notice["kind"]
+            if kind == "post":
+                self.comms.post(notice["key"], notice["text"])
+            elif kind == "send":
+                self.comms.send(notice["key"], notice["channel"], notice["text"])
+            elif kind == "note":
+                self.comms.rec.note("escalate", notice["text"])
+            elif kind == "page" and not (notice["key"] == "trigger" and self.comms.paged()):
+                self.comms.page(
+                    notice["key"], "trigger", summary=notice["summary"], details=notice["details"]
+                )
 
     def run(self, stop: threading.Event) -> None:
         while True:

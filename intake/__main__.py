@@ -27,6 +27,7 @@ from intake.dispatch import Dispatcher
 from intake.ingest import StoreIngestor
 from intake.metrics import IntakeMetrics
 from intake.outbox import open_outbox
+from intake.sweep import Sweeper, load_sweep_settings
 
 __all__ = ["build_app", "main"]
 
@@ -45,6 +46,7 @@ def build_app() -> Starlette:
     metrics = IntakeMetrics()
     dispatch_on = config.dispatch.enabled and os.environ.get(_NO_DISPATCH_ENV) != "1"
     dispatcher = Dispatcher(outbox, store, config.dispatch, metrics) if dispatch_on else None
+    sweep = load_sweep_settings()
     ingestor = StoreIngestor(store, outbox, config, on_enqueued=dispatcher.wake if dispatcher else None)
 
     def background() -> AbstractContextManager[object]:
@@ -54,6 +56,8 @@ def build_app() -> Starlette:
         if callable(close):
             stack.callback(close)
         stack.enter_context(dispatcher if dispatcher is not None else nullcontext())
+        if dispatcher is not None and sweep.enabled:  # takeovers and overdue escalations (intake/sweep.py)
+            stack.enter_context(Sweeper(store, config.dispatch.api_url, sweep))
         return stack
 
     app = create_app(config, ingestor, metrics=metrics, background=background)

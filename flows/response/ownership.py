@@ -20,34 +20,60 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from uuid import UUID
 
 from prefect import get_client
 from prefect.exceptions import ObjectNotFound
 
+from flows.comms import Comms
 from flows.flow_run import flow_run_id
 from flows.record import Record
 from runbook.errors import RunbookError
-from runbook.models import ActionStatus, IncidentStatus, RunbookOutcome, RunbookResult
+from runbook.models import ActionRecord, ActionStatus, IncidentStatus, RunbookOutcome, RunbookResult
 from tasks import runtime
 
-__all__ = ["TooManyResponses", "claim_lifecycle", "follow", "lifecycle", "run_active"]
+__all__ = ["TooManyResponses", "claim_lifecycle", "follow", "lifecycle", "run_active", "run_state"]
 
 
 class TooManyResponses(RunbookError):
     """Every generation of the incident's response is taken: something restarts respond in a loop."""
 
 
-def run_active(run_id: str | None) -> bool:
-    """Whether the Prefect flow run `run_id` is still going (paused counts as going)."""
+def _read_state(run_id: str | None) -> Any:
+    """The Prefect state of the flow run `run_id`; None if there is no such run (or no state)."""
     if run_id is None:
-        return False
+        return None
     try:
         with get_client(sync_client=True) as client:
-            run = client.read_flow_run(UUID(run_id))
+            return client.read_flow_run(UUID(run_id)).state
     except (ObjectNotFound, ValueError):
-        return False
-    return run.state is not None and not run.state.is_final()
+        return None
+
+
+def run_active(run_id: str | None) -> bool:
+    """Whether the Prefect flow run `run_id` is still going (paused counts as going)."""
+    state = _read_state(run_id)
+    return state is not None and not state.is_final()
+
+
+def run_state(run_id: str | None) -> str | None:
+    """The Prefect state name of the flow run `run_id` ("Crashed", "Failed", ...); None if unknown."""
+    state = _read_state(run_id)
+    return None if state is None else str(state.name)
+
+
+def _announce_takeover(rec: Record, n: int, before: ActionRecord | None) -> None:
+    """Generation `n` took the incident over: say so, and why, in the timeline and the same thread."""
+    why = (before.detail if before is not None else None) or "the earlier respond run ended"
+    if before is not None and before.run_id and "ended" not in why:
+        why = f"run {before.run_id} {run_state(before.run_id) or 'ended'}: {why}"
+    rec.note("takeover", f"taking over the response (generation {n}): {why}", evidence={"generation": n})
+    Comms(rec).post(
+        f"takeover-{n}",
+        f"🔁 Taking over this incident (response generation {n}): {why}. Actions already taken are not "
+        "repeated; the response goes on from where it stopped.",
+    )
 
 
 def claim_lifecycle(rec: Record, generations: int = 1000) -> tuple[str | None, str | None]:
@@ -59,23 +85,24 @@ def claim_lifecycle(rec: Record, generations: int = 1000) -> tuple[str | None, s
     """
     store = runtime.store()
     mine = flow_run_id()
+    before: ActionRecord | None = None
     for n in range(1, generations + 1):
         claim = store.claim_action(
             rec.incident.id, "respond", f"lifecycle-{n}", run_id=mine, detail="manages the response"
         )
         record = claim.record
         if claim.won or (mine is not None and record.run_id == mine):
-            if n > 1:
-                rec.note(
-                    "takeover", f"earlier respond runs have ended with the incident open: taking over ({n})"
-                )
+            if n > 1 and claim.won:
+                _announce_takeover(rec, n, before)
             return record.key, None
         if record.status == ActionStatus.CLAIMED:
             if run_active(record.run_id):
                 return None, record.run_id
-            store.finish_action(
-                record.key, ActionStatus.FAILED, f"run {record.run_id} ended without finishing"
+            state = run_state(record.run_id) or "gone"
+            record = store.finish_action(
+                record.key, ActionStatus.FAILED, f"run {record.run_id} ended {state} without finishing"
             )
+        before = record
     raise TooManyResponses(f"incident {rec.incident.id}: more than {generations} respond runs")
 
 

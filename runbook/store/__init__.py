@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from runbook.errors import StoreFailed
 from runbook.store.database import Database
+from runbook.store.deadlines import Deadline
 from runbook.store.incident_store import (
     SEVERITY_RAISED_KIND,
     Claim,
@@ -55,6 +56,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SEVERITY_RAISED_KIND",
     "Claim",
+    "Deadline",
     "PostgresStore",
     "RawPayload",
     "SchemaMismatch",

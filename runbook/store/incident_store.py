@@ -49,6 +49,7 @@ from runbook.severity import Severity
 from runbook.store import migrate
 from runbook.store.actions import ActionRecords, Claim, require_incident
 from runbook.store.database import BoundDatabase, Database
+from runbook.store.deadlines import DeadlineRecords
 from runbook.store.leases import Lease, LeaseRecords
 from runbook.store.payloads import PayloadRecords, RawPayload
 from runbook.store.rows import INCIDENT_COLUMNS, entry_of, incident_of
@@ -80,7 +81,7 @@ _UPDATABLE = {
 }
 
 
-class Store(PayloadRecords, ActionRecords, LeaseRecords):
+class Store(PayloadRecords, ActionRecords, LeaseRecords, DeadlineRecords):
     """The incident store. Build one with `open_store(url)`; close it when done. Thread-safe."""
 
     backend: str

@@ -55,7 +55,7 @@ __all__ = [
     "upgrade",
 ]
 
-REVISIONS = ("0001", "0002", "0003")
+REVISIONS = ("0001", "0002", "0003", "0004")
 """Every revision in order; the tests check this against the migrations folder."""
 
 HEAD = REVISIONS[-1]
@@ -77,6 +77,7 @@ OUR_TABLES = frozenset(
         "intake_outbox",
         "drill_history",
         "target_leases",
+        "escalation_deadlines",
     }
 )
 

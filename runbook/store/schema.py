@@ -47,6 +47,7 @@ __all__ = [
     "actions",
     "alerts",
     "drill_history",
+    "escalation_deadlines",
     "incidents",
     "metadata",
     "outbox",
@@ -215,4 +216,17 @@ drill_history = Table(
     Column("incident_id", Text),
     Column("flow_run_id", Text),
     Column("report", Text, nullable=False),
+)
+
+escalation_deadlines = Table(  # revision 0004: escalation that outlives the `respond` process
+    "escalation_deadlines",
+    metadata,
+    Column("incident_id", Text, primary_key=True),
+    Column("key", Text, primary_key=True),  # "P1:lead": the level and the step of the chain
+    Column("severity", Text, nullable=False),
+    Column("due_at", Timestamp, nullable=False),
+    Column("unacknowledged_only", Boolean, nullable=False),
+    Column("notices", Json, nullable=False),  # what firing sends: Slack messages, a PagerDuty event
+    Column("fired_at", Timestamp),
+    Column("fired_by", Text),
 )

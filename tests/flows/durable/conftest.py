@@ -1,0 +1,234 @@
+"""A response that survives its process: a Prefect server that runs automations, a killable `respond`
+runner, intake's sweeper, and one sandbox world, shared by the module (each test is one incident).
+
+- `server`: `prefect server start` (with its services: the zombie automation fires only there) on a
+  database of the session's PostgreSQL, the crashed-runs automation applied (heartbeat 30 s, the
+  shortest window Prefect allows: 45 s); its API URL, set as this process's PREFECT_API_URL.
+- `world`: the sandbox world (Kubernetes, the service, Slack, PagerDuty, Sentry stand-ins and the
+  store), its RUNBOOK_* settings in os.environ for the module.
+- `runner`: `respond.serve()` in its own process group (a run per child process, heartbeats every
+  30 s), restartable after a test killed it (`runner.ensure()`), as Kubernetes restarts a pod.
+- `sweeper`: intake's sweeper (intake/sweep.py) in a thread of this process, one pass a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flows.automations import apply, load_crash_detection_settings
+from intake.sweep import Sweeper, SweepSettings
+from sandbox.postgres import EmbeddedPostgres, free_port
+from sandbox.testing import running_world, wait_for
+from sandbox.world import World
+from tasks import runtime
+
+ROOT = Path(__file__).resolve().parents[3]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+HEARTBEAT_S, WINDOW_S = 30, 45
+SCALE = 0.05
+"""Acknowledgement deadlines × 0.05: P1 5 min → 15 s to the team lead, DevOps at 30 s."""
+
+PARAMETERS = {
+    "status_update_interval_s": 5.0,
+    "ack_deadline_scale": SCALE,
+    "escalation_poll_s": 0.5,
+    "stability_window_s": 4.0,
+    "join_timeout_s": 5.0,
+    "runbook_options": {
+        "settle_s": 3.0,
+        "poll_interval_s": 0.1,
+        "ready_deadline_s": 30.0,
+        "verify_deadline_s": 10.0,
+        "sample_interval_s": 0.2,
+        "samples": 3,
+        "window_s": 60.0,
+    },
+}
+"""The deployment's defaults: the takeover run (parameters: the incident only) gets the same."""
+
+RUNNER = """
+import json, sys
+from prefect import serve
+from prefect.deployments.runner import EntrypointType
+from flows.respond import respond
+
+if __name__ == "__main__":  # the runner's children (multiprocessing spawn) import this file again
+    # by module path: the child imports flows.respond as a module, as the warm runner does
+    deployment = respond.to_deployment(
+        name="respond", parameters=json.loads(sys.argv[1]), entrypoint_type=EntrypointType.MODULE_PATH
+    )
+    serve(deployment)
+"""
+
+
+def _env(api: str, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    return env | {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    dsn = pg_server.create_database("prefect_durable").replace("postgresql://", "postgresql+asyncpg://", 1)
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    with open(home / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=_env(api, home, PREFECT_API_DATABASE_CONNECTION_URL=dsn),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{api}/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(lambda: ready() or proc.poll() is not None, timeout_s=120, interval_s=0.3)
+        assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
+        with temporary_settings(updates={PREFECT_API_URL: api}):
+            apply(load_crash_detection_settings(env_file=None, heartbeat_s=HEARTBEAT_S, window_s=WINDOW_S))
+            yield api
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def world(server: str, pg_server: EmbeddedPostgres) -> Iterator[World]:
+    with running_world(postgres=pg_server, step_interval_s=0) as started:
+        yield started
+
+
+class Runner:
+    """`respond.serve()` in its own process group; `kill_run()` kills the process running a flow run,
+    `kill_all()` the whole runner (no one left to report the run: the zombie automation must)."""
+
+    def __init__(self, api: str, home: Path) -> None:
+        self.api = api
+        self.home = home
+        self.proc: subprocess.Popen[bytes] | None = None
+        (home / "runner.py").write_text(RUNNER)
+
+    def ensure(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        env = _env(
+            self.api,
+            self.home / "prefect",
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_S),
+            PYTHONPATH=str(ROOT),
+        )
+        log = open(self.home / "runner.log", "ab")  # noqa: SIM115 - kept open for the process's life
+        self.proc = subprocess.Popen(
+            [sys.executable, str(self.home / "runner.py"), json.dumps(PARAMETERS)],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def children(self) -> list[int]:
+        """Every process below the runner (the flow runs' processes)."""
+        if self.proc is None:
+            return []
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+        return found
+
+    def kill_run(self) -> None:
+        pids = self.children()
+        assert pids, "no flow run process under the runner"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
+    def kill_all(self) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+    def log(self) -> str:
+        path = self.home / "runner.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def runner(server: str, world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
+    started = Runner(server, tmp_path_factory.mktemp("runner"))
+    started.ensure()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def sweeper(server: str, world: World) -> Iterator[Sweeper]:
+    settings = SweepSettings(_env_file=None, interval_s=1.0, grace_s=2.0, stale_s=30.0)  # type: ignore[call-arg]
+    with Sweeper(runtime.store(), server, settings) as running:
+        yield running
+
+
+@pytest.fixture
+def deployment_id(server: str, runner: Runner) -> Any:
+    """The respond deployment's id, once the runner has registered it."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    found: list[Any] = []
+
+    def registered() -> bool:
+        runner.ensure()
+        try:
+            with get_client(sync_client=True) as client:
+                found.append(client.read_deployment_by_name("respond/respond").id)
+        except ObjectNotFound:
+            return False
+        return True
+
+    wait_for(registered, timeout_s=90, interval_s=0.5)
+    return found[-1]
