@@ -94,6 +94,10 @@ def test_every_deployment_that_takes_a_service_gets_the_choices() -> None:
         "error-rate-spike",
         "performance-degradation",
         "feature-broken",
+        "drill-database-failure",  # the drills take the service they drill
+        "drill-high-error-rate",
+        "drill-performance-degradation",
+        "drill-external-api-failure",
     }
 
 
