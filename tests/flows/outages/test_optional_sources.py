@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from respond.world import FAST_RUNBOOK, open_incident, ref
+from respond.world import open_incident, ref
 
 from flows.diagnoses import conclusion_of
 from flows.feature_broken import feature_broken
@@ -17,14 +17,7 @@ from runbook.models import IncidentRef, RunbookOutcome
 from runbook.severity import Severity
 from tasks import runtime
 
-OPTIONS = dict(
-    status_update_interval_s=0.3,
-    escalation_poll_s=0.3,
-    stability_window_s=0.5,
-    handover_timeout_s=1,
-    handover_poll_s=1,
-    runbook_options=FAST_RUNBOOK,
-)
+from .support import RESPOND_FAST
 
 
 def notes(result, prefix: str) -> list[str]:
@@ -55,7 +48,7 @@ def test_respond_sentry_timing_out_the_response_goes_on_and_rolls_back(world, mo
     world.inject("sentry-down", mode="timeout", delay_s=30)
     incident = open_incident(Severity.P1, title="Homepage returns 500")
 
-    state = respond(incident=ref(incident), **OPTIONS, return_state=True)
+    state = respond(incident=ref(incident), **RESPOND_FAST, return_state=True)
 
     assert state.is_completed(), state
     result = state.result()

@@ -23,7 +23,7 @@ from prefect import get_client
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
-from respond.world import FAST_RUNBOOK, open_incident, ref
+from respond.world import open_incident, ref
 
 from flows.respond import respond
 from flows.service_down import service_down
@@ -34,14 +34,8 @@ from sandbox.faults.outages import attach_prefect
 from sandbox.testing import wait_for
 from tasks import runtime
 
-OPTIONS = dict(
-    status_update_interval_s=0.3,
-    escalation_poll_s=0.3,
-    stability_window_s=0.5,
-    handover_timeout_s=1,
-    handover_poll_s=1,
-    runbook_options=FAST_RUNBOOK,
-)
+from .support import RESPOND_FAST
+
 DEADLINE_S = 60.0  # a run with its API gone for a while ends well within this: no hang
 
 
@@ -118,7 +112,7 @@ def test_respond_prefect_api_down_mid_response_escalates(
 
     join = in_background(outage)
     started = time.monotonic()
-    state = respond(incident=ref(incident), **OPTIONS, return_state=True)
+    state = respond(incident=ref(incident), **RESPOND_FAST, return_state=True)
     elapsed = time.monotonic() - started
     join()
 
