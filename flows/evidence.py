@@ -1,10 +1,14 @@
 """Evidence from sources that may be out: the Deployment's logs, Sentry's unresolved issues.
 
 Each source is optional: Kubernetes or Sentry failing becomes a note in the incident's timeline
-(evidence that the source was out), never a failed flow. `flows.steps` re-exports both.
+(evidence that the source was out), never a failed flow. Sentry failing is its own refusal
+(`SentryFailed`) or a transport failure that outlived the task's retries (refused, timed out, 5xx:
+`httpx.HTTPError`). `flows.steps` re-exports both.
 """
 
 from __future__ import annotations
+
+import httpx
 
 from flows.record import Record
 from kubeops import KubernetesError
@@ -15,6 +19,9 @@ from tasks.kubernetes import get_deployment_logs
 from tasks.sentry import SentryFailed, SentryIssueSummary, get_latest_event, list_unresolved_issues
 
 __all__ = ["read_logs", "sentry_evidence"]
+
+# What Sentry being out looks like once the read task's retries are spent.
+_SENTRY_DOWN = (SentryFailed, httpx.HTTPError)
 
 
 # --- logs -----------------------------------------------------------------------------------------------
@@ -53,7 +60,7 @@ def sentry_evidence(rec: Record, step: str, limit: int = 5) -> list[SentryIssueS
             limit=limit,
             timeout_s=sentry.timeout_s,
         )
-    except SentryFailed as exc:
+    except _SENTRY_DOWN as exc:
         rec.note(step, f"Sentry unavailable: {exc}")
         return []
     issues = sorted(issues, key=lambda i: -i.count)
@@ -78,7 +85,7 @@ def sentry_evidence(rec: Record, step: str, limit: int = 5) -> list[SentryIssueS
                     data={"exception_type": event.exception_type, "frames": event.frames},
                 )
             )
-        except SentryFailed as exc:
+        except _SENTRY_DOWN as exc:
             rec.note(step, f"Sentry latest event unavailable: {exc}")
     rec.note(step, f"Sentry: {len(issues)} unresolved issues, top: {issues[0].title if issues else '-'}")
     return issues

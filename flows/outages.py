@@ -12,8 +12,8 @@ Usage::
 What counts as an outage (`classify`, the exception and its causes): the Kubernetes API (kubeops'
 `KubernetesError`, the client's `ApiException`, urllib3 errors), the incident store (`StoreFailed`,
 SQLAlchemy's connection errors), the service's database (psycopg's connection errors), Slack,
-PagerDuty and Sentry (their `...Failed`), the Prefect API (its HTTP errors, httpx errors for its URL),
-the service itself (metrics, admin calls) and plain network errors. Anything else is a bug and is
+PagerDuty and Sentry (their `...Failed`; httpx errors for Sentry's URL), the Prefect API (its HTTP
+errors, httpx errors for its URL), the service itself (metrics, admin calls) and plain network errors. Anything else is a bug and is
 raised as before: the run fails with its traceback, so it gets fixed.
 
 What the guard does with an outage, each step on its own (one failing never stops the next):
@@ -109,13 +109,24 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def _requested(exc: httpx.HTTPError) -> str:
+    try:
+        return str(exc.request.url)
+    except RuntimeError:  # an httpx error raised without a request
+        return ""
+
+
 def _is_prefect(exc: httpx.HTTPError) -> bool:
     api = str(PREFECT_API_URL.value() or "")
+    return bool(api) and _requested(exc).startswith(api.rstrip("/"))
+
+
+def _is_sentry(exc: httpx.HTTPError) -> bool:
     try:
-        url = str(exc.request.url)
-    except RuntimeError:  # an httpx error raised without a request
+        api = str(runtime.settings().sentry.api_url or "")
+    except Exception:  # settings unreadable: the error is not named Sentry's
         return False
-    return bool(api) and url.startswith(api.rstrip("/"))
+    return bool(api) and _requested(exc).startswith(api.rstrip("/"))
 
 
 def _one(exc: BaseException) -> str | None:
@@ -140,7 +151,7 @@ def _one(exc: BaseException) -> str | None:
     if isinstance(exc, PrefectHTTPStatusError):
         return PREFECT
     if isinstance(exc, httpx.HTTPError):
-        return PREFECT if _is_prefect(exc) else SERVICE
+        return PREFECT if _is_prefect(exc) else SENTRY if _is_sentry(exc) else SERVICE
     if isinstance(exc, ServiceCallFailed) or type(exc).__name__ == "MetricsUnavailable":
         return SERVICE
     if isinstance(exc, DatabaseRestartFailed):
