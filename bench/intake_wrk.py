@@ -196,7 +196,10 @@ def _environment(repo: Path, work: Path) -> dict[str, str]:
 
 @contextmanager
 def _profiled(out: Path | None, pid: int, tag: str, duration_s: float) -> Iterator[None]:
-    """With `out`: py-spy records `pid` (collapsed stacks, `out/<tag>.txt`) while the block runs."""
+    """With `out`: py-spy records `pid` (collapsed stacks, `out/<tag>.txt`) while the block runs.
+
+    `--gil`: only the thread holding the GIL is sampled, so the stacks are where the one core goes.
+    """
     if out is None:
         yield
         return
@@ -204,7 +207,7 @@ def _profiled(out: Path | None, pid: int, tag: str, duration_s: float) -> Iterat
     if spy is None:
         raise FileNotFoundError("--profile needs py-spy (pip install py-spy)")
     out.mkdir(parents=True, exist_ok=True)
-    argv = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--nonblocking"]
+    argv = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--nonblocking", "--gil"]
     argv += ["--duration", str(int(duration_s) + 1), "--output", str(out / f"{tag}.txt")]
     recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
