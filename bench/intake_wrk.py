@@ -131,6 +131,7 @@ def _one(
         proc,
         url,
     ):
+        _serving(url, args.intake_workers)
         if args.warmup > 0:
             run_wrk(
                 url,
@@ -161,6 +162,30 @@ def _one(
         max_ms=r["max_us"] / 1000, stored=stored, load=(load_start, os.getloadavg()[0]),
         cpu_ms_per_alert=cpu * 1000 / max(1, r["accepted"]),
     )  # fmt: skip
+
+
+def _serving(url: str, workers: int, timeout_s: float = 60.0) -> None:
+    """Wait (with a deadline) until `/healthz` has answered 4 x `workers` times, each on a new connection.
+
+    With `--workers N` uvicorn logs its address when the supervisor binds the socket, before the
+    workers serve (wrk would meet "connection refused"). Not a proof that every worker serves: a
+    worker still starting only makes the first second of the warm-up slower.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    answered = 0
+    while answered < workers * 4:
+        try:
+            with httpx.Client(timeout=2.0) as client:
+                if client.get(f"{url}/healthz").status_code == 200:
+                    answered += 1
+                    continue
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the intake at {url} did not answer /healthz within {timeout_s:g} s")
+        time.sleep(0.05)
 
 
 def _cpu_s(pgid: int) -> float:
