@@ -131,6 +131,7 @@ def _one(
         proc,
         url,
     ):
+        _serving(url, args.intake_workers)
         if args.warmup > 0:
             run_wrk(
                 url,
@@ -161,6 +162,30 @@ def _one(
         max_ms=r["max_us"] / 1000, stored=stored, load=(load_start, os.getloadavg()[0]),
         cpu_ms_per_alert=cpu * 1000 / max(1, r["accepted"]),
     )  # fmt: skip
+
+
+def _serving(url: str, workers: int, timeout_s: float = 60.0) -> None:
+    """Wait (with a deadline) until `/healthz` has answered 4 x `workers` times, each on a new connection.
+
+    With `--workers N` uvicorn logs its address when the supervisor binds the socket, before the
+    workers serve (wrk would meet "connection refused"). Not a proof that every worker serves: a
+    worker still starting only makes the first second of the warm-up slower.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    answered = 0
+    while answered < workers * 4:
+        try:
+            with httpx.Client(timeout=2.0) as client:
+                if client.get(f"{url}/healthz").status_code == 200:
+                    answered += 1
+                    continue
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the intake at {url} did not answer /healthz within {timeout_s:g} s")
+        time.sleep(0.05)
 
 
 def _cpu_s(pgid: int) -> float:
@@ -196,7 +221,10 @@ def _environment(repo: Path, work: Path) -> dict[str, str]:
 
 @contextmanager
 def _profiled(out: Path | None, pid: int, tag: str, duration_s: float) -> Iterator[None]:
-    """With `out`: py-spy records `pid` (collapsed stacks, `out/<tag>.txt`) while the block runs."""
+    """With `out`: py-spy records `pid` (collapsed stacks, `out/<tag>.txt`) while the block runs.
+
+    `--gil`: only the thread holding the GIL is sampled, so the stacks are where the one core goes.
+    """
     if out is None:
         yield
         return
@@ -204,7 +232,7 @@ def _profiled(out: Path | None, pid: int, tag: str, duration_s: float) -> Iterat
     if spy is None:
         raise FileNotFoundError("--profile needs py-spy (pip install py-spy)")
     out.mkdir(parents=True, exist_ok=True)
-    argv = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--nonblocking"]
+    argv = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--nonblocking", "--gil"]
     argv += ["--duration", str(int(duration_s) + 1), "--output", str(out / f"{tag}.txt")]
     recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

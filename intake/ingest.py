@@ -7,29 +7,32 @@ Usage::
     results = ingestor.ingest_many([IngestRequest(...), ...])           # group commit: see below
 
 One request is **one transaction** (`Store.transaction()`, the outbox joined to it): all of it is
-committed, or nothing of it is. Inside it, in this order:
+committed, or nothing of it is. Its writes go through the store's `IngestWriter`
+(runbook/store/ingest_writer.py), which runs at once only what must be answered (the incident upsert, a
+replay-keyed payload) and sends the rest as one `executemany` per table when flushed. In this order:
 
-1. the raw body (`save_raw_payload_once`), so even an alert we parse wrongly today can be replayed. A
+1. the raw body (`raw_payload`), so even an alert we parse wrongly today can be replayed. A
    Sentry request whose `Request-ID` and body are already stored is a replay (`request_id_of`): the
    receipt says `duplicate_of` the first payload and nothing else is stored (Sentry still gets its 202);
-2. each normalised alert (`add_alert`, pointing at the raw payload);
-3. a firing alert: classified and routed (intake/triage.py), then `open_incident_for` on its service's
+2. a firing alert: classified and routed (intake/triage.py), then `open_incident` on its service's
    dedupe key (intake/services.py: alias spellings of one service share it): under concurrent
    callers with one dedupe key exactly one creates the incident, the others join it (`alert_count` + 1,
    and a higher severity raises the incident's level, logged as `severity_raised`). A storm of 1,000
    copies is one incident;
    An incident opened for a service the catalogue does not know gets a timeline entry of kind
    `service_not_in_catalogue` (respond escalates it and runs no runbook);
-4. an incident without a flow run gets its outbox row (`Outbox.enqueue`, idempotent);
+3. each normalised alert (pointing at the raw payload and its incident);
+4. an incident without a flow run gets its outbox row (`Outbox.enqueue`, idempotent; once per incident
+   per transaction);
 5. a resolved alert whose incident is open adds the timeline entry of kind `source_resolved` to it:
    the mark for the all-clear path of the lifecycle. The `respond` flow verifies before it resolves.
 
 Only after the commit does the caller answer 202. Any exception means nothing of the request was kept
 (the app answers 503 "retry"), so a sender's retry never meets half of its own request.
 
-`ingest_many` (group commit, for throughput): many requests in one transaction: a request that fails
-is rolled back alone and gets its exception (the batch is redone with a SAVEPOINT per request); the
-others get their receipts once the one commit is done (if the commit fails, every request gets that
+`ingest_many` (group commit, for throughput): many requests in one transaction, their queued rows
+flushed once for the whole batch: a request that fails is rolled back alone and gets its exception (the
+batch is redone with a SAVEPOINT per request, each flushed inside its own savepoint); the others get their receipts once the one commit is done (if the commit fails, every request gets that
 error).
 """
 
@@ -47,8 +50,8 @@ from intake.outbox import Outbox
 from intake.services import dedupe_key, in_catalogue, not_in_catalogue_entry
 from intake.triage import Router, triage
 from runbook.catalogue import Catalogue
-from runbook.models import Alert, AlertStatus, Incident, TimelineEntry
-from runbook.severity import Severity
+from runbook.models import Alert, AlertStatus, TimelineEntry
+from runbook.store.ingest_writer import IngestWriter
 
 __all__ = ["ALL_CLEAR_KIND", "IngestRequest", "Ingestor", "Receipt", "StoreIngestor", "request_id_of"]
 
@@ -124,25 +127,9 @@ class IntakeStore(Protocol):
 
     def savepoint(self) -> AbstractContextManager[IntakeStore]: ...
 
-    def save_raw_payload_once(
-        self, source: str, body: bytes, headers: Mapping[str, str], *, request_id: str | None = None
-    ) -> tuple[str, bool]: ...
-
-    def add_alert(self, alert: Alert) -> Alert: ...
-
-    def open_incident_for(
-        self,
-        alert: Alert,
-        severity: Severity,
-        rule: str,
-        runbook: str | None,
-        *,
-        dedupe_key: str | None = None,
-    ) -> tuple[Incident, bool]: ...
-
-    def find_open_incident(self, dedupe_key: str) -> Incident | None: ...
-
-    def append_timeline(self, incident_id: str, entry: TimelineEntry) -> Any: ...
+    def ingest_writer(self) -> IngestWriter:
+        """The intake's writes in this transaction (runbook/store/ingest_writer.py)."""
+        ...
 
 
 def request_id_of(source: str, body: bytes, headers: Mapping[str, str]) -> str | None:
@@ -186,7 +173,9 @@ class StoreIngestor:
 
     def ingest(self, source: str, body: bytes, headers: Mapping[str, str], alerts: list[Alert]) -> Receipt:
         with self.store.transaction() as tx:
-            receipt, enqueued = self._request(tx, self.outbox.joined(tx), source, body, headers, alerts)
+            writer = tx.ingest_writer()
+            receipt, enqueued = self._request(writer, self.outbox.joined(tx), source, body, headers, alerts)
+            writer.flush()
         if enqueued and self.on_enqueued is not None:
             self.on_enqueued()
         return receipt
@@ -206,13 +195,19 @@ class StoreIngestor:
         try:
             with self.store.transaction() as tx:
                 outbox = self.outbox.joined(tx)
+                writer = tx.ingest_writer()
                 done: list[tuple[Receipt, bool]] = []
                 for r in requests:
                     try:
-                        done.append(self._request(tx, outbox, r.source, r.body, r.headers, r.alerts))
+                        done.append(self._request(writer, outbox, r.source, r.body, r.headers, r.alerts))
                     except Exception as exc:  # roll all back; with one request, that is its answer
                         failed.exc = exc
                         raise failed from exc
+                try:
+                    writer.flush()
+                except Exception as exc:  # a row of some request was refused: find which, one by one
+                    failed.exc = exc
+                    raise failed from exc
         except _RequestFailed:
             if len(requests) == 1 and failed.exc is not None:
                 return [failed.exc]
@@ -233,9 +228,11 @@ class StoreIngestor:
                 for r in requests:
                     try:
                         with tx.savepoint() as part:
+                            writer = part.ingest_writer()
                             receipt, added = self._request(
-                                part, outbox, r.source, r.body, r.headers, r.alerts
+                                writer, outbox, r.source, r.body, r.headers, r.alerts
                             )
+                            writer.flush()
                     except Exception as exc:  # this request only: the savepoint rolled it back
                         results.append(exc)
                         continue
@@ -253,49 +250,51 @@ class StoreIngestor:
 
     def _request(
         self,
-        tx: IntakeStore,
+        tx: IngestWriter,
         outbox: Outbox,
         source: str,
         body: bytes,
         headers: Mapping[str, str],
         alerts: list[Alert],
     ) -> tuple[Receipt, bool]:
+        """One request's writes through `tx` (the caller flushes it before its transaction ends)."""
         request_id = request_id_of(source, body, headers)
-        raw_id, stored = tx.save_raw_payload_once(source, body, dict(headers), request_id=request_id)
+        raw_id, stored = tx.raw_payload(source, body, headers, request_id=request_id)
         if not stored:
             log.info("%s request %s replays raw payload %s: not stored again", source, request_id, raw_id)
             return Receipt(raw_id=raw_id, duplicate_of=raw_id), False
         receipt = Receipt(raw_id=raw_id)
         enqueued = False
-        for parsed in alerts:
-            alert = tx.add_alert(parsed.model_copy(update={"raw_ref": raw_id}))
+        for alert in alerts:
             receipt.alerts += 1
             if alert.status is AlertStatus.RESOLVED:
+                tx.alert(alert, raw_ref=raw_id, incident_id=None)
                 self._resolved(tx, alert, receipt)
                 continue
             verdict = triage(alert, self.router)
-            incident, created = tx.open_incident_for(
+            incident = tx.open_incident(
                 alert,
                 verdict.severity,
                 verdict.rule,
                 verdict.runbook,
                 dedupe_key=dedupe_key(alert, self.catalogue),
             )
-            (receipt.created if created else receipt.joined_incidents).append(incident.id)
-            if created and not in_catalogue(self.catalogue, alert.service):
-                tx.append_timeline(incident.id, not_in_catalogue_entry(alert))
-            if incident.flow_run_id is None:
+            tx.alert(alert, raw_ref=raw_id, incident_id=incident.id)
+            (receipt.created if incident.created else receipt.joined_incidents).append(incident.id)
+            if incident.created and not in_catalogue(self.catalogue, alert.service):
+                tx.timeline(incident.id, not_in_catalogue_entry(alert))
+            if incident.flow_run_id is None and tx.once(incident.id):
                 outbox.enqueue(incident.id, self.deployment)
                 enqueued = True
         return receipt, enqueued
 
-    def _resolved(self, tx: IntakeStore, alert: Alert, receipt: Receipt) -> None:
-        incident = tx.find_open_incident(dedupe_key(alert, self.catalogue))
-        if incident is None:
+    def _resolved(self, tx: IngestWriter, alert: Alert, receipt: Receipt) -> None:
+        incident_id = tx.find_open_incident_id(dedupe_key(alert, self.catalogue))
+        if incident_id is None:
             receipt.unmatched_resolved += 1
             return
-        tx.append_timeline(
-            incident.id,
+        tx.timeline(
+            incident_id,
             TimelineEntry(
                 actor="intake",
                 kind=ALL_CLEAR_KIND,
@@ -307,7 +306,7 @@ class StoreIngestor:
                 },
             ),
         )
-        receipt.resolved.append(incident.id)
+        receipt.resolved.append(incident_id)
 
     def ready(self) -> tuple[bool, str]:
         try:

@@ -35,13 +35,12 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from runbook.errors import NotFound, StoreFailed
+from runbook.errors import NotFound
 from runbook.models import (
     Alert,
     Incident,
     IncidentStatus,
     TimelineEntry,
-    new_id,
     next_status,
     utc_now,
 )
@@ -50,6 +49,7 @@ from runbook.store import migrate
 from runbook.store.actions import ActionRecords, Claim, require_incident
 from runbook.store.database import BoundDatabase, Database
 from runbook.store.deadlines import DeadlineRecords
+from runbook.store.ingest_writer import SEVERITY_RAISED_KIND, IngestWriter, entry_values, upsert_open
 from runbook.store.leases import Lease, LeaseRecords
 from runbook.store.payloads import PayloadRecords, RawPayload
 from runbook.store.rows import INCIDENT_COLUMNS, entry_of, incident_of
@@ -57,10 +57,6 @@ from runbook.store.schema import incidents
 from runbook.store.statements import statements
 
 __all__ = ["SEVERITY_RAISED_KIND", "Claim", "Lease", "PostgresStore", "RawPayload", "SqliteStore", "Store"]
-
-SEVERITY_RAISED_KIND = "severity_raised"
-"""Timeline kind of an incident raised to a higher level by an alert that joined it."""
-
 
 _STATUS_COLUMN = {
     IncidentStatus.ACKNOWLEDGED: "acknowledged_at",
@@ -142,6 +138,10 @@ class Store(PayloadRecords, ActionRecords, LeaseRecords, DeadlineRecords):
         with self.transaction() as tx:
             yield tx
 
+    def ingest_writer(self) -> IngestWriter:
+        """The intake's writes in this transaction, batched (runbook/store/ingest_writer.py)."""
+        return IngestWriter(self)
+
     @property
     def database(self) -> Database | BoundDatabase:
         """The database under this store (what the outbox joins)."""
@@ -165,73 +165,17 @@ class Store(PayloadRecords, ActionRecords, LeaseRecords, DeadlineRecords):
         others join it (`alert_count` + 1), raising its severity if theirs is higher. The alert, if
         stored, is linked to the incident.
         """
-        key = dedupe_key or alert.fingerprint
-        severity = Severity(severity)
-        new = new_id()
-        now = utc_now()
-        values: dict[str, Any] = {
-            "id": new,
-            "dedupe_key": key,
-            "title": alert.summary,
-            "service": alert.service,
-            "severity": severity.value,
-            "severity_rule": rule,
-            "status": IncidentStatus.TRIGGERED.value,
-            "runbook": runbook,
-            "security": security,
-            "started_at": alert.starts_at or alert.received_at,
-            "alert_count": 1,
-            "pagerduty_dedup_key": new,
-            "created_at": now,
-            "updated_at": now,
-        }
         with self._db.tx(write=True) as conn:
-            sql = statements(conn.dialect.name)  # the upsert's ON CONFLICT target differs (statements.py)
-            if conn.dialect.name == "sqlite":
-                values["open_key"] = key
-            row = conn.execute(sql.upsert_incident, values).first()
-            if row is None:
-                raise StoreFailed(f"upsert of the open incident for {key!r} returned nothing")
-            incident_id, current = str(row[0]), Severity(row[1])
-            created = incident_id == new
-            conn.execute(sql.link_alert, {"b_id": alert.id, "b_incident": incident_id})
-            actor = f"alert:{alert.source.value}"
-            if created:
-                self._insert_entry(
-                    conn,
-                    incident_id,
-                    TimelineEntry(
-                        at=now,
-                        actor=actor,
-                        kind="opened",
-                        message=f"{severity} incident opened by alert {alert.name!r} ({rule})",
-                        evidence={"alert_id": alert.id, "fingerprint": alert.fingerprint},
-                    ),
-                )
-            elif severity.more_severe_than(current):
-                conn.execute(
-                    sql.raise_severity,
-                    {"b_id": incident_id, "b_severity": severity.value, "b_rule": rule, "b_now": now},
-                )
-                self._insert_entry(
-                    conn,
-                    incident_id,
-                    TimelineEntry(
-                        at=now,
-                        actor=actor,
-                        kind=SEVERITY_RAISED_KIND,
-                        message=f"severity raised {current} → {severity} by alert {alert.name!r} ({rule})",
-                        evidence={
-                            "from": current.value,
-                            "to": severity.value,
-                            "rule": rule,
-                            "alert_id": alert.id,
-                            "fingerprint": alert.fingerprint,
-                        },
-                    ),
-                )
-            incident = self._read_incident(conn, incident_id, with_timeline=True)
-        return incident, created
+            opened, entries = upsert_open(
+                conn, alert, severity, rule, runbook, dedupe_key=dedupe_key, security=security
+            )
+            conn.execute(
+                statements(conn.dialect.name).link_alert, {"b_id": alert.id, "b_incident": opened.id}
+            )
+            if entries:
+                conn.execute(statements(conn.dialect.name).insert_entry, entries)
+            incident = self._read_incident(conn, opened.id, with_timeline=True)
+        return incident, opened.created
 
     def get_incident(self, incident_id: str, *, with_timeline: bool = True) -> Incident:
         """The incident (`NotFound` otherwise), with its timeline unless told not to."""
@@ -333,18 +277,7 @@ class Store(PayloadRecords, ActionRecords, LeaseRecords, DeadlineRecords):
     # -- shared internals ----------------------------------------------------------------------------------
 
     def _insert_entry(self, conn: Connection, incident_id: str, entry: TimelineEntry) -> None:
-        conn.execute(
-            statements(conn.dialect.name).insert_entry,
-            {
-                "incident_id": incident_id,
-                "at": entry.at,
-                "actor": entry.actor,
-                "kind": entry.kind,
-                "message": entry.message,
-                "evidence": entry.evidence,
-                "link": entry.link,
-            },
-        )
+        conn.execute(statements(conn.dialect.name).insert_entry, entry_values(incident_id, entry))
 
     def _read_timeline(self, conn: Connection, incident_id: str) -> list[TimelineEntry]:
         rows = conn.execute(statements(conn.dialect.name).timeline_of, {"b_incident": incident_id})

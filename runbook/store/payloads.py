@@ -11,12 +11,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
 from runbook.errors import NotFound, StoreFailed
 from runbook.models import Alert, new_id, utc_now
 from runbook.store.database import BoundDatabase, Database
+from runbook.store.ingest_writer import alert_values
 from runbook.store.rows import alert_of
 from runbook.store.schema import actions, alerts, incidents, raw_payloads, timeline
 from runbook.store.statements import statements
@@ -54,16 +56,8 @@ class PayloadRecords:
         self, source: str, body: bytes, headers: Mapping[str, str], *, request_id: str | None = None
     ) -> tuple[str, bool]:
         """`(id, stored)`: with a `request_id` already stored for `source`, that payload's id and False."""
-        raw_id = new_id()
-        kept = {k.lower(): v for k, v in headers.items() if not _SECRET_HEADER.search(k)}
-        values = {
-            "id": raw_id,
-            "source": source,
-            "received_at": utc_now(),
-            "headers": kept,
-            "body": bytes(body),
-            "request_id": request_id,
-        }
+        values = self.raw_values(source, body, headers, request_id=request_id)
+        raw_id = str(values["id"])
         with self._db.tx(write=True) as conn:
             sql = statements(conn.dialect.name)
             if request_id is None:
@@ -75,6 +69,20 @@ class PayloadRecords:
                 sql.raw_by_request, {"b_source": source, "b_request": request_id}
             ).scalar_one()
             return str(first), False
+
+    @staticmethod
+    def raw_values(
+        source: str, body: bytes, headers: Mapping[str, str], *, request_id: str | None
+    ) -> dict[str, Any]:
+        """The `raw_payloads` row of a request (a fresh id; credential headers left out)."""
+        return {
+            "id": new_id(),
+            "source": source,
+            "received_at": utc_now(),
+            "headers": {k.lower(): v for k, v in headers.items() if not _SECRET_HEADER.search(k)},
+            "body": bytes(body),
+            "request_id": request_id,
+        }
 
     def get_raw_payload(self, raw_id: str) -> RawPayload:
         """The payload saved under `raw_id` (`NotFound` otherwise)."""
@@ -102,25 +110,16 @@ class PayloadRecords:
     # -- alerts --------------------------------------------------------------------------------------------
 
     def add_alert(self, alert: Alert) -> Alert:
-        """Store `alert` (idempotent on `alert.id`: a second add returns the stored one)."""
-        values = {
-            "id": alert.id,
-            "source": alert.source.value,
-            "fingerprint": alert.fingerprint,
-            "status": alert.status.value,
-            "name": alert.name,
-            "service": alert.service,
-            "labels": alert.labels,
-            "annotations": alert.annotations,
-            "starts_at": alert.starts_at,
-            "ends_at": alert.ends_at,
-            "signals": alert.signals.observed(),
-            "raw_ref": alert.raw_ref,
-            "received_at": alert.received_at,
-        }
+        """Store `alert` (idempotent on `alert.id`: a second add returns the stored one).
+
+        Inserted: `alert` itself is returned (no read-back); already stored: the stored row.
+        """
+        values = alert_values(alert, raw_ref=alert.raw_ref, incident_id=None)
+        del values["incident_id"]  # a stored alert keeps its link (this insert does not set it)
         with self._db.tx(write=True) as conn:
             sql = statements(conn.dialect.name)
-            conn.execute(sql.insert_alert, values)
+            if conn.execute(sql.insert_alert, values).rowcount == 1:
+                return alert
             row = conn.execute(sql.alert_by_id, {"b_id": alert.id}).mappings().first()
         if row is None:
             raise StoreFailed(f"alert {alert.id!r} neither inserted nor found")

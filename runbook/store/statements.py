@@ -60,7 +60,7 @@ def statements(dialect: str) -> Statements:
         ),
         insert_alert=dialect_insert_for(dialect, alerts).on_conflict_do_nothing(index_elements=["id"]),
         alert_by_id=select(alerts).where(alerts.c.id == bindparam("b_id")),
-        upsert_incident=upsert.returning(incidents.c.id, incidents.c.severity),
+        upsert_incident=upsert.returning(incidents.c.id, incidents.c.severity, incidents.c.flow_run_id),
         link_alert=update(alerts)
         .where(alerts.c.id == bindparam("b_id"))
         .values(incident_id=bindparam("b_incident")),
