@@ -29,17 +29,3 @@ def pg_store_world(world: Any) -> Iterator[Any]:
         else:
             os.environ["RUNBOOK_STORE_URL"] = saved
         outages.drop_postgres_store(world)
-
-
-@pytest.fixture(scope="session")
-def prefect_api() -> Iterator[str]:
-    """The session's Prefect server (as tests/conftest.py), given 3 minutes to start on a busy machine:
-    these tests are about the server's clients, so a slow start must not fail them."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with (
-        prefect_test_harness(server_startup_timeout=180),
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-    ):
-        yield str(PREFECT_API_URL.value())
