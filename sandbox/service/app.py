@@ -80,6 +80,7 @@ class EmotionsCare:
         self.errors: list[BaseException] = []
         """Exceptions of the background loop (logged too): a test can assert there are none."""
         self._lock = threading.RLock()
+        self._sync_lock = threading.Lock()
         self._revision: Revision | None = None
         self._ready: list[str] = []
         self._pod_cycle = itertools.count()
@@ -193,7 +194,14 @@ class EmotionsCare:
                     self.errors.append(exc)
 
     def sync(self) -> None:
-        """Read the live Deployment: open or close the listener, build a pool for a new template."""
+        """Read the live Deployment: open or close the listener, build a pool for a new template.
+
+        One sync at a time: the follow loop and a fault's undo (or a test) may call it together, and two
+        at once could both reopen the listener."""
+        with self._sync_lock:
+            self._sync()
+
+    def _sync(self) -> None:
         if not self.features.opened:
             return  # not started (or stopped): nothing to follow with
         try:
