@@ -197,6 +197,8 @@ def _on_error(
     if outage is None:
         raise exc
     ref = kwargs.get("incident") or next((a for a in args if isinstance(a, IncidentRef)), None)
+    if ref is None and kwargs.get("incident_id"):  # started by intake or the form: the id alone
+        ref = IncidentRef(incident_id=str(kwargs["incident_id"]))
     return escalate(_record_of(exc, fn), ref if isinstance(ref, IncidentRef) else None, outage, started)
 
 

@@ -58,7 +58,12 @@ _MAX_ARTIFACT_CHARS = 6000
 
 
 def _incident_of(run: FlowRun) -> str | None:
-    ref = (run.parameters or {}).get("incident")
+    """The incident a run was started for: its `incident_id` parameter (the form's and intake's), or the
+    `incident` of a Python caller."""
+    parameters = run.parameters or {}
+    if parameters.get("incident_id"):
+        return str(parameters["incident_id"])
+    ref = parameters.get("incident")
     return str(ref.get("incident_id")) if isinstance(ref, dict) and ref.get("incident_id") else None
 
 

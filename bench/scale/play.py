@@ -121,11 +121,13 @@ def _respond_runs(api: str, incident_id: str) -> list[dict[str, Any]]:
     except httpx.HTTPError:
         return []
     runs: list[dict[str, Any]] = answer.json()
-    return [
-        r
-        for r in runs
-        if ((r.get("parameters") or {}).get("incident") or {}).get("incident_id") == incident_id
-    ]
+    return [r for r in runs if _incident_of(r.get("parameters") or {}) == incident_id]
+
+
+def _incident_of(parameters: dict[str, Any]) -> str | None:
+    """The incident a respond run was started for: `incident_id` (what intake and the sweeper send), or
+    the older `incident: {incident_id}` shape."""
+    return parameters.get("incident_id") or (parameters.get("incident") or {}).get("incident_id")
 
 
 def _kill(child: Child) -> None:
