@@ -128,8 +128,21 @@ def server(pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="module")
 def world(server: str, pg_server: EmbeddedPostgres) -> Iterator[World]:
-    with running_world(postgres=pg_server, step_interval_s=0) as started:
-        yield started
+    # Each test is one incident rolling back the same Deployment within minutes: the budget per target
+    # (2 rollbacks an hour) would hold the third for a person's yes. These tests are about takeover.
+    saved = os.environ.get(BUDGET)
+    os.environ[BUDGET] = "100"
+    try:
+        with running_world(postgres=pg_server, step_interval_s=0) as started:
+            yield started
+    finally:
+        if saved is None:
+            os.environ.pop(BUDGET, None)
+        else:
+            os.environ[BUDGET] = saved
+
+
+BUDGET = "RUNBOOK_SAFETY_BUDGET_ROLLBACKS"
 
 
 class Runner:
