@@ -154,7 +154,7 @@ def _victim(topo: Topology, kill: str, runs: list[dict[str, Any]], phase: Phase)
         ]
         idle = [n for n in ("warm-1", "warm-2") if n not in executing]
         phase.notes.append(
-            f"respond ran in {', '.join(executing) or '?'}; killed the other (killing the executing one: tests/flows/durable)"
+            f"respond ran in {', '.join(executing) or '?'}; killed the other (killing the executing one: tests/flows/watcher)"
         )
         return children[idle[0]] if idle else None
     return None
