@@ -155,11 +155,19 @@ class Applied:
         return f"automation {AUTOMATION_NAME!r} {self.action} ({self.automation_id}){extra}"
 
 
+_SET_FIELDS = ("after", "expect", "for_each")
+
+
 def _comparable(automation: Any) -> dict[str, Any]:
     data: dict[str, Any] = automation.model_dump(
         mode="json", include={"name", "description", "enabled", "trigger", "actions"}
     )
     data["trigger"].pop("id", None)
+    # `after`, `expect` and `for_each` are sets: their JSON order is the set's iteration order, which
+    # depends on the process's hash seed (the server's and ours differ), so compare them sorted.
+    for key in _SET_FIELDS:
+        if isinstance(data["trigger"].get(key), list):
+            data["trigger"][key] = sorted(data["trigger"][key])
     return data
 
 
