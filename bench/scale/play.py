@@ -152,6 +152,8 @@ def _victim(topo: Topology, kill: str, runs: list[dict[str, Any]], phase: Phase)
             for n in ("warm-1", "warm-2")
             if any(f"'{name}'" in children[n].log_path.read_text(errors="replace") for name in names)
         ]
+        if len(executing) != 1:
+            return None  # its log has not shown the run yet (a busy machine): look again next round
         idle = [n for n in ("warm-1", "warm-2") if n not in executing]
         phase.notes.append(
             f"respond ran in {', '.join(executing) or '?'}; killed the other (killing the executing one: tests/flows/watcher)"

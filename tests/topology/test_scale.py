@@ -57,7 +57,8 @@ def test_the_topology_survives_one_kill_per_incident(scale_dir: Path) -> None:
     phases = {p["kill"]: p for p in json.loads(out.read_text())}
     assert list(phases) == list(KILLS)
     for kill, phase in phases.items():
-        assert phase["resolved"], (kill, phase, done.stdout[-3000:])
+        # The notes first: CI shows only the start of a long assertion message.
+        assert phase["resolved"], (kill, phase["notes"], phase["killed"], phase, done.stdout[-3000:])
         assert phase["alerts_accepted"] >= 1 and phase["alerts_lost"] == 0, (kill, phase)
         assert phase["respond_live_max"] <= 1 and phase["respond_runs"] >= 1, (kill, phase)
         assert phase["rollbacks"] == 1, (kill, phase)
