@@ -124,7 +124,10 @@ def test_the_comparison_ignores_the_order_of_the_triggers_sets() -> None:
     stored = want.model_copy(
         update={
             "trigger": want.trigger.model_copy(
-                update={"expect": sorted(want.trigger.expect, reverse=True), "after": sorted(want.trigger.after)}
+                update={
+                    "expect": sorted(want.trigger.expect, reverse=True),
+                    "after": sorted(want.trigger.after),
+                }
             )
         }
     )
