@@ -466,6 +466,23 @@ def test_the_migration_job_runs_prefect_s_version(objects: list[dict[str, Any]])
     assert c["image"] == f"prefecthq/prefect:{version}-python3.11"
 
 
+def test_the_store_migration_job_carries_the_schema_head_and_runs_the_upgrade(
+    objects: list[dict[str, Any]],
+    config_maps: dict[str, dict[str, str]],
+    example_secrets: dict[str, dict[str, str]],
+) -> None:
+    from runbook.store.migrate import HEAD
+
+    job = next(
+        o for o in objects if o["kind"] == "Job" and o["metadata"]["name"].startswith("incident-store")
+    )
+    assert job["metadata"]["name"] == f"incident-store-upgrade-{HEAD}"  # a new revision, a new Job
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "runbook.store", "upgrade"]
+    env = pod_env(container, config_maps, example_secrets)
+    assert env["RUNBOOK_STORE_URL"] == example_secrets["incident-runbooks"]["RUNBOOK_STORE_URL"]
+
+
 def test_the_automations_job_applies_the_crashed_runs_automation_once_the_api_answers(
     objects: list[dict[str, Any]],
     config_maps: dict[str, dict[str, str]],
