@@ -57,6 +57,11 @@ FAST_RESPOND: dict[str, Any] = {
     "runbook_options": {"settle_s": 0, "poll_interval_s": 0.2},
 }
 """respond's defaults in the warm runners: the guide's waits (settle 30 s, stability 120 s) cut short."""
+
+HEARTBEAT_S, WINDOW_S = 30, 45
+"""Heartbeats of the warm runners' runs, and the zombie automation's window: the shortest Prefect allows
+(a heartbeat at most every 30 s; the window covers one heartbeat plus 15 s), so a killed runner's run is
+set Crashed 45-75 s after its last heartbeat and intake's sweeper starts the next generation."""
 TOKEN = "scale-test-token"
 POOL = "runbooks"
 
@@ -222,10 +227,15 @@ class Topology:
         _poll("the sandbox world", lambda: control_url(env_file) is not None, self.children["sandbox"], 120)
         self.sandbox_env = read_env_file(env_file)
         _poll("a Prefect API process", http_ready(f"{self.api}/health"), self.children["api-1"], 240)
+        self._apply_crash_detection(python)
         warm = [python, "-m", "flows.warm", "respond", "--parameters", json.dumps(FAST_RESPOND)]
         for i in (1, 2):
             self.children[f"warm-{i}"] = sup.start(
-                f"warm-{i}", warm, env=self.env(), cwd=self.root, restart=True
+                f"warm-{i}",
+                warm,
+                env=self.env(PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_S)),
+                cwd=self.root,
+                restart=True,
             )
         self.intake_ports = [free_port(), free_port()]
         for i, port in enumerate(self.intake_ports, 1):
@@ -254,6 +264,23 @@ class Topology:
             child = self.children[f"warm-{i}"]
             _poll(f"warm-{i}", _logged(child, "warm runner ready"), child, 120)
         sup.say("✓ every process answers")
+
+    def _apply_crash_detection(self, python: str) -> None:
+        """The zombie automation (the prefect-automations Job's part): a killed runner's run is set Crashed."""
+        done = subprocess.run(
+            [python, "-m", "flows.automations", "apply"],
+            env=self.env(
+                RUNBOOK_CRASH_DETECTION_HEARTBEAT_S=str(HEARTBEAT_S),
+                RUNBOOK_CRASH_DETECTION_WINDOW_S=str(WINDOW_S),
+            ),
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise StartFailed(f"flows.automations apply: {done.stdout[-2000:]}{done.stderr[-2000:]}")
 
     def _deploy_the_rest(self, prefect: str) -> None:
         """prefect.yaml's deployments but respond (the warm runners register it) in the process pool."""
