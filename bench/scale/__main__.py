@@ -80,12 +80,20 @@ def main(argv: list[str] | None = None) -> int:
         "--results", type=Path, default=None, help="replace the scale-test table in this file"
     )
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds per incident")
+    parser.add_argument(
+        "--one-machine",
+        action="store_true",
+        help="make demo's shape instead: one Prefect server with its services, one warm runner, one intake "
+        "(kill only `none`: measures the real response's latency)",
+    )
     args = parser.parse_args(argv)
     var = args.var or Path(tempfile.mkdtemp(prefix="scale-test-"))
     var.mkdir(parents=True, exist_ok=True)
     load0 = os.getloadavg()[0]
     started = time.monotonic()
-    topo = Topology(var, ROOT)
+    if args.one_machine and set(args.kills) != {"none"}:
+        parser.error("--one-machine: only --kills none (repeat it for more incidents)")
+    topo = Topology(var, ROOT, one_machine=args.one_machine)
     phases: list[Phase] = []
     try:
         with Supervisor(var / "logs", say=lambda m: print(f"[scale] {m}", flush=True)) as sup:

@@ -26,6 +26,11 @@ a refused backend skipped), as a Kubernetes Service spreads connections over the
 run once before the API processes start (`prefect server database upgrade -y`), as the
 prefect-db-upgrade Job does: two processes migrating one fresh database crash. Every process but
 PostgreSQL, Redis and the world is started with `restart=True`: killed, it comes back (a pod).
+
+`Topology(var, ROOT, one_machine=True)` is what `make demo` runs instead: one `prefect server start`
+(API and services in one process, on PostgreSQL, no Redis), one warm runner, one intake, no worker
+(respond's runbooks run as its subflows). It is there to measure the real response's latency on one
+machine beside the production shape (`python -m bench.scale --one-machine --kills none none none`).
 """
 
 from __future__ import annotations
@@ -86,9 +91,12 @@ class Topology:
     proxy: RoundRobinProxy | None = None
     sandbox_env: dict[str, str] = field(default_factory=dict)
     children: dict[str, Child] = field(default_factory=dict)
+    one_machine: bool = False
 
     @property
     def api(self) -> str:
+        if self.one_machine:
+            return f"http://127.0.0.1:{self.api_ports[0]}/api"
         assert self.proxy is not None
         return f"http://127.0.0.1:{self.proxy.port}/api"
 
@@ -131,6 +139,10 @@ class Topology:
     def server_env(self, port: int | None = None) -> dict[str, str]:
         """An API or services process: PostgreSQL, and Redis for messaging, ordering, leases, Docket."""
         dsn = self.database.dsn("prefect").replace("postgresql://", "postgresql+asyncpg://", 1)
+        if self.one_machine:  # the demo's server: in-memory messaging, it migrates its own database
+            env = self.env(PREFECT_API_DATABASE_CONNECTION_URL=dsn)
+            env.pop("PREFECT_API_URL")
+            return env | {"PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
         redis = f"redis://127.0.0.1:{self.redis_port}"
         env = self.env(
             PREFECT_API_DATABASE_CONNECTION_URL=dsn,
@@ -155,6 +167,9 @@ class Topology:
         from sandbox.postgres import EmbeddedPostgres
 
         python, prefect = sys.executable, str(Path(sys.executable).with_name("prefect"))
+        if self.one_machine:
+            self._start_one_machine(sup, python, prefect)
+            return
         redis_server = shutil.which("redis-server")
         if redis_server is None:
             raise StartFailed("redis-server not found: apt-get install redis-server (.ci/run does)")
@@ -172,25 +187,7 @@ class Topology:
         )
         self.api_ports = [free_port(), free_port()]
         self.proxy = RoundRobinProxy([("127.0.0.1", p) for p in self.api_ports]).__enter__()
-        self.children["sandbox"] = sup.start(
-            "sandbox",
-            [
-                python,
-                "-m",
-                "sandbox",
-                "up",
-                "--var",
-                str(self.var),
-                "--port-base",
-                str(_consecutive_free(11)),
-                "--pod-start-delay-s",
-                "0.2",
-                "--traffic",
-                "1",
-            ],
-            env=dict(os.environ) | {"PREFECT_HOME": str(self.var / "prefect-home")},
-            cwd=self.root,
-        )
+        self._start_sandbox(sup, python)
         # Migrations once, before any API process (the prefect-db-upgrade Job's part).
         upgrade = subprocess.run(
             [prefect, "server", "database", "upgrade", "-y"],
@@ -264,6 +261,58 @@ class Topology:
             child = self.children[f"warm-{i}"]
             _poll(f"warm-{i}", _logged(child, "warm runner ready"), child, 120)
         sup.say("✓ every process answers")
+
+    def _start_sandbox(self, sup: Supervisor, python: str) -> None:
+        self.children["sandbox"] = sup.start(
+            "sandbox",
+            [
+                *(python, "-m", "sandbox", "up", "--var", str(self.var)),
+                *("--port-base", str(_consecutive_free(11)), "--pod-start-delay-s", "0.2", "--traffic", "1"),
+            ],
+            env=dict(os.environ) | {"PREFECT_HOME": str(self.var / "prefect-home")},
+            cwd=self.root,
+        )
+
+    def _start_one_machine(self, sup: Supervisor, python: str, prefect: str) -> None:
+        from sandbox.postgres import EmbeddedPostgres
+
+        self.database = EmbeddedPostgres(data_dir=self.var / "postgres", start_timeout_s=60).start()
+        for name in ("prefect", "incidents"):
+            self.database.create_database(name)
+        self._start_sandbox(sup, python)
+        self.api_ports = [free_port()]
+        self.children["api-1"] = sup.start(
+            "api-1",
+            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.api_ports[0])],
+            env=self.server_env(self.api_ports[0]),
+            cwd=self.root,
+            restart=True,
+        )
+        sup.keep_restarting()
+        env_file = self.var / "sandbox.env"
+        _poll("the sandbox world", lambda: control_url(env_file) is not None, self.children["sandbox"], 120)
+        self.sandbox_env = read_env_file(env_file)
+        _poll("the Prefect server", http_ready(f"{self.api}/health"), self.children["api-1"], 240)
+        self._apply_crash_detection(python)
+        warm = [python, "-m", "flows.warm", "respond", "--parameters", json.dumps(FAST_RESPOND)]
+        self.children["warm-1"] = sup.start(
+            "warm-1",
+            warm,
+            env=self.env(PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_S)),
+            cwd=self.root,
+            restart=True,
+        )
+        self.intake_ports = [free_port()]
+        self.children["intake-1"] = sup.start(
+            "intake-1",
+            [python, "-m", "intake"],
+            env=self.env(RUNBOOK_INTAKE_PORT=str(self.intake_ports[0])),
+            cwd=self.root,
+            restart=True,
+        )
+        _poll("intake-1", http_ready(f"{self.intakes[0]}/readyz"), self.children["intake-1"], 120)
+        _poll("warm-1", _logged(self.children["warm-1"], "warm runner ready"), self.children["warm-1"], 120)
+        sup.say("✓ every process answers (one machine)")
 
     def _apply_crash_detection(self, python: str) -> None:
         """The zombie automation (the prefect-automations Job's part): a killed runner's run is set Crashed."""
