@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,15 +28,11 @@ from flows.record import Record
 from intake.sweep import Sweeper, SweepSettings
 from runbook.models import (
     ActionStatus,
-    Alert,
-    AlertSource,
     Incident,
     IncidentRef,
-    Signals,
     action_key,
     utc_now,
 )
-from runbook.severity import Severity
 from runbook.store import Deadline
 from sandbox.holds import Hold
 from sandbox.pagerduty import PagerDutyStandIn
@@ -46,9 +41,11 @@ from sandbox.testing import wait_for
 from tasks import runtime
 from tasks.slack import send_message, tag
 
+from .conftest import open_p1
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
 ROOT = Path(__file__).resolve().parents[3]
-SLACK_TOKEN = "xoxb-resend-test-token-0001"
-PD_KEY = "R0RESENDTESTROUTINGKEY0000000001"
 TEXT = "📋 Assessment: 500 on /health since the deploy of revision 3"
 SUMMARY = "[P1] emotionscare down"
 
@@ -71,49 +68,8 @@ generation_one(sys.argv[1], sys.argv[2])
 """
 
 
-@pytest.fixture
-def stand_ins(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prefect_api: str
-) -> Iterator[tuple[SlackStandIn, PagerDutyStandIn]]:
-    slack = SlackStandIn(token=SLACK_TOKEN).start()
-    pagerduty = PagerDutyStandIn(routing_keys=[PD_KEY]).start()
-    env = {
-        "RUNBOOK_ENVIRONMENT": "sandbox",
-        "RUNBOOK_STORE_URL": f"sqlite:///{tmp_path / 'incidents.sqlite3'}",
-        "RUNBOOK_SLACK_API_URL": f"{slack.url}/api",
-        "RUNBOOK_SLACK_TOKEN": SLACK_TOKEN,
-        "RUNBOOK_SLACK_TIMEOUT_S": "5.0",
-        "RUNBOOK_PAGERDUTY_EVENTS_URL": f"{pagerduty.url}/v2/enqueue",
-        "RUNBOOK_PAGERDUTY_ROUTING_KEY": PD_KEY,
-        "RUNBOOK_PAGERDUTY_TIMEOUT_S": "5.0",
-        "RUNBOOK_RETRY_BACKOFF_SCALE": "0",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(tmp_path)
-    runtime.reset()
-    try:
-        yield slack, pagerduty
-    finally:
-        runtime.reset()
-        slack.stop()
-        pagerduty.stop()
-
-
 def _incident(name: str) -> Incident:
-    store = runtime.store()
-    alert = store.add_alert(
-        Alert(
-            source=AlertSource.ALERTMANAGER,
-            fingerprint=f"resend:{name}",
-            name="ServiceDown",
-            service="emotionscare",
-            annotations={"summary": "emotionscare down"},
-            signals=Signals(),
-        )
-    )
-    incident, _ = store.open_incident_for(alert, Severity.P1, "test.rule", None)
-    return incident
+    return open_p1(f"resend:{name}")
 
 
 @flow(name="test-open-thread")

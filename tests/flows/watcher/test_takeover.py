@@ -18,13 +18,12 @@ import pytest
 
 from intake.dispatch import respond_parameters
 from intake.sweep import Sweeper
-from runbook.models import ActionStatus, Alert, AlertSource, Incident, IncidentStatus, Signals
-from runbook.severity import Severity
+from runbook.models import ActionStatus, Incident, IncidentStatus
 from sandbox.testing import wait_for
 from sandbox.world import GOOD_IMAGE, World
 from tasks import runtime
 
-from .conftest import Runner
+from .conftest import Runner, open_p1
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -73,20 +72,7 @@ PHASES: dict[str, tuple[Callable[[str], bool], str]] = {
 
 
 def _open_p1(phase: str) -> Incident:
-    store = runtime.store()
-    alert = store.add_alert(
-        Alert(
-            source=AlertSource.ALERTMANAGER,
-            fingerprint=f"durable:{phase}",
-            name="ServiceDown",
-            service="emotionscare",
-            annotations={"summary": f"emotionscare down ({phase})"},
-            signals=Signals(),
-        )
-    )
-    incident, created = store.open_incident_for(alert, Severity.P1, "test.rule", "service-down")
-    assert created
-    return incident
+    return open_p1(f"durable:{phase}", "service-down")
 
 
 def _dispatch(deployment_id: Any, incident: Incident) -> str:
