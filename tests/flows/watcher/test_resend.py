@@ -276,3 +276,25 @@ def test_sweeper_finishes_an_escalation_a_dead_run_left_half_fired(
         "slack": ActionStatus.SUCCEEDED,
         "pagerduty": ActionStatus.SUCCEEDED,
     }, statuses
+
+
+def test_a_subflow_left_running_under_a_crashed_parent_counts_as_ended(prefect_api: str) -> None:
+    """A killed `respond`'s runbook subflow stays Running in Prefect: its claims are orphans too."""
+    from prefect import task
+    from prefect.client.orchestration import get_client
+
+    from tasks.orphans import run_ended
+
+    @task
+    def subflow_call() -> None:
+        """Stands for the task run Prefect makes in the parent for a subflow call."""
+
+    parent = _crashed_run()
+    with get_client(sync_client=True) as client:
+        call = client.create_task_run(subflow_call, flow_run_id=parent, dynamic_key="0")  # type: ignore[arg-type]
+        child = str(client.create_flow_run(dead_run, parent_task_run_id=call.id).id)
+        lone = str(client.create_flow_run(dead_run).id)
+
+    assert run_ended(child) == f"parent run {parent} Crashed"
+    assert run_ended(lone) is None  # not final, no parent: alive
+    assert run_ended("not-a-uuid") == "run not-a-uuid gone"
