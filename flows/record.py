@@ -302,7 +302,10 @@ class Record:
             how = f"{self.observed_by.label()}: planned, not done" if self.observed_by else "dry run"
             summary = f"{how}, planned outcome {outcome.value}: {summary}"
             outcome = RunbookOutcome.DRY_RUN
-        self.note("outcome", f"{outcome.value}: {summary}")
+        # The outcome as data too: a generation that takes the incident over reads it (flows/response/verify.py).
+        self.note(
+            "outcome", f"{outcome.value}: {summary}", evidence={"outcome": outcome.value, "summary": summary}
+        )
         if self.by_hand and self.dry_run and not self.observed_by:
             # A dry run's own incident (open_incident): its plan is recorded, nothing is left open.
             runtime.store().set_status(
