@@ -298,3 +298,36 @@ def test_a_subflow_left_running_under_a_crashed_parent_counts_as_ended(prefect_a
     assert run_ended(child) == f"parent run {parent} Crashed"
     assert run_ended(lone) is None  # not final, no parent: alive
     assert run_ended("not-a-uuid") == "run not-a-uuid gone"
+
+
+@flow(name="test-earlier-result")
+def earlier(incident_id: str, took_over: bool) -> Any:
+    from flows.response.verify import earlier_result
+
+    rec = Record.open("respond", IncidentRef(incident_id=incident_id))
+    if took_over:
+        rec.note("takeover", "taking over the response (generation 2): run x ended Crashed")
+    return earlier_result(rec)
+
+
+def test_a_takeover_after_the_fix_goes_on_verifying_without_running_the_runbook_again(
+    stand_ins: tuple[SlackStandIn, PagerDutyStandIn],
+) -> None:
+    from runbook.models import RunbookOutcome
+
+    incident = _incident("verifying")
+
+    @flow(name="test-service-down-finished")
+    def finished() -> None:
+        """The earlier generation's runbook subflow: its outcome, as Record.finish stores it."""
+        rec = Record.open("service-down", IncidentRef(incident_id=incident.id))
+        rec.finish(RunbookOutcome.ROLLED_BACK, "rolled back to revision 1; health verified")
+
+    assert earlier(incident.id, took_over=True) is None  # nothing finished yet
+    finished()
+
+    result = earlier(incident.id, took_over=True)
+    assert result is not None
+    assert (result.runbook, result.outcome) == ("service-down", RunbookOutcome.ROLLED_BACK)
+    assert result.summary == "rolled back to revision 1; health verified"
+    assert earlier(incident.id, took_over=False) is None  # a first generation runs its runbook
