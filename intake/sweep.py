@@ -27,9 +27,9 @@ Each pass does two things (docs/operating.md §8):
    An acknowledgement stored on the incident settles the steps it cancels. A step (or one of its
    messages or pages) that a `respond` run claimed and died before finishing is taken over here
    (tasks/orphans.py): each message is looked for in Slack by the claim in its metadata and posted only
-   when missing; a page is sent again on the incident's dedup_key (PagerDuty keeps one alert). Reactions in Slack are read
-   by `respond` only: while no `respond` is alive, an acknowledgement by reaction is seen by the next
-   generation.
+   when missing; a page is sent again on the incident's dedup_key (PagerDuty keeps one alert).
+   Reactions in Slack are read by `respond` only: while no `respond` is alive, an acknowledgement by
+   reaction is seen by the next generation.
 
 Why here and not a Prefect automation on the Crashed event: one watcher for both jobs (escalation needs
 a clock that keeps running while no run is alive, which an event trigger is not), the same check for
