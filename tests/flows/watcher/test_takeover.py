@@ -157,6 +157,9 @@ def test_kill_at_each_phase_is_taken_over_and_resolved_once(
     # nobody acknowledged: the team lead was escalated to, exactly once, whoever fired it
     lead = [t for t in texts if "escalated to you (team lead)" in t]
     assert len(lead) == 1, texts
+    if phase == "verifying":  # the fix was made and recorded: verification goes on, no second runbook run
+        goes_on = [e.message for e in _timeline(incident.id, "takeover", "runbook:respond")]
+        assert any("service-down already ended rolled_back" in m for m in goes_on), goes_on
     fired = {d.key: d.fired_by for d in runtime.store().deadlines(incident.id)}
     print(f"{phase}: team lead escalation fired by {fired.get('P1:team-lead@300s')}")
     assert fired.get("P1:team-lead@300s")
