@@ -18,7 +18,8 @@ Usage::
     held.reached.wait(5); ...; held.release()     # (the test kills its sender meanwhile)
 
 Methods (POST or GET, `https://slack.com/api/METHOD` shape): `chat.postMessage`, `chat.update`,
-`reactions.add`, `reactions.get`, `conversations.replies`, `conversations.history`, `auth.test`.
+`reactions.add`, `reactions.get`, `conversations.replies`, `conversations.history`,
+`conversations.list`, `auth.test`.
 Arguments come as JSON (`application/json`, token only in the `Authorization: Bearer` header, as Slack
 requires), as form fields (`application/x-www-form-urlencoded`, token in the header or a `token`
 field) or as query parameters. Errors are HTTP 200 with `{"ok": false, "error": CODE}`: `not_authed`
@@ -66,6 +67,7 @@ _METHODS = (
     "reactions.get",
     "conversations.replies",
     "conversations.history",
+    "conversations.list",
     "auth.test",
 )
 _EMOJI_NAME = re.compile(r"^[a-z0-9_+'-]{1,100}$")
@@ -351,6 +353,15 @@ class SlackStandIn(StandIn):
         return _ok(
             messages=thread[:limit], has_more=len(thread) > limit, response_metadata={"next_cursor": ""}
         )
+
+    def _m_conversations_list(self, args: dict[str, Any]) -> Response:
+        """The channels, by ID and name (one page: the sandbox has a handful)."""
+        with self._lock:
+            channels = [
+                {"id": cid, "name": name, "is_channel": True, "is_archived": False}
+                for cid, name in sorted(self._channels.items(), key=lambda item: item[1])
+            ]
+        return _ok(channels=channels, response_metadata={"next_cursor": ""})
 
     def _m_conversations_history(self, args: dict[str, Any]) -> Response:
         cid = self._resolve_channel(_str(args.get("channel")))

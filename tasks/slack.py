@@ -30,7 +30,8 @@ Every message the runbooks post carries Slack message `metadata` naming the stor
 under (`tag(claim_key)`: `{"event_type": "incident_runbook_message", "event_payload": {"claim": KEY}}`).
 When a run died between claiming a message and finishing the claim, the run that takes the claim over
 asks Slack with `find_tagged` (`conversations.replies` in the thread, or `conversations.history` of the
-channel, with `include_all_metadata`) whether the message is there, and posts it only when it is not.
+channel, with `include_all_metadata`; a `#name` is first turned into its ID with `conversations.list`,
+as those methods take IDs only) whether the message is there, and posts it only when it is not.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ __all__ = [
     "SlackNotConfigured",
     "bot_user_id",
     "call",
+    "channel_id",
     "find_tagged",
     "get_reactions",
     "post_message",
@@ -220,12 +222,34 @@ def tag(claim_key: str) -> dict[str, Any]:
     return {"event_type": METADATA_EVENT, "event_payload": {"claim": claim_key}}
 
 
+def channel_id(channel: str) -> str:
+    """The ID of `channel` (`#name` looked up with `conversations.list`; an ID as it is): Slack's
+    `conversations.*` methods take IDs only. `SlackFailed` (`channel_not_found`) when no channel has it."""
+    if not channel.startswith("#"):
+        return channel
+    name, args = (
+        channel[1:],
+        {"limit": 1000, "exclude_archived": True, "types": "public_channel,private_channel"},
+    )
+    for _ in range(_PAGES):
+        body = call("conversations.list", args)
+        for found in body.get("channels", []):
+            if found.get("name") == name and found.get("id"):
+                return str(found["id"])
+        cursor = (body.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+        args = {**args, "cursor": cursor}
+    raise SlackFailed("conversations.list", "channel_not_found", transient=False)
+
+
 def find_tagged(
     channel: str, claim_key: str, thread_ts: str | None = None, since: float = 0.0
 ) -> SlackMessage | None:
     """Our message sent under `claim_key` (its metadata, see `tag`): in the thread `thread_ts`, or among the
     channel's top-level messages since `since` (epoch seconds); None when it is not there."""
     method = "conversations.replies" if thread_ts else "conversations.history"
+    channel = channel_id(channel)
     args: dict[str, Any] = {"channel": channel, "limit": 200, "include_all_metadata": True}
     args.update({"ts": thread_ts} if thread_ts else {"oldest": f"{max(since, 0.0):.6f}"})
     for _ in range(_PAGES):

@@ -331,3 +331,19 @@ def test_a_takeover_after_the_fix_goes_on_verifying_without_running_the_runbook_
     assert (result.runbook, result.outcome) == ("service-down", RunbookOutcome.ROLLED_BACK)
     assert result.summary == "rolled back to revision 1; health verified"
     assert earlier(incident.id, took_over=False) is None  # a first generation runs its runbook
+
+
+def test_a_top_level_message_is_looked_for_by_channel_id(
+    stand_ins: tuple[SlackStandIn, PagerDutyStandIn],
+) -> None:
+    """`conversations.*` take channel IDs only (real Slack): a `#name` is looked up first."""
+    from tasks.slack import find_tagged
+
+    slack, _ = stand_ins
+    sent = send_message("#alerts-critical", "👀 Acknowledged", metadata=tag("i:slack:#alerts-critical:ack"))
+
+    found = find_tagged("#alerts-critical", "i:slack:#alerts-critical:ack", since=0)
+    assert found is not None and found.ts == sent.ts
+    assert find_tagged("#alerts-critical", "i:slack:#alerts-critical:other") is None
+    asked = [r.body for r in slack.requests if r.path.endswith("conversations.history")]
+    assert {a["channel"] for a in asked} == {slack.channel_id("alerts-critical")}
