@@ -13,7 +13,11 @@ Rules kept here for every message and page:
   second run never posts or pages twice;
 - Slack or PagerDuty failing never stops the response: the call is retried (tasks/slack.py,
   tasks/pagerduty.py), then recorded in the timeline as `undelivered`, and the caller goes on;
-- every PagerDuty event of the incident carries its one `dedup_key` (stored on the incident).
+- every PagerDuty event of the incident carries its one `dedup_key` (stored on the incident);
+- a run killed between claiming a message or page and finishing the claim leaves it to the run that
+  takes over (flows/record.py, tasks/orphans.py): a message carries its claim in Slack metadata, so
+  the new run looks in the thread and posts only when it is not there; a page is sent again on the
+  same dedup_key (PagerDuty keeps one alert per dedup_key: at most a log entry on it).
 """
 
 from __future__ import annotations
@@ -22,17 +26,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flows.record import Record
-from runbook.models import Incident
+from runbook.models import ActionRecord, Incident, action_key
 from tasks import runtime
 from tasks.pagerduty import EventAction, PagerDutyEvent, PagerDutyFailed, send_event
 from tasks.pagerduty import trigger_page as trigger_page_task
-from tasks.slack import SlackFailed, SlackMessage, send_message
+from tasks.slack import SlackFailed, SlackMessage, find_tagged, send_message, tag
 from tasks.slack import post_message as post_message_task
 
 __all__ = ["ACK_KIND", "THREAD_KIND", "Comms"]
 
 THREAD_KIND = "slack-thread"
 ACK_KIND = "slack-ack"
+CLOCK_SKEW_S = 60.0  # Slack's clock (a message's ts) may be behind ours: look this much further back
 
 
 @dataclass
@@ -94,10 +99,10 @@ class Comms:
         return list(dict.fromkeys(targets))
 
     # -- Slack ------------------------------------------------------------------------------------------
-    def _send(self, channel: str, text: str, thread_ts: str | None) -> SlackMessage:
+    def _send(self, channel: str, text: str, thread_ts: str | None, claim: str) -> SlackMessage:
         if self.tasks:
-            return post_message_task(channel, text, thread_ts)
-        return send_message(channel, text, thread_ts)
+            return post_message_task(channel, text, thread_ts, metadata=tag(claim))
+        return send_message(channel, text, thread_ts, metadata=tag(claim))
 
     def _undelivered(self, what: str, error: BaseException | None) -> None:
         if error is None:
@@ -112,11 +117,20 @@ class Comms:
     def send(self, key: str, channel: str, text: str, thread_ts: str | None = None) -> SlackMessage | None:
         """Post `text` to `channel` once per incident and `key`; None when refused or undelivered."""
         where = f"{channel}/{thread_ts}" if thread_ts else channel
+        target = f"{channel}:{key}"
+        claim = action_key(self.rec.incident.id, "slack", target)
+
+        def landed(orphan: ActionRecord) -> SlackMessage | None:
+            """A run died sending it: is it in the thread (or channel)? Tagged with its claim (metadata)."""
+            since = orphan.claimed_at.timestamp() - CLOCK_SKEW_S
+            return find_tagged(channel, claim, thread_ts, since)
+
         done = self.rec.act(
             "slack",
-            f"{channel}:{key}",
-            lambda: self._send(channel, text, thread_ts),
+            target,
+            lambda: self._send(channel, text, thread_ts, claim),
             f"post to {where}: {text.splitlines()[0][:120]}",
+            recover=landed,
         )
         if done.error is not None and not isinstance(done.error, SlackFailed):
             raise done.error  # a bug, not Slack failing: never hidden

@@ -12,6 +12,8 @@ Usage (inside a flow)::
 Safety rules kept here, in one place, for every flow:
 - an action is claimed in the store under (incident, action, target) **before** it runs; a second
   claim (a retried flow, a duplicate alert, a second copy running at once) is refused and recorded;
+  a claim left unfinished by a run that is now dead (killed mid-call) is taken over by one run, which
+  looks at the world first (tasks/orphans.py): found done → not done again; else done now;
 - with `dry_run`, the plan is recorded and logged, and nothing runs;
 - before each write the automation switch is read afresh (flows/switch.py): `auto` acts, `approve`
   asks a person first (no yes in time → not done, the runbook escalates), `observe` turns the run into
@@ -57,6 +59,7 @@ from runbook.models import (
 )
 from runbook.switch import Decision, Mode
 from tasks import runtime
+from tasks.orphans import REDO_SAFE, adopt_orphan
 
 __all__ = ["ActDone", "Record", "SwitchStopped"]
 
@@ -156,8 +159,20 @@ class Record:
         return item
 
     # -- acting, once ---------------------------------------------------------------------------
-    def act(self, action: str, target: str, run: Callable[[], T], plan: str) -> ActDone[T]:
-        """Claim (incident, action, target) then run; refused if claimed before; a plan in a dry run."""
+    def act(
+        self,
+        action: str,
+        target: str,
+        run: Callable[[], T],
+        plan: str,
+        recover: Callable[[ActionRecord], T | None] | None = None,
+    ) -> ActDone[T]:
+        """Claim (incident, action, target) then run; refused if claimed before; a plan in a dry run.
+
+        A claim a dead run left unfinished (tasks/orphans.py) is taken over instead of refused when the
+        world can tell whether the action happened: `recover(orphan)` returns what it finds (then not
+        run again) or None (then run); without `recover`, only the actions of `REDO_SAFE` are run again.
+        """
         store = runtime.store()
         if self.dry_run:
             how = f"{self.observed_by.label()}: planned, not done" if self.observed_by else "dry run"
@@ -179,6 +194,10 @@ class Record:
                 if over is not None:
                     return self._stopped(action, target, plan, f"{label}{over}")
         claim = store.claim_action(self.incident.id, action, target, run_id=flow_run_id(), detail=plan)
+        if not claim.won and (recover is not None or action in REDO_SAFE):
+            adopted = adopt_orphan(claim.record, flow_run_id())
+            if adopted is not None and adopted.won:
+                return self._resume(action, target, run, plan, claim.record, recover)
         if not claim.won:
             prior = claim.record
             refused = prior.model_copy(update={"status": ActionStatus.REFUSED})
@@ -190,17 +209,59 @@ class Record:
             )
             return ActDone(refused)
         self.note("action", f"{label}{action} {target}: {plan}")
+        return self._run(action, target, run, plan, claim.record.key)
+
+    def _run(self, action: str, target: str, run: Callable[[], T], plan: str, key: str) -> ActDone[T]:
+        """Run the claimed action and record how it ended."""
+        store = runtime.store()
         try:
             value = run()
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"[:500]
-            finished = store.finish_action(claim.record.key, ActionStatus.FAILED, detail)
+            finished = store.finish_action(key, ActionStatus.FAILED, detail)
             self.actions.append(finished)
             self.note("action-failed", f"{action} {target} failed: {detail}")
             return ActDone(finished, error=exc)
-        finished = store.finish_action(claim.record.key, ActionStatus.SUCCEEDED, plan)
+        finished = store.finish_action(key, ActionStatus.SUCCEEDED, plan)
         self.actions.append(finished)
         return ActDone(finished, value=value)
+
+    def _resume(
+        self,
+        action: str,
+        target: str,
+        run: Callable[[], T],
+        plan: str,
+        orphan: ActionRecord,
+        recover: Callable[[ActionRecord], T | None] | None,
+    ) -> ActDone[T]:
+        """A dead run claimed this action and never finished it; the claim is ours now. Look at the world
+        first (`recover`): found → recorded as done, not done again; else run it (`REDO_SAFE` says why
+        running it again cannot act twice)."""
+        when = f"{orphan.claimed_at:%H:%M:%S} UTC"
+        self.note(
+            "takeover",
+            f"{action} {target} was claimed at {when} by run {orphan.run_id}, which ended before finishing it: "
+            + ("looking whether it happened" if recover is not None else f"redone ({REDO_SAFE[action]})"),
+            evidence={"claimed_by": orphan.run_id, "action": action, "target": target},
+        )
+        if recover is not None:
+            try:
+                found = recover(orphan)
+            except Exception as exc:  # cannot tell whether it happened: not done again (never twice)
+                detail = f"could not tell whether it happened: {type(exc).__name__}: {exc}"[:500]
+                finished = runtime.store().finish_action(orphan.key, ActionStatus.FAILED, detail)
+                self.actions.append(finished)
+                self.note("action-failed", f"{action} {target}: {detail}")
+                return ActDone(finished, error=exc)
+            if found is not None:
+                detail = f"found done after run {orphan.run_id} ended: {plan}"[:500]
+                finished = runtime.store().finish_action(orphan.key, ActionStatus.SUCCEEDED, detail)
+                self.actions.append(finished)
+                self.note("takeover", f"{action} {target}: it had happened; not done again")
+                return ActDone(finished, value=found)
+            self.note("takeover", f"{action} {target}: it had not happened; doing it now")
+        return self._run(action, target, run, plan, orphan.key)
 
     def _planned(self, action: str, target: str, plan: str, why: str) -> ActDone[Any]:
         """A dry run's (or the switch's `observe`) action: the plan recorded, nothing run, nothing claimed."""
@@ -241,7 +302,10 @@ class Record:
             how = f"{self.observed_by.label()}: planned, not done" if self.observed_by else "dry run"
             summary = f"{how}, planned outcome {outcome.value}: {summary}"
             outcome = RunbookOutcome.DRY_RUN
-        self.note("outcome", f"{outcome.value}: {summary}")
+        # The outcome as data too: a generation that takes the incident over reads it (flows/response/verify.py).
+        self.note(
+            "outcome", f"{outcome.value}: {summary}", evidence={"outcome": outcome.value, "summary": summary}
+        )
         if self.by_hand and self.dry_run and not self.observed_by:
             # A dry run's own incident (open_incident): its plan is recorded, nothing is left open.
             runtime.store().set_status(

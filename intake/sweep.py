@@ -24,9 +24,12 @@ Each pass does two things (docs/operating.md §8):
    it was due (its run is dead, or not yet known dead) is fired here: the claim `("escalate", "P1:lead")`
    is the one the watch takes, so each step fires exactly once whoever fires it; each Slack message and
    PagerDuty event keeps its own claim (`("slack", ...)`, `("pagerduty", ...)`) as in flows/comms.py.
-   An acknowledgement stored on the incident settles the steps it cancels. Reactions in Slack are read
-   by `respond` only: while no `respond` is alive, an acknowledgement by reaction is seen by the next
-   generation.
+   An acknowledgement stored on the incident settles the steps it cancels. A step (or one of its
+   messages or pages) that a `respond` run claimed and died before finishing is taken over here
+   (tasks/orphans.py): each message is looked for in Slack by the claim in its metadata and posted only
+   when missing; a page is sent again on the incident's dedup_key (PagerDuty keeps one alert).
+   Reactions in Slack are read by `respond` only: while no `respond` is alive, an acknowledgement by
+   reaction is seen by the next generation.
 
 Why here and not a Prefect automation on the Crashed event: one watcher for both jobs (escalation needs
 a clock that keeps running while no run is alive, which an event trigger is not), the same check for
@@ -50,9 +53,9 @@ from pydantic_settings import BaseSettings
 
 from intake.dispatch import respond_parameters
 from runbook.errors import RunbookError, SettingsError
-from runbook.models import ActionStatus, Incident, TimelineEntry, utc_now
+from runbook.models import ActionRecord, ActionStatus, Incident, TimelineEntry, action_key, utc_now
 from runbook.settings.fields import env_config
-from runbook.store import Deadline, Store
+from runbook.store import Claim, Deadline, Store
 
 __all__ = ["ACTOR", "SweepSettings", "Sweeper", "Swept", "load_sweep_settings"]
 
@@ -60,6 +63,7 @@ ACTOR = "intake:sweep"
 ENV_PREFIX = "RUNBOOK_SWEEP_"
 THREAD_KIND = "slack-thread"  # flows/comms.py: the timeline entry that holds the thread's channel and ts
 LIFECYCLE = "lifecycle-"
+CLOCK_SKEW_S = 60.0  # flows/comms.py: look this much before a dead run's claim for its message
 
 log = logging.getLogger("intake.sweep")
 
@@ -255,6 +259,9 @@ class Sweeper:
             incident.id, "escalate", deadline.key, detail=f"fired by intake's sweeper, {late} late"
         )
         if not claim.won:
+            # A respond run killed while firing it: ours now (each message and page is looked for first).
+            claim = self._adopt(claim) or claim
+        if not claim.won:
             if claim.record.status != ActionStatus.CLAIMED:  # the watch did it (or tried): settled
                 self.store.mark_fired(incident.id, deadline.key, claim.record.run_id or "respond", now)
             return False
@@ -271,7 +278,7 @@ class Sweeper:
         """One notice as flows/escalation.py renders it, claimed as flows/comms.py claims it."""
         from tasks import runtime
         from tasks.pagerduty import PagerDutyFailed, send_event
-        from tasks.slack import SlackFailed, send_message
+        from tasks.slack import SlackFailed, find_tagged, send_message, tag
 
         kind = notice["kind"]
         if kind == "note":
@@ -282,11 +289,16 @@ class Sweeper:
             if kind == "post":
                 channel, ts = self._thread_of(incident, runtime.settings().slack.incidents_channel)
             target = f"{channel}:{notice['key']}"
+            key = action_key(incident.id, "slack", target)
 
             def run() -> Any:
-                return send_message(str(channel), notice["text"], ts)
+                return send_message(str(channel), notice["text"], ts, metadata=tag(key))
 
-            self._once(incident, "slack", target, run, SlackFailed)
+            def landed(orphan: ActionRecord) -> Any:
+                since = orphan.claimed_at.timestamp() - CLOCK_SKEW_S
+                return find_tagged(str(channel), key, ts, since)
+
+            self._once(incident, "slack", target, run, SlackFailed, landed)
         elif kind == "page":
             dedup = incident.pagerduty_dedup_key or incident.id
             if not incident.pagerduty_dedup_key:
@@ -303,12 +315,45 @@ class Sweeper:
 
             self._once(incident, "pagerduty", f"{dedup}:{notice['key']}", page, PagerDutyFailed)
 
+    def _adopt(self, claim: Claim) -> Claim | None:
+        """The claim, ours, when a dead run left it unfinished (tasks/orphans.py); else None."""
+        from tasks.orphans import adopt_orphan
+
+        adopted = adopt_orphan(claim.record, None, self.api_url)
+        return adopted if adopted is not None and adopted.won else None
+
     def _once(
-        self, incident: Incident, action: str, target: str, run: Any, failure: type[RunbookError]
+        self,
+        incident: Incident,
+        action: str,
+        target: str,
+        run: Any,
+        failure: type[RunbookError],
+        landed: Any = None,
     ) -> None:
+        """Claimed once, as flows/comms.py claims it; a claim a dead run left unfinished is taken over:
+        a message is looked for first (`landed`), a page sent again on its dedup_key."""
         claim = self.store.claim_action(incident.id, action, target, detail=f"sent by {ACTOR}")
         if not claim.won:
-            return
+            adopted = self._adopt(claim)
+            if adopted is None:
+                return
+            claim = adopted
+            try:
+                found = landed(claim.record) if landed is not None else None
+            except failure as exc:
+                self.store.finish_action(
+                    claim.record.key, ActionStatus.FAILED, f"could not tell whether it was sent: {exc}"[:500]
+                )
+                return
+            if found is not None:
+                self.store.finish_action(
+                    claim.record.key, ActionStatus.SUCCEEDED, "found sent: not sent again"
+                )
+                self._note(
+                    incident, "takeover", f"{action} {target}: found sent by the dead run: not sent again"
+                )
+                return
         try:
             run()
         except failure as exc:

@@ -10,6 +10,7 @@ Usage::
     # -> 202 {"status": "success", "message": "Event processed", "dedup_key": "incident-42"}
     pd.alert("incident-42").status        # "triggered" -> "acknowledged" -> "resolved"
     pd.fail_next(1, "http_500")           # also "timeout" (delay_s) and "rate_limited" (429)
+    held = pd.hold_next(landed=False)     # the next event hangs, never applied, until held.release()
 
 Following PagerDuty's documentation (developer-docs, events-API-v2):
 - `routing_key` (32-character integration key) and `event_action` (`trigger`, `acknowledge`,
@@ -24,6 +25,9 @@ Following PagerDuty's documentation (developer-docs, events-API-v2):
   that `dedup_key` on the same routing key; once resolved, a trigger opens a new alert, while
   acknowledge/resolve events are dropped (still 202: the API is asynchronous).
 - Rate limiting is HTTP 429 (PagerDuty: "Request Limit Exceeded").
+
+`hold_next(landed=...)` (sandbox/holds.py) makes the next event hang until released: applied first and
+only its answer held (`landed=True`), or never applied (`landed=False`); tests kill the sender there.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from sandbox.holds import HeldCalls, Hold
 from sandbox.httpserver import Request, Response, StandIn
 
 __all__ = ["DEFAULT_ROUTING_KEY", "PagerDutyAlert", "PagerDutyStandIn"]
@@ -87,9 +92,11 @@ class PagerDutyStandIn(StandIn):
         self._lock = threading.Lock()
         self._alerts: list[PagerDutyAlert] = []
         self._dropped: list[dict[str, Any]] = []
+        self.holds = HeldCalls()
         self.server.route("POST", "/v2/enqueue", self._enqueue)
 
     def _reset_state(self) -> None:
+        self.holds.release_all()
         with self._lock:
             self._alerts.clear()
             self._dropped.clear()
@@ -155,8 +162,27 @@ class PagerDutyStandIn(StandIn):
         else:
             raise ValueError(f"unknown PagerDuty fault {kind!r} (http_500, timeout, rate_limited)")
 
+    def hold_next(self, *, landed: bool = True) -> Hold:
+        """The next event hangs until `release()` or `stop()`: applied first when `landed` (its answer
+        held), never applied otherwise."""
+        return self.holds.add("enqueue", landed=landed)
+
+    def stop(self) -> None:
+        self.holds.release_all()
+        super().stop()
+
     # -- HTTP ---------------------------------------------------------------------------------------
     def _enqueue(self, request: Request) -> Response:
+        hold = self.holds.take("enqueue")
+        if hold is not None and not hold.landed:
+            hold.wait()
+            return Response.json({"status": "error", "message": "Service Unavailable"}, status=503)
+        answer = self._accept(request)
+        if hold is not None:
+            hold.wait()
+        return answer
+
+    def _accept(self, request: Request) -> Response:
         try:
             event = json.loads(request.raw_body or b"")
         except (ValueError, UnicodeDecodeError):

@@ -14,9 +14,12 @@ Usage::
     slack.fail_next(1, "ok_false", error="internal_error")
     slack.fail_next(1, "rate_limited", retry_after_s=1)   # HTTP 429 + Retry-After, error "ratelimited"
     slack.fail_next(1, "timeout", delay_s=5)      # answers after 5 s: a client timeout
+    held = slack.hold_next("chat.postMessage", landed=True)   # the next post is stored, its answer held
+    held.reached.wait(5); ...; held.release()     # (the test kills its sender meanwhile)
 
 Methods (POST or GET, `https://slack.com/api/METHOD` shape): `chat.postMessage`, `chat.update`,
-`reactions.add`, `reactions.get`, `conversations.replies`, `conversations.history`, `auth.test`.
+`reactions.add`, `reactions.get`, `conversations.replies`, `conversations.history`,
+`conversations.list`, `auth.test`.
 Arguments come as JSON (`application/json`, token only in the `Authorization: Bearer` header, as Slack
 requires), as form fields (`application/x-www-form-urlencoded`, token in the header or a `token`
 field) or as query parameters. Errors are HTTP 200 with `{"ok": false, "error": CODE}`: `not_authed`
@@ -24,6 +27,16 @@ field) or as query parameters. Errors are HTTP 200 with `{"ok": false, "error": 
 `thread_not_found`, `already_reacted`, `invalid_name`, `no_item_specified`; an unknown method is
 HTTP 404 `unknown_method`. A reply whose `thread_ts` names no message is posted top-level, as Slack
 does. `ts` values are unique and increase (microsecond steps from the clock).
+
+Message metadata, as Slack has it: `chat.postMessage` takes `metadata` (`{"event_type": str,
+"event_payload": object}`, a JSON string in a form post); malformed is `invalid_metadata_format`, over
+the size limit `metadata_too_large`. The message in `chat.postMessage`'s answer carries it;
+`conversations.history` and `conversations.replies` return it only with `include_all_metadata=true`.
+
+`hold_next(method, landed=...)` makes the next call of `method` hang until `release()` (or the server
+stops): with `landed=True` the call is carried out first and only its answer held (the sender dies
+after Slack had it); with `landed=False` it is never carried out (the sender dies before). Tests use it
+to make a kill land between a message's claim and its answer, deterministically.
 
 Why one module past 400 lines: it is one stand-in, the Slack Web API; its methods share the channel and
 message store, the auth and the argument parsing.
@@ -40,6 +53,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+from sandbox.holds import HeldCalls, Hold
 from sandbox.httpserver import HttpError, Request, Response, StandIn
 
 __all__ = ["SlackStandIn", "channel_id_for"]
@@ -53,6 +67,7 @@ _METHODS = (
     "reactions.get",
     "conversations.replies",
     "conversations.history",
+    "conversations.list",
     "auth.test",
 )
 _EMOJI_NAME = re.compile(r"^[a-z0-9_+'-]{1,100}$")
@@ -61,6 +76,7 @@ _TEAM_ID = "T0SANDBOX1"
 _BOT_USER_ID = "U0RUNBOOK1"
 _BOT_ID = "B0RUNBOOK1"
 _APP_ID = "A0RUNBOOK1"
+_METADATA_MAX_BYTES = 8000  # Slack's documented limit on a message's metadata is of this order
 
 
 def channel_id_for(name: str) -> str:
@@ -93,6 +109,7 @@ class SlackStandIn(StandIn):
         self._channels: dict[str, str] = {}  # id -> name
         self._messages: dict[str, list[dict[str, Any]]] = {}  # channel id -> messages in ts order
         self._last_ts_us = 0
+        self.holds = HeldCalls()
         self._reset_state()
         for method in _METHODS:
             for verb in ("GET", "POST"):
@@ -102,6 +119,7 @@ class SlackStandIn(StandIn):
 
     # -- state helpers (in-process, for tests, the demo and drills) --------------------------------
     def _reset_state(self) -> None:
+        self.holds.release_all()
         with self._lock:
             self._channels = {channel_id_for(name): name for name in self._initial_channels}
             self._messages = {cid: [] for cid in self._channels}
@@ -197,6 +215,17 @@ class SlackStandIn(StandIn):
         else:
             raise ValueError(f"unknown Slack fault {kind!r} (http_500, ok_false, timeout, rate_limited)")
 
+    def hold_next(self, method: str = "chat.postMessage", *, landed: bool = True) -> Hold:
+        """The next call of `method` hangs until `release()` or `stop()`: carried out first when `landed`
+        (only its answer is held), never carried out otherwise (see the module docstring)."""
+        if method not in _METHODS:
+            raise ValueError(f"unknown Slack method {method!r}")
+        return self.holds.add(method, landed=landed)
+
+    def stop(self) -> None:
+        self.holds.release_all()
+        super().stop()
+
     # -- HTTP ---------------------------------------------------------------------------------------
     def _endpoint(self, method: str) -> Callable[[Request], Response]:
         def handle(request: Request) -> Response:
@@ -208,7 +237,14 @@ class SlackStandIn(StandIn):
                 return _error("not_authed")
             if not hmac.compare_digest(token.encode(), self.token.encode()):
                 return _error("invalid_auth")
-            return getattr(self, "_m_" + method.replace(".", "_"))(args)
+            hold = self.holds.take(method)
+            if hold is not None and not hold.landed:
+                hold.wait()
+                return Response.json({"ok": False, "error": "service_unavailable"}, status=503)
+            answer: Response = getattr(self, "_m_" + method.replace(".", "_"))(args)
+            if hold is not None:
+                hold.wait()
+            return answer
 
         return handle
 
@@ -236,6 +272,11 @@ class SlackStandIn(StandIn):
             return _error("no_text")
         if len(_str(args.get("text"))) > 40000:
             return _error("msg_too_long")
+        metadata, problem = _metadata(args.get("metadata"))
+        if problem:
+            return _error(problem)
+        if metadata is not None:
+            args = {**args, "metadata": metadata}
         with self._lock:
             message = self._post(cid, args, user=_BOT_USER_ID, bot=True)
         return _ok(channel=cid, ts=message["ts"], message=_public(message))
@@ -303,8 +344,9 @@ class SlackStandIn(StandIn):
         ts = _str(args.get("ts"))
         if not ts:
             return _error("invalid_arguments")
+        meta = _truthy(args.get("include_all_metadata"))
         with self._lock:
-            thread = [_public(m) for m in self._thread_of(cid, ts)]
+            thread = [_public(m, metadata=meta) for m in self._thread_of(cid, ts)]
         if not thread:
             return _error("thread_not_found")
         limit = _int(args.get("limit"), default=1000)
@@ -312,15 +354,25 @@ class SlackStandIn(StandIn):
             messages=thread[:limit], has_more=len(thread) > limit, response_metadata={"next_cursor": ""}
         )
 
+    def _m_conversations_list(self, args: dict[str, Any]) -> Response:
+        """The channels, by ID and name (one page: the sandbox has a handful)."""
+        with self._lock:
+            channels = [
+                {"id": cid, "name": name, "is_channel": True, "is_archived": False}
+                for cid, name in sorted(self._channels.items(), key=lambda item: item[1])
+            ]
+        return _ok(channels=channels, response_metadata={"next_cursor": ""})
+
     def _m_conversations_history(self, args: dict[str, Any]) -> Response:
         cid = self._resolve_channel(_str(args.get("channel")))
         if cid is None:
             return _error("channel_not_found")
         oldest = float(_str(args.get("oldest")) or 0)
         limit = _int(args.get("limit"), default=100)
+        meta = _truthy(args.get("include_all_metadata"))
         with self._lock:
             top = [
-                _public(m)
+                _public(m, metadata=meta)
                 for m in reversed(self._messages[cid])
                 if (m.get("thread_ts") in (None, m["ts"])) and float(m["ts"]) >= oldest
             ]
@@ -374,6 +426,8 @@ class SlackStandIn(StandIn):
         for key in ("blocks", "attachments"):
             if args.get(key) not in (None, ""):
                 message[key] = _maybe_json(args[key])
+        if isinstance(args.get("metadata"), dict):
+            message["metadata"] = args["metadata"]
         thread_ts = _str(args.get("thread_ts"))
         parent = self._find(cid, thread_ts) if thread_ts else None
         if parent is not None:
@@ -474,7 +528,31 @@ def _add_reaction(message: dict[str, Any], name: str, user: str) -> bool:
     return True
 
 
-def _public(message: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy without internal keys (what goes on the wire)."""
+def _public(message: dict[str, Any], *, metadata: bool = True) -> dict[str, Any]:
+    """A deep copy without internal keys (what goes on the wire); `metadata=False` leaves the message's
+    metadata out (what `conversations.*` answer without `include_all_metadata`)."""
     copied: dict[str, Any] = json.loads(json.dumps(message))
+    if not metadata:
+        copied.pop("metadata", None)
     return copied
+
+
+def _metadata(value: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """`chat.postMessage`'s `metadata` (an object, or its JSON in a form post): (metadata, error code)."""
+    if value in (None, ""):
+        return None, None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None, "invalid_metadata_format"
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("event_type"), str)
+        or not value["event_type"]
+        or not isinstance(value.get("event_payload"), dict)
+    ):
+        return None, "invalid_metadata_format"
+    if len(json.dumps(value)) > _METADATA_MAX_BYTES:
+        return None, "metadata_too_large"
+    return {"event_type": value["event_type"], "event_payload": value["event_payload"]}, None

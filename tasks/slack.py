@@ -25,6 +25,13 @@ again, `post_message` looks for it (the thread's replies, or the channel's recen
 the message it finds instead of posting twice. This narrows the window; it cannot close it (a request
 the server is still working on when we look is not there yet), which is why the flows also claim each
 message once per incident in the store.
+
+Every message the runbooks post carries Slack message `metadata` naming the store claim it was sent
+under (`tag(claim_key)`: `{"event_type": "incident_runbook_message", "event_payload": {"claim": KEY}}`).
+When a run died between claiming a message and finishing the claim, the run that takes the claim over
+asks Slack with `find_tagged` (`conversations.replies` in the thread, or `conversations.history` of the
+channel, with `include_all_metadata`; a `#name` is first turned into its ID with `conversations.list`,
+as those methods take IDs only) whether the message is there, and posts it only when it is not.
 """
 
 from __future__ import annotations
@@ -50,10 +57,17 @@ __all__ = [
     "SlackNotConfigured",
     "bot_user_id",
     "call",
+    "channel_id",
+    "find_tagged",
     "get_reactions",
     "post_message",
+    "tag",
     "update_message",
 ]
+
+METADATA_EVENT = "incident_runbook_message"
+"""The `event_type` of the metadata on every message the runbooks post (see `tag`)."""
+_PAGES = 10  # conversations.* pages read, at most, looking for a tagged message
 
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -203,14 +217,72 @@ def _landed(
     return None
 
 
+def tag(claim_key: str) -> dict[str, Any]:
+    """The message `metadata` that names the store claim a message is sent under."""
+    return {"event_type": METADATA_EVENT, "event_payload": {"claim": claim_key}}
+
+
+def channel_id(channel: str) -> str:
+    """The ID of `channel` (`#name` looked up with `conversations.list`; an ID as it is): Slack's
+    `conversations.*` methods take IDs only. `SlackFailed` (`channel_not_found`) when no channel has it."""
+    if not channel.startswith("#"):
+        return channel
+    name, args = (
+        channel[1:],
+        {"limit": 1000, "exclude_archived": True, "types": "public_channel,private_channel"},
+    )
+    for _ in range(_PAGES):
+        body = call("conversations.list", args)
+        for found in body.get("channels", []):
+            if found.get("name") == name and found.get("id"):
+                return str(found["id"])
+        cursor = (body.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+        args = {**args, "cursor": cursor}
+    raise SlackFailed("conversations.list", "channel_not_found", transient=False)
+
+
+def find_tagged(
+    channel: str, claim_key: str, thread_ts: str | None = None, since: float = 0.0
+) -> SlackMessage | None:
+    """Our message sent under `claim_key` (its metadata, see `tag`): in the thread `thread_ts`, or among the
+    channel's top-level messages since `since` (epoch seconds); None when it is not there."""
+    method = "conversations.replies" if thread_ts else "conversations.history"
+    channel = channel_id(channel)
+    args: dict[str, Any] = {"channel": channel, "limit": 200, "include_all_metadata": True}
+    args.update({"ts": thread_ts} if thread_ts else {"oldest": f"{max(since, 0.0):.6f}"})
+    for _ in range(_PAGES):
+        body = call(method, args)
+        for message in body.get("messages", []):
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == METADATA_EVENT and payload.get("claim") == claim_key:
+                return SlackMessage(
+                    channel=str(body.get("channel") or channel),
+                    ts=str(message["ts"]),
+                    thread_ts=thread_ts,
+                    text=str(message.get("text", "")),
+                    found_after_lost_answer=True,
+                )
+        cursor = (body.get("response_metadata") or {}).get("next_cursor")
+        if not body.get("has_more") or not cursor:
+            return None
+        args["cursor"] = cursor
+    return None
+
+
 def send_message(
     channel: str,
     text: str,
     thread_ts: str | None = None,
     reply_broadcast: bool = False,
     policy: RetryPolicy = RETRY,
+    metadata: dict[str, Any] | None = None,
 ) -> SlackMessage:
-    """`chat.postMessage` (the plain function behind `post_message`; usable from any thread)."""
+    """`chat.postMessage` (the plain function behind `post_message`; usable from any thread).
+
+    `metadata`: Slack message metadata (`tag(claim_key)`), so a later run can recognise the message."""
     if not text.strip():
         raise ValueError("text: a Slack message needs text")
     # Slack's ts is epoch seconds from Slack's clock: allow ours to be a little ahead.
@@ -227,6 +299,7 @@ def send_message(
             "thread_ts": thread_ts,
             "reply_broadcast": reply_broadcast or None,
             "unfurl_links": False,
+            "metadata": metadata,
         },
         policy=policy,
         before_retry=look_first,
@@ -243,10 +316,14 @@ def send_message(
 
 @task(name="post_message", cache_policy=NO_CACHE)
 def post_message(
-    channel: str, text: str, thread_ts: str | None = None, reply_broadcast: bool = False
+    channel: str,
+    text: str,
+    thread_ts: str | None = None,
+    reply_broadcast: bool = False,
+    metadata: dict[str, Any] | None = None,
 ) -> SlackMessage:
     """Post `text` to `channel` (`#name` or an ID), in the thread `thread_ts` when given."""
-    return send_message(channel, text, thread_ts, reply_broadcast)
+    return send_message(channel, text, thread_ts, reply_broadcast, metadata=metadata)
 
 
 @task(name="update_message", cache_policy=NO_CACHE)

@@ -33,7 +33,7 @@ from flows.response.assess import assess
 from flows.response.handover import hand_over
 from flows.response.options import FIXED, Resolution, ResponseOptions
 from flows.response.triage import triage_incident
-from flows.response.verify import verify
+from flows.response.verify import earlier_result, verify
 from flows.status_updates import Board, StatusUpdates
 from flows.targets import probe_service
 from runbook.messages import clock, header_label, human_duration
@@ -144,7 +144,8 @@ def _p1(
     # Minute 3-5: Action, then verify
     step = "Rolling back" if decided.decision == Triage.ROLLBACK else "Applying the fix"
     board.doing(f"{step} ({decided.runbook})")
-    result = run_runbook(rec, decided.runbook, incident, opts.options, opts.dry_run)
+    # Taking over from a generation that was verifying: go on verifying, the fix is not made again.
+    result = earlier_result(rec) or run_runbook(rec, decided.runbook, incident, opts.options, opts.dry_run)
     comms.post("action", f"Action ({decided.runbook}): {result.outcome.value}: {result.summary}")
     board.done(f"{step} ({decided.runbook}): {result.outcome.value}", was=f"{step} ({decided.runbook})")
     return result, verify(rec, comms, board, incident, result, found.root_cause(), opts)

@@ -4,6 +4,12 @@
 Usage::
 
     resolution = verify(rec, comms, board, incident, result, root_cause, opts)   # None: not fixed
+    result = earlier_result(rec) or run_runbook(...)     # taking over: the fix is not made (or waited) again
+
+A generation that takes the incident over (flows/response/ownership.py) while the earlier one was
+verifying does not run the runbook again (its rollout wait and settle): `earlier_result` gives the
+outcome the earlier generation's runbook recorded, when it fixed the service, and verification goes on
+from there: the probes are made again, messages already posted are not.
 """
 
 from __future__ import annotations
@@ -17,10 +23,10 @@ from flows.response.options import FIXED, Resolution, ResponseOptions, sentence
 from flows.status_updates import Board
 from flows.targets import probe_service
 from runbook.messages import human_duration
-from runbook.models import Incident, IncidentStatus, RunbookResult, utc_now
+from runbook.models import Incident, IncidentStatus, RunbookOutcome, RunbookResult, utc_now
 from tasks import runtime
 
-__all__ = ["STABILITY_PROBES", "verify"]
+__all__ = ["STABILITY_PROBES", "earlier_result", "verify"]
 
 STABILITY_PROBES = 3
 """How many times the service is probed across the stability window."""
@@ -60,3 +66,41 @@ def verify(
             return None
     board.done("Stable", was=f"Monitoring stability ({window})")
     return Resolution(summary=result.summary, root_cause=root, resolution=[sentence(result.summary)])
+
+
+def earlier_result(rec: Record) -> RunbookResult | None:
+    """Taking over: the runbook outcome an earlier generation recorded, when it fixed the service (else None).
+
+    Only in a run that took the incident over (its timeline says `takeover`); the latest `outcome` a
+    runbook subflow (not `respond`) stored for the incident, with its outcome among `FIXED`.
+    """
+    if rec.dry_run or not any(e.kind == "takeover" for e in rec.timeline):
+        return None
+    earlier = [
+        e
+        for e in runtime.store().timeline(rec.incident.id)
+        if e.kind == "outcome"
+        and e.actor.startswith("runbook:")
+        and e.actor != rec.actor
+        and e.evidence
+        and e.evidence.get("outcome") in {o.value for o in FIXED}
+    ]
+    if not earlier:
+        return None
+    last = earlier[-1]
+    evidence = last.evidence or {}
+    runbook = last.actor.removeprefix("runbook:")
+    outcome, summary = RunbookOutcome(evidence["outcome"]), str(evidence.get("summary") or "")
+    rec.note(
+        "takeover",
+        f"{runbook} already ended {outcome.value} at {last.at:%H:%M:%S} UTC ({summary}): not run again; "
+        "verification goes on from here",
+    )
+    return RunbookResult(
+        runbook=runbook,
+        incident_id=rec.incident.id,
+        outcome=outcome,
+        summary=summary,
+        started_at=last.at,
+        finished_at=last.at,
+    )

@@ -81,6 +81,31 @@ class ActionRecords:
             raise StoreFailed(f"claim {key!r} neither inserted nor found")
         return Claim(won=won_it, record=action_of(record))
 
+    def adopt_action(
+        self, key: str, from_run_id: str, run_id: str | None, detail: str | None = None
+    ) -> Claim:
+        """Take over a claim left started-but-unfinished by the run `from_run_id` (now dead).
+
+        Exactly one of any number of concurrent callers wins: the claim passes to `run_id` only while it
+        is still `claimed` by `from_run_id` (one conditional UPDATE). The caller then finds out from the
+        world whether the action happened (flows/orphans.py) before doing it again.
+        """
+        values = {"run_id": run_id, "claimed_at": utc_now(), **({} if detail is None else {"detail": detail})}
+        with self._db.tx(write=True) as conn:
+            moved = conn.execute(
+                update(actions)
+                .where(
+                    actions.c.key == key,
+                    actions.c.status == ActionStatus.CLAIMED.value,
+                    actions.c.run_id == from_run_id,
+                )
+                .values(**values)
+            ).rowcount
+            row = conn.execute(select(actions).where(actions.c.key == key)).mappings().first()
+        if row is None:
+            raise NotFound(f"no action {key!r}")
+        return Claim(won=moved == 1, record=action_of(row))
+
     def finish_action(self, key: str, status: ActionStatus, detail: str | None = None) -> ActionRecord:
         """Record how a claimed action ended (`detail` replaces the claim's when given)."""
         status = ActionStatus(status)

@@ -9,6 +9,8 @@ runner, intake's sweeper, and one sandbox world, shared by the module (each test
 - `runner`: `respond.serve()` in its own process group (a run per child process, heartbeats every
   30 s), restartable after a test killed it (`runner.ensure()`), as Kubernetes restarts a pod.
 - `sweeper`: intake's sweeper (intake/sweep.py) in a thread of this process, one pass a second.
+- `stand_ins`: for the cheap tests, no server of their own: Slack and PagerDuty stand-ins and a SQLite
+  store, the RUNBOOK_* settings pointed at them; `open_p1(name)` opens a P1 incident in that store.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ import pytest
 
 from flows.automations import apply, load_crash_detection_settings
 from intake.sweep import Sweeper, SweepSettings
+from runbook.models import Alert, AlertSource, Incident, Signals
+from runbook.severity import Severity
+from sandbox.pagerduty import PagerDutyStandIn
 from sandbox.postgres import EmbeddedPostgres, free_port
+from sandbox.slack import SlackStandIn
 from sandbox.testing import running_world, wait_for
 from sandbox.world import World
 from tasks import runtime
@@ -245,3 +251,52 @@ def deployment_id(server: str, runner: Runner) -> Any:
 
     wait_for(registered, timeout_s=90, interval_s=0.5)
     return found[-1]
+
+
+SLACK_TOKEN = "xoxb-durable-test-token-0001"
+PD_KEY = "R0DURABLETESTROUTINGKEY000000001"
+
+
+@pytest.fixture
+def stand_ins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[SlackStandIn, PagerDutyStandIn]]:
+    slack = SlackStandIn(token=SLACK_TOKEN).start()
+    pagerduty = PagerDutyStandIn(routing_keys=[PD_KEY]).start()
+    env = {
+        "RUNBOOK_ENVIRONMENT": "sandbox",
+        "RUNBOOK_STORE_URL": f"sqlite:///{tmp_path / 'incidents.sqlite3'}",
+        "RUNBOOK_SLACK_API_URL": f"{slack.url}/api",
+        "RUNBOOK_SLACK_TOKEN": SLACK_TOKEN,
+        "RUNBOOK_PAGERDUTY_EVENTS_URL": f"{pagerduty.url}/v2/enqueue",
+        "RUNBOOK_PAGERDUTY_ROUTING_KEY": PD_KEY,
+        "RUNBOOK_RETRY_BACKOFF_SCALE": "0",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    runtime.reset()
+    try:
+        yield slack, pagerduty
+    finally:
+        runtime.reset()
+        slack.stop()
+        pagerduty.stop()
+
+
+def open_p1(name: str, runbook: str | None = None) -> Incident:
+    """A P1 incident for emotionscare in the test's store (fingerprint `name`)."""
+    store = runtime.store()
+    alert = store.add_alert(
+        Alert(
+            source=AlertSource.ALERTMANAGER,
+            fingerprint=name,
+            name="ServiceDown",
+            service="emotionscare",
+            annotations={"summary": f"emotionscare down ({name})"},
+            signals=Signals(),
+        )
+    )
+    incident, created = store.open_incident_for(alert, Severity.P1, "test.rule", runbook)
+    assert created
+    return incident

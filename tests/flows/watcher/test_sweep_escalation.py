@@ -3,65 +3,20 @@ with the same claims as the escalation watch; an acknowledgement settles the ste
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from intake.sweep import ACTOR, Sweeper, SweepSettings
-from runbook.models import Alert, AlertSource, Incident, IncidentStatus, Signals, utc_now
-from runbook.severity import Severity
+from runbook.models import Incident, IncidentStatus, utc_now
 from runbook.store import Deadline
 from sandbox.pagerduty import PagerDutyStandIn
 from sandbox.slack import SlackStandIn
 from tasks import runtime
 
-SLACK_TOKEN = "xoxb-durable-test-token-0001"
-PD_KEY = "R0DURABLETESTROUTINGKEY000000001"
-
-
-@pytest.fixture
-def stand_ins(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[tuple[SlackStandIn, PagerDutyStandIn]]:
-    slack = SlackStandIn(token=SLACK_TOKEN).start()
-    pagerduty = PagerDutyStandIn(routing_keys=[PD_KEY]).start()
-    env = {
-        "RUNBOOK_ENVIRONMENT": "sandbox",
-        "RUNBOOK_STORE_URL": f"sqlite:///{tmp_path / 'incidents.sqlite3'}",
-        "RUNBOOK_SLACK_API_URL": f"{slack.url}/api",
-        "RUNBOOK_SLACK_TOKEN": SLACK_TOKEN,
-        "RUNBOOK_PAGERDUTY_EVENTS_URL": f"{pagerduty.url}/v2/enqueue",
-        "RUNBOOK_PAGERDUTY_ROUTING_KEY": PD_KEY,
-        "RUNBOOK_RETRY_BACKOFF_SCALE": "0",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(tmp_path)
-    runtime.reset()
-    try:
-        yield slack, pagerduty
-    finally:
-        runtime.reset()
-        slack.stop()
-        pagerduty.stop()
+from .conftest import open_p1
 
 
 def _incident() -> Incident:
-    store = runtime.store()
-    alert = store.add_alert(
-        Alert(
-            source=AlertSource.ALERTMANAGER,
-            fingerprint="sweep:esc",
-            name="ServiceDown",
-            service="emotionscare",
-            annotations={"summary": "emotionscare down"},
-            signals=Signals(),
-        )
-    )
-    incident, _ = store.open_incident_for(alert, Severity.P1, "test.rule", None)
-    return incident
+    return open_p1("sweep:esc")
 
 
 def _lead(incident: Incident, due_s_ago: float) -> Deadline:

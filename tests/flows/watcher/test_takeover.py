@@ -18,13 +18,12 @@ import pytest
 
 from intake.dispatch import respond_parameters
 from intake.sweep import Sweeper
-from runbook.models import ActionStatus, Alert, AlertSource, Incident, IncidentStatus, Signals
-from runbook.severity import Severity
+from runbook.models import ActionStatus, Incident, IncidentStatus
 from sandbox.testing import wait_for
 from sandbox.world import GOOD_IMAGE, World
 from tasks import runtime
 
-from .conftest import Runner
+from .conftest import Runner, open_p1
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -73,20 +72,7 @@ PHASES: dict[str, tuple[Callable[[str], bool], str]] = {
 
 
 def _open_p1(phase: str) -> Incident:
-    store = runtime.store()
-    alert = store.add_alert(
-        Alert(
-            source=AlertSource.ALERTMANAGER,
-            fingerprint=f"durable:{phase}",
-            name="ServiceDown",
-            service="emotionscare",
-            annotations={"summary": f"emotionscare down ({phase})"},
-            signals=Signals(),
-        )
-    )
-    incident, created = store.open_incident_for(alert, Severity.P1, "test.rule", "service-down")
-    assert created
-    return incident
+    return open_p1(f"durable:{phase}", "service-down")
 
 
 def _dispatch(deployment_id: Any, incident: Incident) -> str:
@@ -171,6 +157,9 @@ def test_kill_at_each_phase_is_taken_over_and_resolved_once(
     # nobody acknowledged: the team lead was escalated to, exactly once, whoever fired it
     lead = [t for t in texts if "escalated to you (team lead)" in t]
     assert len(lead) == 1, texts
+    if phase == "verifying":  # the fix was made and recorded: verification goes on, no second runbook run
+        goes_on = [e.message for e in _timeline(incident.id, "takeover", "runbook:respond")]
+        assert any("service-down already ended rolled_back" in m for m in goes_on), goes_on
     fired = {d.key: d.fired_by for d in runtime.store().deadlines(incident.id)}
     print(f"{phase}: team lead escalation fired by {fired.get('P1:team-lead@300s')}")
     assert fired.get("P1:team-lead@300s")
