@@ -69,10 +69,12 @@ def escalations(incident_id: str) -> list[str]:
 def test_unacknowledged_p1_past_its_deadline_escalates_to_the_lead_and_pages(
     slack: SlackStandIn, pagerduty: PagerDutyStandIn
 ) -> None:
-    incident_id = incident_started(8, Severity.P1)
+    # The lead is due at 20 s, DevOps at 40 s (scale 1/15): 19 s for the thread and the tick, which a
+    # loaded machine needed more than the 5 s that SCALE leaves (DevOps came due too).
+    incident_id = incident_started(21, Severity.P1)
     ts = open_thread(incident_id)
 
-    tick(incident_id)
+    tick(incident_id, scale=1 / 15)
 
     assert escalations(incident_id) == ["P1:on-call@0s", "P1:team-lead@300s"]
     replies = [m["text"] for m in slack.thread("incidents", ts)[1:]]
@@ -117,14 +119,15 @@ def test_our_own_reactions_are_not_an_acknowledgement(slack: SlackStandIn) -> No
 def test_reclassifying_p2_to_p1_redrives_the_deadlines(
     slack: SlackStandIn, pagerduty: PagerDutyStandIn
 ) -> None:
-    incident_id = incident_started(10, Severity.P2)  # P2's deadline (20 s) not reached; P1's (6.7 s) passed
+    # scale 1/15: P2's deadline (60 s) not reached; P1's lead (20 s) passed, P1's DevOps (40 s) 19 s away
+    incident_id = incident_started(21, Severity.P2)
 
-    tick(incident_id)
+    tick(incident_id, scale=1 / 15)
     assert escalations(incident_id) == ["P2:on-call@0s"]
     assert pagerduty.requests == []  # P2 never pages
 
     runtime.store().update_incident(incident_id, severity=Severity.P1, severity_rule="p1.service_unavailable")
-    tick(incident_id)
+    tick(incident_id, scale=1 / 15)
 
     assert escalations(incident_id) == ["P1:on-call@0s", "P1:team-lead@300s", "P2:on-call@0s"]
     assert [r.json()["event_action"] for r in pagerduty.requests] == ["trigger", "trigger"]
