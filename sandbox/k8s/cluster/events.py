@@ -9,7 +9,6 @@ stays bounded.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,14 +24,9 @@ MAX_EVENTS = 5000
 class ClusterEvents(ClusterBase):
     """`record_event` over the store, with the aggregation index and the `max_events` bound."""
 
-    def __init__(
-        self,
-        clock: Callable[[], datetime] | None = None,
-        pod_start_delay_s: float = 0.0,
-        crash_backoff_s: float = 10.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(clock, pod_start_delay_s, crash_backoff_s, seed)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """`ClusterBase`'s arguments; the event index starts empty."""
+        super().__init__(*args, **kwargs)
         self._event_index: dict[tuple[Any, ...], tuple[str, str]] = {}
         self.max_events = MAX_EVENTS
 
