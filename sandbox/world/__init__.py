@@ -43,7 +43,9 @@ optionally back-dated (`rollout(image, ago=...)`) so a runbook sees a deploy "2 
 
 The package, by what each part does: `specs` (what each service is, tokens, ports), `unit` (one service:
 its Deployment, app, faults and status), `catalogue` (the catalogue file and the kubeconfig),
-`assembly` (`World`: starting, wiring, resetting and reporting the parts).
+`assembly` (`World`: wiring and resetting the parts, the first service's API), `lifecycle` (starting and
+stopping the parts in order), `environment` (the RUNBOOK_* settings pointing at the world), `report`
+(`status()`: what is live and what is broken).
 """
 
 from sandbox.pagerduty import DEFAULT_ROUTING_KEY

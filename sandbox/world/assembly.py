@@ -1,11 +1,11 @@
-"""`World`: the assembly. It starts, wires, resets and reports the parts, each of which lives in its own
-module (sandbox.world.unit for one service's, sandbox.k8s, the stand-ins, sandbox.provider,
-sandbox.traffic, sandbox.faults). See the package docstring for what starts."""
+"""`World`: the assembly. It wires and resets the parts, each of which lives in its own module
+(sandbox.world.unit for one service's, sandbox.k8s, the stand-ins, sandbox.provider, sandbox.traffic,
+sandbox.faults); starting and stopping them is sandbox.world.lifecycle, the settings environment
+sandbox.world.environment, the status report sandbox.world.report. See the package docstring for what
+starts."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import tempfile
 import threading
 import time
@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import faults
-from sandbox.external_apis import API_NAMES, ExternalApis
-from sandbox.k8s import Cluster, ClusterServer, kubeconfig, serve_cluster
+from sandbox.external_apis import ExternalApis
+from sandbox.k8s import Cluster, ClusterServer
 from sandbox.pagerduty import PagerDutyStandIn
 from sandbox.postgres import EmbeddedPostgres
-from sandbox.provider import PROVIDER_PROJECT, PROVIDER_TOKEN, DatabaseProvider
+from sandbox.provider import DatabaseProvider
 from sandbox.sentry import SentryStandIn
-from sandbox.service import FEATURE_FLAGS, EmotionsCare
+from sandbox.service import EmotionsCare
 from sandbox.slack import SlackStandIn
 from sandbox.traffic import SyntheticTraffic
-from sandbox.world.catalogue import catalogue_yaml, write_kubeconfig
+from sandbox.world import environment, report
+from sandbox.world.lifecycle import start_parts, stop_parts
 from sandbox.world.specs import (
     ADMIN_TOKEN,
     API_KEYS,
@@ -172,46 +173,7 @@ class World:
         say = on_progress or (lambda _line: None)
         began = time.perf_counter()
         try:
-            if not self.postgres.running:
-                say(f"starting PostgreSQL on {self.host}:{self.postgres.port}")
-                self.postgres.start()
-            for unit in self.units:
-                if unit.db_name is not None:
-                    self.postgres.create_database(unit.db_name)
-                    say(f"PostgreSQL ready: database {unit.db_name} on {self.host}:{self.postgres.port}")
-                unit.seed()
-            for index, (name, cluster) in enumerate(self._cluster_objects.items()):
-                port = self.port_for("kubernetes" if index == 0 else f"kubernetes-{name}")
-                self.clusters[name] = serve_cluster(cluster, self.host, port, self.tick_interval_s)
-                where = ", ".join(
-                    f"{u.namespace}/{u.deployment_name}" for u in self.units if u.cluster is cluster
-                )
-                say(
-                    f"Kubernetes API emulator ready: {self.clusters[name].url} (cluster {name}, deployment {where})"
-                )
-            self._write_kubeconfig()
-            for standin in (self.slack, self.pagerduty, self.sentry):
-                standin.start(self.host, self.port_for(standin.name))
-            say(
-                f"Slack, PagerDuty, Sentry stand-ins ready: {self.slack.url} {self.pagerduty.url} {self.sentry.url}"
-            )
-            for name in API_NAMES:
-                self.apis.api(name).start(self.host, self.port_for(name))
-            say("Hume, OpenAI, Spotify stand-ins ready: " + " ".join(self.apis.urls.values()))
-            if self.provider is not None:
-                self.provider.start(self.host, self.port_for("database-provider"))
-            for unit in self.units:
-                if unit.spec.external_apis:
-                    unit.service.apis = self.apis.urls
-                unit.service.start(self.host, self.port_for(unit.spec.port_name))
-                say(f"service {unit.name} ready: {unit.service.url} (/health, /api/health)")
-            if self.many:
-                text, _env = catalogue_yaml(self)
-                self.catalogue_path.write_text(text, encoding="utf-8")
-                say(f"service catalogue: {self.catalogue_path}")
-            self.traffic.start()
-            if self.traffic.rate_per_s > 0:
-                say(f"synthetic traffic: {self.traffic.rate_per_s:g} request(s)/s")
+            start_parts(self, say)
         except BaseException:
             self.stop()
             raise
@@ -219,48 +181,10 @@ class World:
         self.start_s = time.perf_counter() - began
         return self
 
-    def _write_kubeconfig(self) -> None:
-        if self.many:
-            write_kubeconfig(self, self.kubeconfig_path)
-        else:
-            kubeconfig(
-                self.clusters[self.units[0].cluster_name].url,
-                self.kubeconfig_path,
-                namespace=self.units[0].namespace,
-            )
-
     def stop(self) -> None:
         """Stop every thread and server, PostgreSQL (its own) or this world's databases (a shared
         server), and delete the data folder it created. Idempotent; safe after a failed start."""
-        self.traffic.stop()
-        for unit in self.units:
-            unit.service.stop()
-        for standin in (self.slack, self.pagerduty, self.sentry, self.provider):
-            if standin is not None and standin.server.listening:
-                standin.stop()
-        self.apis.stop()
-        for server in self.clusters.values():
-            server.stop()
-        self.clusters = {}
-        if self._own_pg:
-            self.postgres.stop()
-        elif self.postgres.running:
-            self._drop_databases()
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def _drop_databases(self) -> None:
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(self.postgres.dsn("postgres"), autocommit=True, connect_timeout=5) as conn:
-            for unit in self.units:
-                if unit.db_name is not None:
-                    conn.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(unit.db_name)
-                        )
-                    )
+        stop_parts(self)
 
     def _trim(self, keep: int = 5000) -> None:
         """Long runs under traffic: forget what the service and the APIs recorded beyond `keep` requests."""
@@ -296,48 +220,7 @@ class World:
         """The RUNBOOK_* environment that points the runbooks at this world (runbook.settings): the first
         service's; a world of many adds RUNBOOK_CATALOGUE, the kubeconfig of its clusters' contexts and
         the variables the catalogue's `{env: ...}` references name."""
-        k8s = self.k8s
-        if k8s is None:
-            raise RuntimeError("World.settings_env(): start() the world first")
-        first = self.units[0]
-        apis = [
-            {"name": api, "health_url": self.apis.health_url(api), "feature_flag": flag, "feature": feature}
-            for flag, (feature, api) in FEATURE_FLAGS.items()
-            if api is not None
-        ]
-        env = {
-            "RUNBOOK_ENVIRONMENT": "sandbox",
-            "RUNBOOK_SERVICE_NAME": first.name,
-            "RUNBOOK_SERVICE_BASE_URL": first.service.url,
-            "RUNBOOK_SERVICE_ADMIN_TOKEN": ADMIN_TOKEN,
-            "RUNBOOK_KUBERNETES_API_URL": k8s.url,
-            "RUNBOOK_KUBERNETES_NAMESPACE": first.namespace,
-            "RUNBOOK_KUBERNETES_DEPLOYMENT": first.deployment_name,
-            "RUNBOOK_DATABASE_DSN": self.dsn,
-            "RUNBOOK_EXTERNAL_APIS": json.dumps(apis),
-            "RUNBOOK_SLACK_API_URL": f"{self.slack.url}/api",
-            "RUNBOOK_SLACK_TOKEN": SLACK_TOKEN,
-            "RUNBOOK_PAGERDUTY_EVENTS_URL": f"{self.pagerduty.url}/v2/enqueue",
-            "RUNBOOK_PAGERDUTY_ROUTING_KEY": first.spec.routing_key,
-            "RUNBOOK_SENTRY_API_URL": f"{self.sentry.url}/api/0",
-            "RUNBOOK_SENTRY_TOKEN": SENTRY_TOKEN,
-            "RUNBOOK_SENTRY_ORG": "emotionscare",
-            "RUNBOOK_SENTRY_PROJECT": first.name,
-            "RUNBOOK_STORE_URL": self.store_url,
-        }
-        if self.provider is not None:
-            env |= {
-                "RUNBOOK_DATABASE_SUPABASE_API_URL": self.provider.url,
-                "RUNBOOK_DATABASE_SUPABASE_PROJECT_REF": PROVIDER_PROJECT,
-                "RUNBOOK_DATABASE_SUPABASE_TOKEN": PROVIDER_TOKEN,
-            }
-        if self.many:
-            _text, refs = catalogue_yaml(self)
-            env |= refs | {
-                "RUNBOOK_CATALOGUE": str(self.catalogue_path),
-                "RUNBOOK_KUBERNETES_KUBECONFIG": str(self.kubeconfig_path),
-            }
-        return env
+        return environment.settings_env(self)
 
     # -- the first service's Deployment (today's API; `unit(name)` for the others) -----------------
     @contextmanager
@@ -432,29 +315,4 @@ class World:
         """What is live and what is broken, for `python -m sandbox status` and the control API: the first
         service's as before, and under `services` each service's cluster, namespace, Deployment, health
         URLs and active faults."""
-        first = self.units[0]
-        dep = first.deployment()
-        revision = self.service.revision
-        with self.lock:
-            active = {f.name: f.describe() for f in self.fault_state.values() if f.in_force()}
-        return {
-            "faults": active,
-            "deployment": {
-                "name": f"{first.namespace}/{first.deployment_name}",
-                "image": first.live_image(),
-                "revision": first.revision(),
-                "replicas": dep["spec"].get("replicas"),
-                "ready": len(self.service.ready_pods),
-                "env": first.live_env(),
-                "bad": bool(revision and revision.bad),
-            },
-            "service": {
-                "url": self.service.url,
-                "listening": self.service.server.listening,
-                "db_pool": self.service.db.stats(),
-                "metrics": {k: v for k, v in self.service.stats.window().items() if k != "routes"},
-            },
-            "postgres": "running" if self.postgres.running else "stopped",
-            "apis": {name: self.apis.mode(name) for name in API_NAMES},
-            "services": {unit.name: unit.status() for unit in self.units},
-        }
+        return report.status(self)

@@ -17,38 +17,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from flows.automations import AUTOMATION_NAME, apply, desired, load_crash_detection_settings, show
 from runbook.errors import SettingsError
-from sandbox.postgres import free_port
 from sandbox.testing import wait_for
+from sandbox.testing_prefect import prefect_env, prefect_server, stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
-PREFECT = str(Path(sys.executable).with_name("prefect"))
+_PROCESS_ENV = {"PREFECT_RUNNER_POLL_FREQUENCY": "1", "PYTHONUNBUFFERED": "1"}
+"""What every Prefect process here gets (the server, the runners, the CLI): runners poll each second."""
 
 
 def _env(api: str, home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    return env | {
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PYTHONUNBUFFERED": "1",
-        **extra,
-    }
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    return prefect_env(api, home, **_PROCESS_ENV, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -56,29 +38,8 @@ def server(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """A Prefect server with its services (triggers, actions), on PostgreSQL; its API URL."""
     home = tmp_path_factory.mktemp("prefect-server")
     dsn = pg_server.create_database("prefect_zombies").replace("postgresql://", "postgresql+asyncpg://", 1)
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    with open(home / "server.log", "wb") as log:
-        proc = subprocess.Popen(
-            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=_env(api, home, PREFECT_API_DATABASE_CONNECTION_URL=dsn),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{api}/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(lambda: ready() or proc.poll() is not None, timeout_s=120, interval_s=0.3)
-        assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
-        yield api
-    finally:
-        _stop(proc)
+    with prefect_server(home, database_url=dsn, extra_env=_PROCESS_ENV) as base:
+        yield f"{base}/api"
 
 
 @pytest.fixture
@@ -291,4 +252,4 @@ def test_a_killed_runner_s_run_is_set_crashed_and_a_live_one_is_not(on_server: s
         print(f"kill -9 → Crashed in {took:.1f} s (heartbeat {heartbeat_s} s, window {window_s} s)")
     finally:
         for proc in runners.values():
-            _stop(proc)
+            stop_group(proc)

@@ -4,10 +4,6 @@ shows the choices without switching any union."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +14,10 @@ import pytest
 from flows import catalogue
 from flows.form import apply, catalogue_services, service_choices, with_service_choices
 from flows.service_down import service_down
-from sandbox.ports import free_port
-from sandbox.testing import wait_for
+from sandbox.testing_prefect import prefect_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts"
-PREFECT = str(Path(sys.executable).with_name("prefect"))
 SERVICES = ["payments", "emotionscare"]  # catalogue order, not alphabetical
 
 
@@ -150,39 +144,8 @@ def test_apply_gives_deployments_registered_by_prefect_deploy_the_choices(
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`prefect server start` with its UI (the session's harness serves the API only); its base URL."""
     home = tmp_path_factory.mktemp("prefect-form-ui")
-    base = f"http://127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": f"{base}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    port = base.rsplit(":", 1)[1]
-    with open(home / "server.log", "wb") as log:
-        proc = subprocess.Popen(
-            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", port],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{base}/api/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(lambda: ready() or proc.poll() is not None, timeout_s=240, interval_s=0.3)  # a busy machine
-        assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
+    with prefect_server(home, startup_timeout_s=240) as base:  # a busy machine
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 @pytest.mark.browser

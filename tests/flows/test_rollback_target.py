@@ -40,7 +40,8 @@ def _api_health(world) -> int:
 
 
 def test_two_incidents_that_both_decide_to_roll_back_roll_back_once(world, monkeypatch) -> None:
-    import flows.steps as steps
+    import flows.deploy_correlation
+    import flows.rollback
 
     world.inject("bad-deploy", ago_min=2)
     bad = world.revision()
@@ -48,7 +49,7 @@ def test_two_incidents_that_both_decide_to_roll_back_roll_back_once(world, monke
     # Forced in sequence: the second incident reads the rollout history (and decides to roll back from
     # the bad revision) first, then waits until the first incident's run has rolled back and verified.
     second_decided, first_done = threading.Event(), threading.Event()
-    real_facts = steps.get_rollout_facts
+    real_facts = flows.deploy_correlation.get_rollout_facts
 
     def facts(target):
         value = real_facts(target)
@@ -57,7 +58,8 @@ def test_two_incidents_that_both_decide_to_roll_back_roll_back_once(world, monke
             assert first_done.wait(120)
         return value
 
-    monkeypatch.setattr(steps, "get_rollout_facts", facts)
+    for module in (flows.deploy_correlation, flows.rollback):  # the decision's read and the look again
+        monkeypatch.setattr(module, "get_rollout_facts", facts)
     world.k8s.clear_requests()
     box: dict = {}
 
@@ -138,7 +140,7 @@ def test_a_release_that_ran_an_hour_ago_deployed_again_now_is_rolled_back(world)
 
 
 def test_a_rollback_landing_between_the_look_and_the_write_is_not_undone(world, monkeypatch) -> None:
-    import flows.steps as steps
+    import flows.rollback
 
     world.inject("bad-deploy", ago_min=2)
     bad = world.revision()
@@ -147,7 +149,7 @@ def test_a_rollback_landing_between_the_look_and_the_write_is_not_undone(world, 
         world.rollout(GOOD_IMAGE, cause="rollback by a person")  # lands after our look, before our write
         return None
 
-    monkeypatch.setattr(steps, "look_again", a_person_rolls_back_right_after_the_look)
+    monkeypatch.setattr(flows.rollback, "look_again", a_person_rolls_back_right_after_the_look)
     world.k8s.clear_requests()
 
     result = service_down(**FAST)

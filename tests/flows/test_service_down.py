@@ -105,7 +105,8 @@ def test_running_twice_for_one_incident_rolls_back_once(world) -> None:
 
 
 def test_two_copies_at_once_roll_back_exactly_once(world, monkeypatch) -> None:
-    import flows.steps as module
+    import flows.deploy_correlation
+    import flows.rollback
 
     world.inject("bad-deploy", ago_min=2)
     bad_revision = world.revision()
@@ -115,7 +116,7 @@ def test_two_copies_at_once_roll_back_exactly_once(world, monkeypatch) -> None:
     # either acts; the store's claim (or, when the winner already landed, the look again before the
     # write) must then stop the second one.
     both_read = threading.Barrier(2, timeout=30)
-    real_facts = module.get_rollout_facts
+    real_facts = flows.deploy_correlation.get_rollout_facts
     waited: set[int] = set()
 
     def facts_then_wait(target):
@@ -125,7 +126,8 @@ def test_two_copies_at_once_roll_back_exactly_once(world, monkeypatch) -> None:
             both_read.wait()
         return facts
 
-    monkeypatch.setattr(module, "get_rollout_facts", facts_then_wait)
+    for module in (flows.deploy_correlation, flows.rollback):  # the decision's read and the look again
+        monkeypatch.setattr(module, "get_rollout_facts", facts_then_wait)
     results: list = []
     errors: list = []
 
@@ -241,7 +243,8 @@ def test_dry_run_changes_nothing(world) -> None:
 
 
 def test_kubernetes_failing_on_the_rollout_history_is_evidence_not_a_crash(world, monkeypatch) -> None:
-    import flows.steps as module
+    import flows.deploy_correlation
+    import flows.rollback
     from kubeops import KubernetesUnavailable
 
     world.inject("bad-deploy", ago_min=2)
@@ -250,7 +253,8 @@ def test_kubernetes_failing_on_the_rollout_history_is_evidence_not_a_crash(world
     def unavailable(target):
         raise KubernetesUnavailable("GET replicasets: connection refused")
 
-    monkeypatch.setattr(module, "get_rollout_facts", unavailable)
+    for module in (flows.deploy_correlation, flows.rollback):
+        monkeypatch.setattr(module, "get_rollout_facts", unavailable)
     result = service_down(**FAST)
 
     assert result.outcome == RunbookOutcome.ESCALATED, result.summary

@@ -8,13 +8,8 @@ flips the Variable through the UI's Variables page in Chromium.
 from __future__ import annotations
 
 import contextvars
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,8 +23,8 @@ import flows.switch as switch
 from flows.service_down import service_down
 from runbook.models import ActionStatus, RunbookOutcome
 from runbook.switch import FAIL_SAFE, Decision, Mode, decide
-from sandbox.postgres import free_port
 from sandbox.testing import wait_for
+from sandbox.testing_prefect import prefect_server
 from tasks import runtime
 
 FAST = dict(settle_s=0.0, poll_interval_s=0.05, ready_deadline_s=10.0)
@@ -200,46 +195,11 @@ def test_a_service_override_turns_only_that_service_down(world: Any, variables: 
 
 
 # -- flipped in the Prefect UI, in Chromium -----------------------------------------------------------
-PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`prefect server start` with its UI (the session's harness runs the API only); its base URL."""
-    home = tmp_path_factory.mktemp("prefect-ui")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": f"{base}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    with open(home / "server.log", "wb") as log:
-        proc = subprocess.Popen(
-            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{base}/api/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(lambda: ready() or proc.poll() is not None, timeout_s=120, interval_s=0.3)
-        assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
+    with prefect_server(tmp_path_factory.mktemp("prefect-ui")) as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def _set_in_the_ui(base: str, value: str) -> None:

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from flows.automations import apply, load_crash_detection_settings
@@ -32,14 +31,16 @@ from intake.sweep import Sweeper, SweepSettings
 from runbook.models import Alert, AlertSource, Incident, Signals
 from runbook.severity import Severity
 from sandbox.pagerduty import PagerDutyStandIn
-from sandbox.postgres import EmbeddedPostgres, free_port
+from sandbox.postgres import EmbeddedPostgres
 from sandbox.slack import SlackStandIn
 from sandbox.testing import running_world, wait_for
+from sandbox.testing_prefect import prefect_env, prefect_server, stop_group
 from sandbox.world import World
 from tasks import runtime
 
 ROOT = Path(__file__).resolve().parents[3]
-PREFECT = str(Path(sys.executable).with_name("prefect"))
+_PROCESS_ENV = {"PREFECT_RUNNER_POLL_FREQUENCY": "1", "PYTHONUNBUFFERED": "1"}
+"""What every Prefect process here gets (the server, the runners, the CLI): runners poll each second."""
 HEARTBEAT_S, WINDOW_S = 30, 45
 SCALE = 0.05
 """Acknowledgement deadlines × 0.05: P1 5 min → 15 s to the team lead, DevOps at 30 s."""
@@ -78,25 +79,7 @@ if __name__ == "__main__":  # the runner's children (multiprocessing spawn) impo
 
 
 def _env(api: str, home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    return env | {
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PYTHONUNBUFFERED": "1",
-        **extra,
-    }
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    return prefect_env(api, home, **_PROCESS_ENV, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -105,31 +88,11 @@ def server(pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
 
     home = tmp_path_factory.mktemp("prefect-server")
     dsn = pg_server.create_database("prefect_durable").replace("postgresql://", "postgresql+asyncpg://", 1)
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    with open(home / "server.log", "wb") as log:
-        proc = subprocess.Popen(
-            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=_env(api, home, PREFECT_API_DATABASE_CONNECTION_URL=dsn),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{api}/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(lambda: ready() or proc.poll() is not None, timeout_s=120, interval_s=0.3)
-        assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
+    with prefect_server(home, database_url=dsn, extra_env=_PROCESS_ENV) as base:
+        api = f"{base}/api"
         with temporary_settings(updates={PREFECT_API_URL: api}):
             apply(load_crash_detection_settings(env_file=None, heartbeat_s=HEARTBEAT_S, window_s=WINDOW_S))
             yield api
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +171,7 @@ class Runner:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop(self.proc)
+            stop_group(self.proc)
 
     def log(self) -> str:
         path = self.home / "runner.log"

@@ -1,39 +1,19 @@
-"""The emulator's HTTP face: the REST paths the official client and kubectl use, over a `Cluster`.
+"""`ApiRouter`: what the emulator answers to each REST path, over a `Cluster`.
 
-Usage::
-
-    server = serve_cluster(cluster, tick_interval_s=0.1)   # 127.0.0.1, free port, controller ticking
-    server.url                                             # http://127.0.0.1:PORT
-    server.requests[-1].content_type                       # what the last request declared
-    server.stop()                                          # stops ticks, watches, connections, threads
-
-Stdlib `ThreadingHTTPServer` (HTTP/1.1, keep-alive) in a background thread. JSON answers carry
-`Content-Type: application/json`, pod logs `text/plain`; errors are `Status` objects. Tables
-(`Accept: ...;as=Table;g=meta.k8s.io`) are served for kubectl's server-side printing, and
-`?watch=true` streams newline-delimited `{"type","object"}` events (chunked).
-
-Why one module past 400 lines: it is one thing, the REST face of `Cluster` (routing, content
-negotiation, watch streaming); what it answers is computed by the modules it calls (tables, discovery,
-patch, resources).
+Discovery (`/version`, `/api`, `/apis/...`), collections (list with `limit`/`continue`, watch, create)
+and items (get, replace, patch, delete, the `log` and `scale` subresources), metrics.k8s.io; Tables for
+`Accept: ...;as=Table;g=meta.k8s.io`. Errors are raised as `ApiError`s; the handler turns them into
+`Status` answers. A `Watch` is handed back for the handler to stream.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
 import re
-import select
-import socket
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from sandbox.http_messages import RecordedRequest
 from sandbox.k8s import discovery
 from sandbox.k8s.cluster import Cluster
 from sandbox.k8s.errors import ApiError
@@ -42,13 +22,9 @@ from sandbox.k8s.patch import PATCH_TYPES
 from sandbox.k8s.resources import Resource, served
 from sandbox.k8s.tables import to_table
 
-__all__ = ["ClusterServer", "RecordedRequest", "serve_cluster"]
+__all__ = ["MAX_WATCH_S", "ApiRouter", "Response", "Watch"]
 
-log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's request size limit
 MAX_WATCH_S = 600.0
-WATCH_POLL_S = 0.1
 
 _RESOURCE_PATH = re.compile(
     r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
@@ -56,7 +32,9 @@ _RESOURCE_PATH = re.compile(
 )
 
 
-class _Response:
+class Response:
+    """An answer: status, content type and the encoded body (JSON unless bytes or str)."""
+
     def __init__(self, status: int, body: Any, content_type: str = "application/json") -> None:
         self.status = status
         self.content_type = content_type
@@ -98,255 +76,29 @@ def _dry_run(query: dict[str, list[str]]) -> bool:
     return bool(values)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins every handler thread
-    block_on_close = True
-
-    def __init__(self, address: tuple[str, int], app: ClusterServer) -> None:
-        self.app = app
-        super().__init__(address, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-    server_version = "sandbox-kube-apiserver/1.32"
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes; without this, Nagle + delayed ACK add ~40 ms a request.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.app._track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.app._track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def _send(self, resp: _Response) -> None:
-        self.send_response(resp.status)
-        self.send_header("Content-Type", resp.content_type)
-        self.send_header("Content-Length", str(len(resp.data)))
-        self.send_header("Cache-Control", "no-cache, private")
-        self.end_headers()
-        self.wfile.write(resp.data)
-
-    def _handle(self, method: str) -> None:
-        app = self.server.app
-        split = urlsplit(self.path)
-        query = parse_qs(split.query, keep_blank_values=True)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send(
-                _Response(413, ApiError(413, "RequestEntityTooLarge", "request body too large").status())
-            )
-            return
-        body = self.rfile.read(length) if length else b""
-        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        app._record(RecordedRequest.of(method, split.path, query, dict(self.headers.items()), body))
-        try:
-            result = app.route(
-                method, split.path, query, body, content_type, self.headers.get("Accept") or ""
-            )
-            if isinstance(result, _Watch):
-                self._stream_watch(result)
-                return
-            self._send(result)
-        except ApiError as exc:
-            self._send(_Response(exc.code, exc.status()))
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as exc:
-            log.exception("k8s emulator: %s %s failed", method, self.path)
-            self._send(_Response(500, ApiError(500, "InternalError", f"internal error: {exc}").status()))
-
-    def _peer_closed(self) -> bool:
-        """True once the client has hung up (a watch has nothing to read from it otherwise)."""
-        readable, _, _ = select.select([self.connection], [], [], 0)
-        if not readable:
-            return False
-        try:
-            return self.connection.recv(1, socket.MSG_PEEK) == b""
-        except OSError:
-            return True
-
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _stream_watch(self, watch: _Watch) -> None:
-        app = self.server.app
-        with app._watch_done:
-            app._open_watches += 1
-        try:
-            self._stream_watch_events(watch)
-        finally:
-            with app._watch_done:
-                app._open_watches -= 1
-                app._watch_done.notify_all()
-
-    def _stream_watch_events(self, watch: _Watch) -> None:
-        app = self.server.app
-        self.close_connection = True
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Cache-Control", "no-cache, private")
-        self.end_headers()
-        try:
-            if watch.error is not None:
-                self._chunk(json.dumps({"type": "ERROR", "object": watch.error.status()}).encode() + b"\n")
-                return
-            if watch.watcher is None:
-                raise RuntimeError("a watch without its watcher")
-            deadline = app.monotonic() + watch.timeout_s
-            while not app.stopping.is_set() and app.monotonic() < deadline:
-                change = watch.watcher.next(timeout_s=WATCH_POLL_S)
-                if change is None:
-                    if self._peer_closed():
-                        return
-                    continue
-                event = {"type": change.type, "object": change.object}
-                self._chunk(json.dumps(event, separators=(",", ":")).encode() + b"\n")
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            return
-        finally:
-            if watch.watcher is not None:
-                watch.watcher.close()
-        try:
-            self.wfile.write(b"0\r\n\r\n")
-        except OSError:
-            return
-
-
 @dataclass
-class _Watch:
+class Watch:
+    """A watch to stream: the store's watcher and the time limit, or the error to send as its one event."""
+
     watcher: Any
     timeout_s: float
     error: ApiError | None = None
 
 
-class ClusterServer:
-    """A running emulator: `url`, `requests` (recorded, newest last), `stop()`."""
+class ApiRouter:
+    """Routes one request (method, path, query, body) to the `Cluster` and shapes its answer."""
 
-    def __init__(
-        self, cluster: Cluster, host: str = "127.0.0.1", port: int = 0, tick_interval_s: float = 0.1
-    ) -> None:
+    def __init__(self, cluster: Cluster, host: str, port: int) -> None:
         self.cluster = cluster
-        self.tick_interval_s = tick_interval_s
-        self.monotonic = time.monotonic
-        self.stopping = threading.Event()
-        self._requests: deque[RecordedRequest] = deque(maxlen=2000)
-        self._requests_lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-        self._conn_lock = threading.Lock()
-        self._open_watches = 0
-        self._watch_done = threading.Condition()
-        self._httpd = _Server((host, port), self)
-        bound_host, bound_port = self._httpd.server_address[:2]
-        self.host, self.port = str(bound_host), int(bound_port)
-        self.url = f"http://{self.host}:{self.port}"
-        self._serve_thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="k8s-emulator-http",
-            daemon=True,
-        )
-        self._tick_thread = threading.Thread(
-            target=self._tick_loop, name="k8s-emulator-controller", daemon=True
-        )
-
-    # ---- lifecycle ----
-
-    def start(self) -> ClusterServer:
-        self._serve_thread.start()
-        if self.tick_interval_s > 0:
-            self._tick_thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop the controller loop, end watches, close connections, and join every thread."""
-        if self.stopping.is_set():
-            return
-        self.stopping.set()
-        if self._tick_thread.is_alive():
-            self._tick_thread.join(timeout=10)
-        self._httpd.shutdown()
-        # Open watches see `stopping` within one poll and end their stream properly (the last chunk);
-        # only then are idle keep-alive connections cut.
-        with self._watch_done:
-            self._watch_done.wait_for(lambda: self._open_watches == 0, timeout=2 * WATCH_POLL_S + 1)
-        with self._conn_lock:
-            for conn in list(self._connections):
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # already closed by the peer
-        self._httpd.server_close()
-        self._serve_thread.join(timeout=10)
-
-    def __enter__(self) -> ClusterServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _tick_loop(self) -> None:
-        while not self.stopping.wait(self.tick_interval_s):
-            try:
-                self.cluster.tick()
-            except Exception:
-                log.exception("k8s emulator: controller tick failed")
-
-    def _track(self, conn: socket.socket, alive: bool) -> None:
-        with self._conn_lock:
-            if alive:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
-
-    def _record(self, request: RecordedRequest) -> None:
-        with self._requests_lock:
-            self._requests.append(request)
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._requests_lock:
-            return list(self._requests)
-
-    def clear_requests(self) -> None:
-        with self._requests_lock:
-            self._requests.clear()
-
-    # ---- routing ----
+        self.host, self.port = host, port
 
     def route(
         self, method: str, path: str, query: dict[str, list[str]], body: bytes, content_type: str, accept: str
-    ) -> _Response | _Watch:
+    ) -> Response | Watch:
         if method == "GET":
             doc = self._discovery(path)
             if doc is not None:
-                return _Response(200, doc)
+                return Response(200, doc)
         m = _RESOURCE_PATH.match(path)
         if m is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -405,7 +157,7 @@ class ClusterServer:
         rv: str,
         query: dict[str, list[str]],
         accept: str,
-    ) -> _Response:
+    ) -> Response:
         limit = _int_param(query, "limit")
         token = _one(query, "continue")
         start = 0
@@ -426,7 +178,7 @@ class ClusterServer:
         else:
             page = items[start:]
         if "as=Table" in accept:
-            return _Response(
+            return Response(
                 200,
                 to_table(
                     resource.kind,
@@ -443,7 +195,7 @@ class ClusterServer:
             meta["continue"] = next_token
             meta["remainingItemCount"] = remaining
         stripped = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in page]
-        return _Response(
+        return Response(
             200,
             {
                 "kind": f"{resource.kind}List",
@@ -462,7 +214,7 @@ class ClusterServer:
         body: bytes,
         content_type: str,
         accept: str,
-    ) -> _Response | _Watch:
+    ) -> Response | Watch:
         if method == "GET":
             if _flag(query, "watch"):
                 timeout = _int_param(query, "timeoutSeconds")
@@ -477,16 +229,16 @@ class ClusterServer:
                     )
                 except ApiError as exc:
                     if exc.code == 410:
-                        return _Watch(None, 0, exc)
+                        return Watch(None, 0, exc)
                     raise
-                return _Watch(watcher, timeout_s)
+                return Watch(watcher, timeout_s)
             items, rv = self.cluster.list_with_version(
                 resource.kind, ns, _one(query, "labelSelector"), _one(query, "fieldSelector")
             )
             return self._list_response(resource, items, rv, query, accept)
         if method == "POST" and "create" in resource.verbs and ns is not None:
             obj = self._json_body(body, content_type)
-            return _Response(201, self.cluster.create(resource.kind, ns, obj, dry_run=_dry_run(query)))
+            return Response(201, self.cluster.create(resource.kind, ns, obj, dry_run=_dry_run(query)))
         raise ApiError.method_not_allowed(method, resource.plural)
 
     def _item(
@@ -500,7 +252,7 @@ class ClusterServer:
         body: bytes,
         content_type: str,
         accept: str,
-    ) -> _Response:
+    ) -> Response:
         kind = resource.kind
         if sub == "log" and method == "GET":
             since_time = _one(query, "sinceTime")
@@ -519,12 +271,12 @@ class ClusterServer:
                 timestamps=_flag(query, "timestamps"),
                 limit_bytes=_int_param(query, "limitBytes", minimum=1),
             )
-            return _Response(200, text, "text/plain")
+            return Response(200, text, "text/plain")
         if sub == "scale":
             if method == "GET":
-                return _Response(200, self.cluster.get_scale(ns, name))
+                return Response(200, self.cluster.get_scale(ns, name))
             if method == "PUT":
-                return _Response(
+                return Response(
                     200,
                     self.cluster.replace_scale(
                         ns, name, self._json_body(body, content_type), _dry_run(query)
@@ -532,16 +284,14 @@ class ClusterServer:
                 )
             if method == "PATCH":
                 patch = self._json_body(body, content_type, PATCH_TYPES)
-                return _Response(
-                    200, self.cluster.patch_scale(ns, name, patch, content_type, _dry_run(query))
-                )
+                return Response(200, self.cluster.patch_scale(ns, name, patch, content_type, _dry_run(query)))
             raise ApiError.method_not_allowed(method, f"{resource.plural}/scale")
         if sub == "status" and method != "GET":
             raise ApiError.method_not_allowed(method, f"{resource.plural}/status")
         if method == "GET":
             obj = self.cluster.get(kind, ns, name)
             if "as=Table" in accept:
-                return _Response(
+                return Response(
                     200,
                     to_table(
                         kind,
@@ -552,20 +302,20 @@ class ClusterServer:
                         _one(query, "includeObject") or "Metadata",
                     ),
                 )
-            return _Response(200, obj)
+            return Response(200, obj)
         if method == "PUT" and "update" in resource.verbs:
             obj = self._json_body(body, content_type)
-            return _Response(200, self.cluster.replace(kind, ns, name, obj, dry_run=_dry_run(query)))
+            return Response(200, self.cluster.replace(kind, ns, name, obj, dry_run=_dry_run(query)))
         if method == "PATCH" and "patch" in resource.verbs:
             patch = self._json_body(body, content_type, PATCH_TYPES)
-            return _Response(
+            return Response(
                 200, self.cluster.apply_patch(kind, ns, name, patch, content_type, dry_run=_dry_run(query))
             )
         if method == "DELETE" and "delete" in resource.verbs:
             deleted = self.cluster.delete(kind, ns, name, dry_run=_dry_run(query))
             if kind == "Pod":
-                return _Response(200, deleted)
-            return _Response(
+                return Response(200, deleted)
+            return Response(
                 200,
                 {
                     "kind": "Status",
@@ -590,7 +340,7 @@ class ClusterServer:
         name: str | None,
         query: dict[str, list[str]],
         accept: str,
-    ) -> _Response:
+    ) -> Response:
         if method != "GET":
             raise ApiError.method_not_allowed(method, resource.plural)
         if resource.kind == "PodMetrics":
@@ -598,9 +348,9 @@ class ClusterServer:
         else:
             items = self.cluster.node_metrics(name)
         if name is not None:
-            return _Response(200, items[0])
+            return Response(200, items[0])
         meta = {"resourceVersion": ""}
-        return _Response(
+        return Response(
             200,
             {
                 "kind": f"{resource.kind}List",
@@ -609,11 +359,3 @@ class ClusterServer:
                 "items": items,
             },
         )
-
-
-def serve_cluster(
-    cluster: Cluster, host: str = "127.0.0.1", port: int = 0, tick_interval_s: float = 0.1
-) -> ClusterServer:
-    """Serve `cluster` over HTTP on `host:port` (0 = a free port) and tick its controller every
-    `tick_interval_s` seconds (0 disables the background ticks: drive `cluster.tick()` yourself)."""
-    return ClusterServer(cluster, host, port, tick_interval_s).start()
