@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import pytest
 from prefect import get_client
-from prefect.events.worker import EventsWorker
-from prefect.logging.handlers import APILogWorker
-from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from respond.world import open_incident, ref
 
 from flows.respond import respond
@@ -30,32 +28,12 @@ from flows.service_down import service_down
 from runbook.models import RunbookOutcome
 from runbook.severity import Severity
 from sandbox.faults.gate import Gate
-from sandbox.faults.outages import attach_prefect
 from sandbox.testing import wait_for
 from tasks import runtime
 
 from .support import RESPOND_FAST
 
 DEADLINE_S = 60.0  # a run with its API gone for a while ends well within this: no hang
-
-
-@pytest.fixture
-def gated(world: Any, prefect_api: str) -> Iterator[Gate]:
-    """The runbooks' Prefect API behind a gate (`prefect-api-down` works), client retries cut to 2."""
-    gate = Gate(prefect_api).start()
-    detach = attach_prefect(world, gate)
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: gate.url, PREFECT_CLIENT_MAX_RETRIES: 2}):
-            try:
-                yield gate
-            finally:
-                # The API is back: deliver what the background workers held (no minute-long exit).
-                world.clear("prefect-api-down")
-                EventsWorker.drain_all(timeout=30)
-                APILogWorker.drain_all(timeout=30)
-    finally:
-        detach()
-        gate.stop()
 
 
 def outage_entries(incident_id: str) -> list[Any]:
