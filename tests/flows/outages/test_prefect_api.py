@@ -20,7 +20,7 @@ from uuid import UUID
 
 import pytest
 from prefect import get_client
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_API_URL, temporary_settings
 from respond.world import open_incident, ref
 
 from flows.respond import respond
@@ -144,4 +144,44 @@ def test_service_down_prefect_api_down_while_the_rollout_runs_still_rolls_back(
     result = state.result()
     assert result.outcome == RunbookOutcome.ROLLED_BACK, result.summary
     assert world.revision() == revision + 1  # one rollback
+    assert final_state_in_prefect(state, prefect_api) == "COMPLETED"
+
+
+REQUEST_TIMEOUT_S = 2.0  # PREFECT_API_REQUEST_TIMEOUT here; docs/safety.md says what to run with
+HANG_BOUND_S = 45.0
+"""An API that accepts and never answers costs each call (1 + 2 retries) x the request timeout plus the
+client's backoff (about 2 + 4 s): ~12 s here. `respond` makes two such calls before it ends (the runbook
+subflow it cannot create, then the escalation's artifact, unless the API is back by then): the bound
+leaves room for both on a loaded machine; without a request timeout the client would wait 60 s a try."""
+
+
+def test_respond_prefect_api_hanging_mid_response_escalates_within_a_bound(
+    world, gated: Gate, prefect_api: str
+) -> None:
+    world.inject("bad-deploy")
+    revision = world.revision()
+    incident = open_incident(Severity.P1, title="Homepage returns 500")
+
+    def outage() -> None:  # once the thread is open the API hangs; back once the escalation is recorded
+        wait_for(lambda: world.slack.messages("incidents"), timeout_s=DEADLINE_S)
+        world.inject("prefect-api-down", mode="timeout")
+        wait_for(lambda: outage_entries(incident.id), timeout_s=HANG_BOUND_S)
+        world.clear("prefect-api-down")
+
+    join = in_background(outage)
+    started = time.monotonic()
+    with temporary_settings(updates={PREFECT_API_REQUEST_TIMEOUT: REQUEST_TIMEOUT_S}):
+        state = respond(incident=ref(incident), **RESPOND_FAST, return_state=True)
+    elapsed = time.monotonic() - started
+    join()
+
+    assert elapsed < HANG_BOUND_S, f"respond took {elapsed:.0f}s with the API hanging"
+    assert state.is_completed(), state
+    assert "Traceback" not in (state.message or "")
+    result = state.result()
+    assert result.outcome == RunbookOutcome.ESCALATED, result.summary
+    assert "the Prefect API" in result.summary and "Timeout" in result.summary
+    assert world.revision() == revision  # the runbook never ran: nothing changed
+    texts = [m["text"] for m in world.slack.all_messages("incidents")]
+    assert any("respond stopped" in t and "Prefect API" in t for t in texts)
     assert final_state_in_prefect(state, prefect_api) == "COMPLETED"
