@@ -34,6 +34,7 @@ from .test_prefect_api import DEADLINE_S, final_state_in_prefect, outage_entries
 KUBERNETES = "API server is unavailable"  # what the Kubernetes API's 503 says, wherever it is quoted
 SENTRY = "Sentry unavailable"
 DATABASE = "database"
+SERVICE = "the service failed"
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,38 @@ CELLS: dict[str, Cell] = {
         ("db-down", {}),
         DATABASE,
         in_summary=False,
+        options=dict(samples=1, sample_interval_s=0, window_s=60, threshold_ms=0.001),
+        burst=20,
+    ),
+    # -- the service itself: its metrics endpoint refused (the load balancer gone) --------------------------
+    "error-rate-spike/service": Cell(
+        error_rate_spike,
+        (("error-rate", {"arg": "8"}),),
+        ("infra-down", {}),
+        SERVICE,
+        options=dict(FAST, window_s=60),
+        burst=20,
+    ),
+    "feature-broken/service": Cell(
+        feature_broken,
+        (("journal-broken", {}),),
+        ("infra-down", {}),
+        SERVICE,
+        options=dict(FAST, window_s=60),
+    ),
+    "performance-degradation/service": Cell(
+        performance_degradation,
+        (("error-rate", {"arg": "8"}),),
+        ("infra-down", {}),
+        SERVICE,
+        options=dict(samples=1, sample_interval_s=0, window_s=60),
+    ),
+    # -- an external API the service calls, refusing: the diagnosis's finding, bounded by the probe's timeout
+    "performance-degradation/external-api": Cell(
+        performance_degradation,
+        (("error-rate", {"arg": "8"}),),
+        ("api-down", {"api": "hume", "mode": "down-refused"}),
+        "hume",
         options=dict(samples=1, sample_interval_s=0, window_s=60, threshold_ms=0.001),
         burst=20,
     ),
