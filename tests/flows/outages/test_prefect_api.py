@@ -20,7 +20,12 @@ from uuid import UUID
 
 import pytest
 from prefect import get_client
-from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_API_URL, temporary_settings
+from prefect.settings import (
+    PREFECT_API_REQUEST_TIMEOUT,
+    PREFECT_API_URL,
+    PREFECT_CLIENT_MAX_RETRIES,
+    temporary_settings,
+)
 from respond.world import open_incident, ref
 
 from flows.respond import respond
@@ -147,10 +152,12 @@ def test_service_down_prefect_api_down_while_the_rollout_runs_still_rolls_back(
     assert final_state_in_prefect(state, prefect_api) == "COMPLETED"
 
 
-REQUEST_TIMEOUT_S = 2.0  # PREFECT_API_REQUEST_TIMEOUT here; docs/safety.md says what to run with
+REQUEST_TIMEOUT_S = (
+    2.0  # PREFECT_API_REQUEST_TIMEOUT here, with 1 retry; docs/safety.md says what to run with
+)
 HANG_BOUND_S = 45.0
-"""An API that accepts and never answers costs each call (1 + 2 retries) x the request timeout plus the
-client's backoff (about 2 + 4 s): ~12 s here. `respond` makes two such calls before it ends (the runbook
+"""An API that accepts and never answers costs each call (1 + 1 retry) x the request timeout plus the
+client's backoff (about 2 s): ~6 s here. `respond` makes two such calls before it ends (the runbook
 subflow it cannot create, then the escalation's artifact, unless the API is back by then): the bound
 leaves room for both on a loaded machine; without a request timeout the client would wait 60 s a try."""
 
@@ -170,7 +177,9 @@ def test_respond_prefect_api_hanging_mid_response_escalates_within_a_bound(
 
     join = in_background(outage)
     started = time.monotonic()
-    with temporary_settings(updates={PREFECT_API_REQUEST_TIMEOUT: REQUEST_TIMEOUT_S}):
+    with temporary_settings(
+        updates={PREFECT_API_REQUEST_TIMEOUT: REQUEST_TIMEOUT_S, PREFECT_CLIENT_MAX_RETRIES: 1}
+    ):
         state = respond(incident=ref(incident), **RESPOND_FAST, return_state=True)
     elapsed = time.monotonic() - started
     join()
