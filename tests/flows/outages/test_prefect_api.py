@@ -36,13 +36,7 @@ from sandbox.faults.gate import Gate
 from sandbox.testing import wait_for
 from tasks import runtime
 
-from .support import RESPOND_FAST
-
-DEADLINE_S = 60.0  # a run with its API gone for a while ends well within this: no hang
-
-
-def outage_entries(incident_id: str) -> list[Any]:
-    return [e for e in runtime.store().timeline(incident_id) if e.kind == "outage"]
+from .support import DEADLINE_S, RESPOND_FAST, outage_entries
 
 
 def in_background(fn: Callable[[], None]) -> Callable[[], None]:
