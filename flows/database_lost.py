@@ -18,7 +18,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.guards import hold_target
-from flows.outages import escalates_on_outage
+from flows.outages import escalates_on_outage, raise_if_outage
 from flows.parameters import IncidentId, PollSeconds, Seconds, ServiceName, Summary
 from flows.record import Record
 from flows.targets import base_url, probe_service, target_workload, wait_healthy
@@ -195,6 +195,7 @@ def _pool_options(
         lambda: set_deployment_env(target, {env_name: str(pool_size)}),
         f"kubectl set env deployment/{target.name} {env_name}={pool_size}",
     )
+    raise_if_outage(resize.error)  # the cluster cannot be changed: escalated, naming it (flows/outages.py)
     if resize.dry_run:
         return rec.finish(RunbookOutcome.RECOVERED, "would reset the pool, then set the pool size if needed")
     if resize.error is None:

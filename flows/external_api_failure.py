@@ -15,7 +15,7 @@ from typing import Annotated
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from flows.outages import escalates_on_outage
+from flows.outages import escalates_on_outage, raise_if_outage
 from flows.parameters import IncidentId, ServiceName, Summary
 from flows.record import Record
 from flows.steps import switch_feature
@@ -138,7 +138,13 @@ def external_api_failure(
 
     # Temporary fix: disable the affected feature, then tell users
     for api in down:
-        switch_feature(rec, target, api.feature_flag, False)
+        off = switch_feature(rec, target, api.feature_flag, False)
+        if off.error is not None:  # not disabled: users are not told it is, nothing waits on it
+            raise_if_outage(off.error)
+            return rec.finish(
+                RunbookOutcome.ESCALATED,
+                f"turning {api.feature_flag} off was not done ({off.error}); escalated",
+            )
         notify({"type": "maintenance", "feature": api.feature})
     if dry_run:
         return rec.finish(
@@ -157,7 +163,13 @@ def external_api_failure(
     for api in down:
         if api.name not in back:
             continue
-        switch_feature(rec, target, api.feature_flag, True)
+        on = switch_feature(rec, target, api.feature_flag, True)
+        if on.error is not None:  # still off: users are not told it is back
+            raise_if_outage(on.error)
+            return rec.finish(
+                RunbookOutcome.ESCALATED,
+                f"{api.name} back, but turning {api.feature_flag} on was not done ({on.error}); escalated",
+            )
         notify({"type": "maintenance-over", "feature": api.feature})
 
     still = [a.name for a in down if a.name not in back]

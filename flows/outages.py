@@ -8,6 +8,7 @@ Usage::
     def service_down(incident: IncidentRef | None = None, ...) -> RunbookResult: ...
 
     classify(exc)     # Outage("the Kubernetes API", "reading deployment/emotionscare: 503 ...") or None
+    raise_if_outage(done.error)   # a claimed write that failed for an outage: the guard escalates
 
 What counts as an outage (`classify`, the exception and its causes): the Kubernetes API (kubeops'
 `KubernetesError`, the client's `ApiException`, urllib3 errors), the incident store (`StoreFailed`,
@@ -71,6 +72,7 @@ __all__ = [
     "Outage",
     "classify",
     "escalates_on_outage",
+    "raise_if_outage",
 ]
 
 P = ParamSpec("P")
@@ -168,6 +170,17 @@ def classify(exc: BaseException) -> Outage | None:
         if dependency is not None:
             return Outage(dependency, f"{type(exc).__name__}: {exc}".strip())
     return None
+
+
+def raise_if_outage(error: BaseException | None) -> None:
+    """Re-raise `error` (a claimed write's, `ActDone.error`) when it is a dependency outage.
+
+    `Record.act` records a failed write and returns it; a runbook that goes on as if the write were
+    only refused would tell users or the timeline what did not happen (a feature "left disabled" that
+    was never disabled). Raised instead, the guard ends the run escalated, naming the dependency.
+    """
+    if error is not None and classify(error) is not None:
+        raise error
 
 
 # ---- the guard ------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Check resource usage (`kubectl top pods --sort-by=memory`, `kubectl top nodes`); look for memory
 errors in the logs (`kubectl logs deployment/emotionscare | grep -i "memory\\|OutOfMemory"`);
 temporary relief: scale up (`kubectl scale deployment emotionscare --replicas=3`, never below the
-current count); wait, verify; record the permanent fix (profiling, the leak checklist) as follow-up.
+current count, never past the catalogue's `kubernetes.replicas.max` for the service); wait, verify;
+record the permanent fix (profiling, the leak checklist) as follow-up.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kubeops import KubernetesError
 from runbook.models import DEFAULT_SERVICE, Evidence, IncidentRef, RunbookOutcome, RunbookResult
 from runbook.policy import worse_after
 from runbook.severity import Severity
+from tasks import runtime
 from tasks.kubernetes import (
     get_deployment_logs,
     get_replicas,
@@ -33,7 +35,7 @@ from tasks.kubernetes import (
     wait_for_rollout,
 )
 
-__all__ = ["FOLLOW_UP", "resource_exhaustion"]
+__all__ = ["FOLLOW_UP", "resource_exhaustion", "scale_to"]
 
 RUNBOOK = "resource-exhaustion"
 
@@ -50,6 +52,20 @@ FATAL_PATTERN = r"OutOfMemory|OOMKilled|heap out of memory"
 
 def _mib(n: int) -> str:
     return f"{n / 1024 / 1024:.0f}Mi"
+
+
+def scale_to(rec: Record, current: int, asked: int) -> int:
+    """How many replicas to scale to: `asked`, never past the service's `kubernetes.replicas.max` (the
+    catalogue) and never below `current`; a bound that limits it is said in the timeline."""
+    most = runtime.service().kubernetes.replicas.max
+    want = max(current, min(asked, most))
+    if asked > most and want < asked:
+        rec.note(
+            "decide",
+            f"the catalogue's bound for {rec.incident.service} is {most} replicas: "
+            f"scaling to {want}, not {asked}" + (" (already there)" if want == current else ""),
+        )
+    return want
 
 
 @flow(name=RUNBOOK, description="P1 › CPU/Memory Exhaustion: top pods/nodes, OOM in logs, scale up, verify.")
@@ -73,7 +89,8 @@ def resource_exhaustion(
         severity: the incident's level when one is opened: P1 critical · P2 high · P3 medium · P4 low
         summary: what is wrong, in a sentence (shown in Slack)
         incident_id: an existing incident's id; empty: open (or join) one for this service and runbook
-        replicas: scale to this many replicas (the guide: 3); never below the current count
+        replicas: scale to this many replicas (the guide: 3); never below the current count, never past
+            the service's catalogue bound (`kubernetes.replicas.max`)
         ready_deadline_s: how long to wait for the new pods
         verify_deadline_s: how long to wait for health after scaling
         poll_interval_s: how often to look while waiting
@@ -159,12 +176,13 @@ def resource_exhaustion(
         except KubernetesError:
             pass  # no previous container: the pod was never restarted
 
-    # Temporary relief: scale up (never below the current count), the target's lease held (flows/guards.py)
+    # Temporary relief: scale up (never below the current count, never past the catalogue's max), the
+    # target's lease held (flows/guards.py)
     current = get_replicas(target)
-    want = max(current.desired, replicas)
+    want = scale_to(rec, current.desired, replicas)
     at = f"already at {current.desired} replicas (not scaled)"
     if want == current.desired:
-        rec.note("decide", f"already at {current.desired} replicas (>= {replicas}): not scaling")
+        rec.note("decide", f"already at {current.desired} replicas (>= {min(replicas, want)}): not scaling")
     else:
         plan = f"kubectl scale deployment {target.name} --replicas={want} (from {current.desired})"
         with hold_target(rec, target, f"scale: {plan}") as hold:
@@ -177,7 +195,7 @@ def resource_exhaustion(
                     outcome = RunbookOutcome.MITIGATED if again.healthy else RunbookOutcome.ESCALATED
                     return rec.finish(outcome, f"{hold.why()}; {state}: nothing written")
                 current = get_replicas(target)
-                want = max(current.desired, replicas)
+                want = scale_to(rec, current.desired, replicas)
                 plan = f"kubectl scale deployment {target.name} --replicas={want} (from {current.desired})"
             health_before = reading() if not rec.dry_run and want != current.desired else None
             done = (

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import pytest
 from prefect import get_client
-from prefect.events.worker import EventsWorker
-from prefect.logging.handlers import APILogWorker
-from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from prefect.settings import (
+    PREFECT_API_REQUEST_TIMEOUT,
+    PREFECT_API_URL,
+    PREFECT_CLIENT_MAX_RETRIES,
+    temporary_settings,
+)
 from respond.world import open_incident, ref
 
 from flows.respond import respond
@@ -30,36 +33,10 @@ from flows.service_down import service_down
 from runbook.models import RunbookOutcome
 from runbook.severity import Severity
 from sandbox.faults.gate import Gate
-from sandbox.faults.outages import attach_prefect
 from sandbox.testing import wait_for
 from tasks import runtime
 
-from .support import RESPOND_FAST
-
-DEADLINE_S = 60.0  # a run with its API gone for a while ends well within this: no hang
-
-
-@pytest.fixture
-def gated(world: Any, prefect_api: str) -> Iterator[Gate]:
-    """The runbooks' Prefect API behind a gate (`prefect-api-down` works), client retries cut to 2."""
-    gate = Gate(prefect_api).start()
-    detach = attach_prefect(world, gate)
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: gate.url, PREFECT_CLIENT_MAX_RETRIES: 2}):
-            try:
-                yield gate
-            finally:
-                # The API is back: deliver what the background workers held (no minute-long exit).
-                world.clear("prefect-api-down")
-                EventsWorker.drain_all(timeout=30)
-                APILogWorker.drain_all(timeout=30)
-    finally:
-        detach()
-        gate.stop()
-
-
-def outage_entries(incident_id: str) -> list[Any]:
-    return [e for e in runtime.store().timeline(incident_id) if e.kind == "outage"]
+from .support import DEADLINE_S, RESPOND_FAST, outage_entries
 
 
 def in_background(fn: Callable[[], None]) -> Callable[[], None]:
@@ -166,4 +143,48 @@ def test_service_down_prefect_api_down_while_the_rollout_runs_still_rolls_back(
     result = state.result()
     assert result.outcome == RunbookOutcome.ROLLED_BACK, result.summary
     assert world.revision() == revision + 1  # one rollback
+    assert final_state_in_prefect(state, prefect_api) == "COMPLETED"
+
+
+REQUEST_TIMEOUT_S = (
+    2.0  # PREFECT_API_REQUEST_TIMEOUT here, with 1 retry; docs/safety.md says what to run with
+)
+HANG_BOUND_S = 45.0
+"""An API that accepts and never answers costs each call (1 + 1 retry) x the request timeout plus the
+client's backoff (about 2 s): ~6 s here. `respond` makes two such calls before it ends (the runbook
+subflow it cannot create, then the escalation's artifact, unless the API is back by then): the bound
+leaves room for both on a loaded machine; without a request timeout the client would wait 60 s a try."""
+
+
+def test_respond_prefect_api_hanging_mid_response_escalates_within_a_bound(
+    world, gated: Gate, prefect_api: str
+) -> None:
+    world.inject("bad-deploy")
+    revision = world.revision()
+    incident = open_incident(Severity.P1, title="Homepage returns 500")
+
+    def outage() -> None:  # once the thread is open the API hangs; back once the escalation is recorded
+        wait_for(lambda: world.slack.messages("incidents"), timeout_s=DEADLINE_S)
+        world.inject("prefect-api-down", mode="timeout")
+        wait_for(lambda: outage_entries(incident.id), timeout_s=HANG_BOUND_S)
+        world.clear("prefect-api-down")
+
+    join = in_background(outage)
+    started = time.monotonic()
+    with temporary_settings(
+        updates={PREFECT_API_REQUEST_TIMEOUT: REQUEST_TIMEOUT_S, PREFECT_CLIENT_MAX_RETRIES: 1}
+    ):
+        state = respond(incident=ref(incident), **RESPOND_FAST, return_state=True)
+    elapsed = time.monotonic() - started
+    join()
+
+    assert elapsed < HANG_BOUND_S, f"respond took {elapsed:.0f}s with the API hanging"
+    assert state.is_completed(), state
+    assert "Traceback" not in (state.message or "")
+    result = state.result()
+    assert result.outcome == RunbookOutcome.ESCALATED, result.summary
+    assert "the Prefect API" in result.summary and "Timeout" in result.summary
+    assert world.revision() == revision  # the runbook never ran: nothing changed
+    texts = [m["text"] for m in world.slack.all_messages("incidents")]
+    assert any("respond stopped" in t and "Prefect API" in t for t in texts)
     assert final_state_in_prefect(state, prefect_api) == "COMPLETED"
