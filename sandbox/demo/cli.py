@@ -64,7 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(var)  # a fresh start: no run, incident or world left from last time
     private_dir(var)  # its env file and logs hold the intake token and the stand-ins' credentials
     demo = Demo(
-        root=root, var=var, ports=ports, prefect_db=demo_settings.prefect_db, crash_detection=crash_detection
+        root=root,
+        var=var,
+        ports=ports,
+        prefect_db=demo_settings.prefect_db,
+        crash_detection=crash_detection,
+        respond_parameters={
+            "stability_window_s": demo_settings.stability_window_s,
+            "runbook_options": {"settle_s": demo_settings.settle_s},
+        },
     )
     stop = threading.Event()
 

@@ -5,6 +5,7 @@ Usage::
     settings = load_demo_settings()     # raises SettingsError (one line naming the variable) when invalid
     settings.prefect_port               # 4200   (RUNBOOK_DEMO_PREFECT_PORT)
     settings.prefect_db                 # "postgresql" | "sqlite"   (RUNBOOK_DEMO_PREFECT_DB)
+    settings.stability_window_s         # 30: respond's watch after the fix (the guide: 120)
 
 Read from the environment and `.env`, like the runbooks' settings (`runbook.settings`), but kept out of
 that production model: a deployment of the runbooks has no demo. The intake port the demo uses is the
@@ -46,6 +47,20 @@ class DemoSettings(BaseSettings):
         description="the Prefect server's database: the embedded PostgreSQL (default) or SQLite",
     )
     var: Path = Field(Path("var/demo"), description="the demo's state and logs (emptied at each start)")
+    stability_window_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="respond's stability watch after the fix, in the demo (the guide, and respond's default: "
+        "120 s); shorter so the demo's incident ends in about a minute",
+    )
+    settle_s: float = Field(
+        10.0,
+        ge=0,
+        le=600,
+        description="the runbooks' wait after new pods are ready before verifying, in the demo's respond "
+        "(the guide: 30 s)",
+    )
 
 
 def load_demo_settings(*, env_file: Path | str | None = ".env", **overrides: Any) -> DemoSettings:

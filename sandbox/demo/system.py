@@ -63,6 +63,8 @@ class Demo:
     prefect_db: str = "postgresql"
     """`postgresql` (the embedded server, its data in var/prefect-db) or `sqlite` (var/prefect)."""
     crash_detection: CrashDetectionSettings = field(default_factory=CrashDetectionSettings)
+    respond_parameters: dict[str, Any] = field(default_factory=dict)
+    """respond's parameters in the demo's warm runner (`flows.warm --parameters`): the waits shortened."""
     database: Any = None
     """The Prefect server's EmbeddedPostgres while it runs (`prefect_db == "postgresql"`)."""
 
@@ -190,9 +192,10 @@ def start_all(sup: Supervisor, demo: Demo) -> None:
     say("starting intake and the flow runners (restarted if they die, as Kubernetes restarts a pod)")
     env = demo.env()
     intake = sup.start("intake", [python, "-m", "intake"], env=env, cwd=demo.root, restart=True)
-    warm = sup.start(
-        "runner-respond", [python, "-m", "flows.warm", "respond"], env=env, cwd=demo.root, restart=True
-    )
+    warm_argv = [python, "-m", "flows.warm", "respond"]
+    if demo.respond_parameters:
+        warm_argv += ["--parameters", json.dumps(demo.respond_parameters)]
+    warm = sup.start("runner-respond", warm_argv, env=env, cwd=demo.root, restart=True)
     serve = sup.start(
         "runner-serve",
         [python, "-m", "flows.serve", "--exclude", "respond"],
@@ -243,6 +246,9 @@ def print_ready(demo: Demo, started: float) -> None:
   sandbox         python -m sandbox status --var {demo.var}   |   fault bad-deploy   |   clear
   Slack stand-in  {slack}/conversations.history?channel=…
   logs            {demo.var / "logs"}/
+
+  Waits         respond watches {demo.respond_parameters.get("stability_window_s", 120):g} s for stability after the fix (the guide: 120 s;
+                RUNBOOK_DEMO_STABILITY_WINDOW_S) and the runbooks settle {demo.respond_parameters.get("runbook_options", {}).get("settle_s", 30):g} s (RUNBOOK_DEMO_SETTLE_S)
 
   Try: in the UI, Deployments › service-down › Run › Custom run (dry_run, settle_s) after
        `python -m sandbox fault bad-deploy --var {demo.var}`; or a drill: drill-database-failure › Run.

@@ -37,6 +37,8 @@ def test_the_demo_gets_ready_and_plays_the_incident_to_its_all_clear(running_dem
         r"✓ crashed runs detected: automation 'runbooks: crashed runs \(no heartbeat\)' created", text
     )
     assert f"Prefect UI      {demo.ui}" in text
+    # the demo shortens the guide's waits, and says so (RUNBOOK_DEMO_STABILITY_WINDOW_S, _SETTLE_S)
+    assert "respond watches 30 s for stability after the fix (the guide: 120 s;" in text
 
     demo.wait_for_line(r"✅ all-clear .* after the bad deploy", timeout_s=420)
     text = demo.text()
