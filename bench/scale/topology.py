@@ -219,30 +219,7 @@ class Topology:
             cwd=self.root,
             restart=True,
         )
-        sup.keep_restarting()
-        env_file = self.var / "sandbox.env"
-        _poll("the sandbox world", lambda: control_url(env_file) is not None, self.children["sandbox"], 120)
-        self.sandbox_env = read_env_file(env_file)
-        _poll("a Prefect API process", http_ready(f"{self.api}/health"), self.children["api-1"], 240)
-        self._apply_crash_detection(python)
-        warm = [python, "-m", "flows.warm", "respond", "--parameters", json.dumps(FAST_RESPOND)]
-        for i in (1, 2):
-            self.children[f"warm-{i}"] = sup.start(
-                f"warm-{i}",
-                warm,
-                env=self.env(PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_S)),
-                cwd=self.root,
-                restart=True,
-            )
-        self.intake_ports = [free_port(), free_port()]
-        for i, port in enumerate(self.intake_ports, 1):
-            self.children[f"intake-{i}"] = sup.start(
-                f"intake-{i}",
-                [python, "-m", "intake"],
-                env=self.env(RUNBOOK_INTAKE_PORT=str(port)),
-                cwd=self.root,
-                restart=True,
-            )
+        self._start_clients(sup, python, "a Prefect API process", runners=2)
         self._deploy_the_rest(prefect)
         self.children["worker"] = sup.start(
             "worker",
@@ -288,31 +265,37 @@ class Topology:
             cwd=self.root,
             restart=True,
         )
+        self._start_clients(sup, python, "the Prefect server", runners=1)
+        _poll("intake-1", http_ready(f"{self.intakes[0]}/readyz"), self.children["intake-1"], 120)
+        _poll("warm-1", _logged(self.children["warm-1"], "warm runner ready"), self.children["warm-1"], 120)
+        sup.say("✓ every process answers (one machine)")
+
+    def _start_clients(self, sup: Supervisor, python: str, api_name: str, runners: int) -> None:
+        """Once the world and an API answer: the crashed-runs automation, the warm runners, the intakes."""
         sup.keep_restarting()
         env_file = self.var / "sandbox.env"
         _poll("the sandbox world", lambda: control_url(env_file) is not None, self.children["sandbox"], 120)
         self.sandbox_env = read_env_file(env_file)
-        _poll("the Prefect server", http_ready(f"{self.api}/health"), self.children["api-1"], 240)
+        _poll(api_name, http_ready(f"{self.api}/health"), self.children["api-1"], 240)
         self._apply_crash_detection(python)
         warm = [python, "-m", "flows.warm", "respond", "--parameters", json.dumps(FAST_RESPOND)]
-        self.children["warm-1"] = sup.start(
-            "warm-1",
-            warm,
-            env=self.env(PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_S)),
-            cwd=self.root,
-            restart=True,
-        )
-        self.intake_ports = [free_port()]
-        self.children["intake-1"] = sup.start(
-            "intake-1",
-            [python, "-m", "intake"],
-            env=self.env(RUNBOOK_INTAKE_PORT=str(self.intake_ports[0])),
-            cwd=self.root,
-            restart=True,
-        )
-        _poll("intake-1", http_ready(f"{self.intakes[0]}/readyz"), self.children["intake-1"], 120)
-        _poll("warm-1", _logged(self.children["warm-1"], "warm runner ready"), self.children["warm-1"], 120)
-        sup.say("✓ every process answers (one machine)")
+        for i in range(1, runners + 1):
+            self.children[f"warm-{i}"] = sup.start(
+                f"warm-{i}",
+                warm,
+                env=self.env(PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_S)),
+                cwd=self.root,
+                restart=True,
+            )
+        self.intake_ports = [free_port() for _ in range(runners)]
+        for i, port in enumerate(self.intake_ports, 1):
+            self.children[f"intake-{i}"] = sup.start(
+                f"intake-{i}",
+                [python, "-m", "intake"],
+                env=self.env(RUNBOOK_INTAKE_PORT=str(port)),
+                cwd=self.root,
+                restart=True,
+            )
 
     def _apply_crash_detection(self, python: str) -> None:
         """The zombie automation (the prefect-automations Job's part): a killed runner's run is set Crashed."""
