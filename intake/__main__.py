@@ -37,8 +37,9 @@ _NO_DISPATCH_ENV = "INTAKE_NO_DISPATCH"
 
 HTTP_PARSER = "httptools"
 """uvicorn's HTTP/1.1 implementation for the intake, named rather than `auto`: httptools (C, llhttp) costs
-~0.3 ms less CPU per request than h11 (bench/RESULTS.md §10). Named here only: other uvicorn servers in
-this environment (Prefect's) keep their own choice."""
+less CPU per request than h11 (bench/RESULTS.md §10). Named, not left to uvicorn's `auto`, so the intake
+does not fall back to h11 silently where it is missing. Being installed, it is also what `auto` picks for
+the other uvicorn servers of this environment (Prefect's server: its tests pass with it)."""
 
 
 def build_app() -> Starlette:

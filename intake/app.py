@@ -32,7 +32,9 @@ Nothing is stored for a request refused at steps 1–5.
 
 The hot path: `POST /alerts/<known source>` is served by a thin ASGI handler in front of Starlette
 (`IntakeApp.__call__`), the same gate and answers; it skips Starlette's routing and its two exception
-middlewares (a third of the HTTP layer's CPU per request under load). Everything else (other methods,
+middlewares, layers this route does not need (an exception escaping it is uvicorn's 500, as it was
+Starlette's). With httptools and no access log, the HTTP layer went from ~37% to ~18% of the
+interpreter's time per alert under `wrk` (bench/RESULTS.md §10). Everything else (other methods,
 unknown sources, /healthz, /readyz, /metrics, the lifespan) goes through Starlette as before.
 
 Group commit: when the ingestor has `ingest_many(requests) -> [Receipt | Exception]` (one transaction
