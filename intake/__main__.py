@@ -5,7 +5,9 @@ Usage::
     python -m intake                      # host/port/workers from RUNBOOK_INTAKE_* (docs/intake.md)
     python -m intake --port 0 --no-dispatch
 
-Settings errors print one line naming the field and exit 2. Each worker process runs its own
+uvicorn serves it with the `httptools` parser and without its access log (one log line per request is
+~4% of the CPU per alert under load; `--access-log` turns it on; `/metrics` counts requests by source and
+status either way). Settings errors print one line naming the field and exit 2. Each worker process runs its own
 dispatcher thread; they share the outbox (leases) and Prefect's idempotency keys, so several workers
 or replicas still start one flow run per incident.
 """
@@ -32,6 +34,12 @@ from intake.sweep import Sweeper, load_sweep_settings
 __all__ = ["build_app", "main"]
 
 _NO_DISPATCH_ENV = "INTAKE_NO_DISPATCH"
+
+HTTP_PARSER = "httptools"
+"""uvicorn's HTTP/1.1 implementation for the intake, named rather than `auto`: httptools (C, llhttp) costs
+less CPU per request than h11 (bench/RESULTS.md §10). Named, not left to uvicorn's `auto`, so the intake
+does not fall back to h11 silently where it is missing. Being installed, it is also what `auto` picks for
+the other uvicorn servers of this environment (Prefect's server: its tests pass with it)."""
 
 
 def build_app() -> Starlette:
@@ -90,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="listen port (default: settings intake.port; 0 = any)")
     parser.add_argument("--workers", type=int, help="worker processes (default: settings intake.workers)")
     parser.add_argument("--no-dispatch", action="store_true", help="accept and store alerts, start no runs")
+    parser.add_argument(
+        "--access-log", action="store_true", help="log a line per request (off: /metrics counts them)"
+    )
     args = parser.parse_args(argv)
     try:
         config = IntakeConfig.from_settings(load_settings())
@@ -110,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         port=config.port if args.port is None else args.port,
         workers=args.workers or config.workers,
         log_level="info",
+        access_log=args.access_log,
+        http=HTTP_PARSER,
         timeout_graceful_shutdown=10,
     )
     return 0

@@ -22,8 +22,8 @@ replay-keyed payload) and sends the rest as one `executemany` per table when flu
    An incident opened for a service the catalogue does not know gets a timeline entry of kind
    `service_not_in_catalogue` (respond escalates it and runs no runbook);
 3. each normalised alert (pointing at the raw payload and its incident);
-4. an incident without a flow run gets its outbox row (`Outbox.enqueue`, idempotent; once per incident
-   per transaction);
+4. an incident without a flow run gets its outbox row (`Outbox.enqueue_many`, idempotent; once per
+   incident per transaction, all of a transaction's rows in one statement);
 5. a resolved alert whose incident is open adds the timeline entry of kind `source_resolved` to it:
    the mark for the all-clear path of the lifecycle. The `respond` flow verifies before it resolves.
 
@@ -172,12 +172,13 @@ class StoreIngestor:
         self.on_enqueued = on_enqueued
 
     def ingest(self, source: str, body: bytes, headers: Mapping[str, str], alerts: list[Alert]) -> Receipt:
+        due: list[str] = []
         with self.store.transaction() as tx:
             writer = tx.ingest_writer()
-            receipt, enqueued = self._request(writer, self.outbox.joined(tx), source, body, headers, alerts)
+            receipt = self._request(writer, due, source, body, headers, alerts)
+            self.outbox.joined(tx).enqueue_many(due, self.deployment)
             writer.flush()
-        if enqueued and self.on_enqueued is not None:
-            self.on_enqueued()
+        self._enqueued(bool(due))
         return receipt
 
     def ingest_many(self, requests: Sequence[IngestRequest]) -> list[Receipt | Exception]:
@@ -192,18 +193,19 @@ class StoreIngestor:
         A failed commit is not retried: every request gets its error (503), as one `ingest` would.
         """
         failed = _RequestFailed()
+        due: list[str] = []
         try:
             with self.store.transaction() as tx:
-                outbox = self.outbox.joined(tx)
                 writer = tx.ingest_writer()
-                done: list[tuple[Receipt, bool]] = []
+                done: list[Receipt | Exception] = []
                 for r in requests:
                     try:
-                        done.append(self._request(writer, outbox, r.source, r.body, r.headers, r.alerts))
+                        done.append(self._request(writer, due, r.source, r.body, r.headers, r.alerts))
                     except Exception as exc:  # roll all back; with one request, that is its answer
                         failed.exc = exc
                         raise failed from exc
                 try:
+                    self.outbox.joined(tx).enqueue_many(due, self.deployment)
                     writer.flush()
                 except Exception as exc:  # a row of some request was refused: find which, one by one
                     failed.exc = exc
@@ -215,8 +217,8 @@ class StoreIngestor:
         except Exception as exc:  # the commit itself failed: nothing of any request is stored
             log.warning("group commit of %d request(s) failed: %s", len(requests), exc)
             return [exc for _ in requests]
-        self._enqueued(any(added for _, added in done))
-        return [receipt for receipt, _ in done]
+        self._enqueued(bool(due))
+        return done
 
     def _isolated(self, requests: Sequence[IngestRequest]) -> list[Receipt | Exception]:
         """The batch again, a SAVEPOINT per request: one that fails is rolled back alone."""
@@ -226,18 +228,18 @@ class StoreIngestor:
             with self.store.transaction() as tx:
                 outbox = self.outbox.joined(tx)
                 for r in requests:
+                    due: list[str] = []
                     try:
                         with tx.savepoint() as part:
                             writer = part.ingest_writer()
-                            receipt, added = self._request(
-                                writer, outbox, r.source, r.body, r.headers, r.alerts
-                            )
+                            receipt = self._request(writer, due, r.source, r.body, r.headers, r.alerts)
+                            outbox.enqueue_many(due, self.deployment)
                             writer.flush()
                     except Exception as exc:  # this request only: the savepoint rolled it back
                         results.append(exc)
                         continue
                     results.append(receipt)
-                    enqueued = enqueued or added
+                    enqueued = enqueued or bool(due)
         except Exception as exc:  # the commit itself failed: nothing of any request is stored
             log.warning("group commit of %d request(s) failed: %s", len(requests), exc)
             return [exc for _ in requests]
@@ -251,20 +253,23 @@ class StoreIngestor:
     def _request(
         self,
         tx: IngestWriter,
-        outbox: Outbox,
+        due: list[str],
         source: str,
         body: bytes,
         headers: Mapping[str, str],
         alerts: list[Alert],
-    ) -> tuple[Receipt, bool]:
-        """One request's writes through `tx` (the caller flushes it before its transaction ends)."""
+    ) -> Receipt:
+        """One request's writes through `tx` (the caller flushes it before its transaction ends).
+
+        The incidents that need their outbox row are appended to `due` (once per incident per writer):
+        the caller enqueues them with one `Outbox.enqueue_many` before the flush, in the same transaction.
+        """
         request_id = request_id_of(source, body, headers)
         raw_id, stored = tx.raw_payload(source, body, headers, request_id=request_id)
         if not stored:
             log.info("%s request %s replays raw payload %s: not stored again", source, request_id, raw_id)
-            return Receipt(raw_id=raw_id, duplicate_of=raw_id), False
+            return Receipt(raw_id=raw_id, duplicate_of=raw_id)
         receipt = Receipt(raw_id=raw_id)
-        enqueued = False
         for alert in alerts:
             receipt.alerts += 1
             if alert.status is AlertStatus.RESOLVED:
@@ -284,9 +289,8 @@ class StoreIngestor:
             if incident.created and not in_catalogue(self.catalogue, alert.service):
                 tx.timeline(incident.id, not_in_catalogue_entry(alert))
             if incident.flow_run_id is None and tx.once(incident.id):
-                outbox.enqueue(incident.id, self.deployment)
-                enqueued = True
-        return receipt, enqueued
+                due.append(incident.id)
+        return receipt
 
     def _resolved(self, tx: IngestWriter, alert: Alert, receipt: Receipt) -> None:
         incident_id = tx.find_open_incident_id(dedupe_key(alert, self.catalogue))

@@ -111,6 +111,11 @@ class Outbox(ABC):
     def enqueue(self, incident_id: str, deployment: str) -> bool:
         """Add the incident if it is not there yet; True if this call added it."""
 
+    def enqueue_many(self, incident_ids: list[str], deployment: str) -> None:
+        """`enqueue` for each of `incident_ids` (an implementation may send them as one statement)."""
+        for incident_id in incident_ids:
+            self.enqueue(incident_id, deployment)
+
     @abstractmethod
     def claim(self, owner: str, lease_s: float, limit: int) -> list[OutboxItem]:
         """Lease up to `limit` due, undispatched rows to `owner` for `lease_s` seconds, most severe
@@ -195,6 +200,24 @@ class SqlOutbox(Outbox):
         with self._db.tx(write=True) as conn:
             added = conn.execute(_enqueue_statement(conn.dialect.name), row).first()
         return added is not None
+
+    def enqueue_many(self, incident_ids: list[str], deployment: str) -> None:
+        """One `executemany` for all of them (the intake's group commit: one statement per batch)."""
+        if not incident_ids:
+            return
+        now = self.clock()
+        rows = [
+            {
+                "incident_id": i,
+                "deployment": deployment,
+                "enqueued_at": now,
+                "attempts": 0,
+                "next_attempt_at": now,
+            }
+            for i in incident_ids
+        ]
+        with self._db.tx(write=True) as conn:
+            conn.execute(_enqueue_many_statement(conn.dialect.name), rows)
 
     def claim(self, owner: str, lease_s: float, limit: int) -> list[OutboxItem]:
         now = self.clock()
@@ -323,6 +346,12 @@ def _enqueue_statement(dialect: str) -> Any:
     """`INSERT … ON CONFLICT DO NOTHING RETURNING`, built once per dialect (runbook/store/statements.py)."""
     stmt = dialect_insert_for(dialect, _table)
     return stmt.on_conflict_do_nothing(index_elements=["incident_id"]).returning(_table.c.incident_id)
+
+
+@functools.cache
+def _enqueue_many_statement(dialect: str) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING` without `RETURNING` (sent as one `executemany`)."""
+    return dialect_insert_for(dialect, _table).on_conflict_do_nothing(index_elements=["incident_id"])
 
 
 def sqlite_path(url: str) -> str | None:

@@ -72,16 +72,16 @@ def counts(store: Store, outbox: Outbox) -> tuple[int, int, int, int]:
 
 
 class PoisonedOutbox(SqlOutbox):
-    """The real outbox, whose second enqueue of a request fails (the second alert cannot be stored)."""
+    """The real outbox, whose second row of a request fails (the second alert cannot be stored)."""
 
     poisoned = True
     calls = 0
 
-    def enqueue(self, incident_id: str, deployment: str) -> bool:
-        type(self).calls += 1
-        if self.poisoned and type(self).calls == 2:
+    def enqueue_many(self, incident_ids: list[str], deployment: str) -> None:
+        type(self).calls += len(incident_ids)
+        if self.poisoned and type(self).calls >= 2:
             raise RuntimeError("the second alert's outbox row cannot be stored")
-        return super().enqueue(incident_id, deployment)
+        super().enqueue_many(incident_ids, deployment)
 
 
 def post(client: httpx.Client, body: bytes) -> httpx.Response:

@@ -33,7 +33,7 @@ def test_a_held_batch_of_small_bodies_answers_each_its_own(
         sending = asyncio.new_event_loop()
         try:
             task = sending.create_task(_post_all(url, bodies))
-            sending.run_until_complete(_queued(app, 20))  # the first batch held, 20+ behind it
+            sending.run_until_complete(_queued(app, ingestor, 20))  # the first batch held, 20+ behind it
             ingestor.release.set()
             answers = sending.run_until_complete(task)
         finally:
