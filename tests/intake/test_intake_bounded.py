@@ -81,10 +81,16 @@ def test_a_1mb_name_costs_linear_time_not_quadratic() -> None:
 def test_more_alerts_than_allowed_are_refused_before_any_is_validated() -> None:
     """80,000 tiny alerts: refused on the count, in about the time of decoding them, not of validating."""
     tiny = b'{"status": "firing", "alerts": [' + b",".join([b"{}"] * 80_000) + b"]}"
-    started = time.perf_counter()
     with pytest.raises(PayloadInvalid, match="80000 alerts in one request, at most 1000 accepted"):
         parse("alertmanager", tiny, ParseContext())
-    spent = time.perf_counter() - started
+
+    def refused() -> None:
+        with pytest.raises(PayloadInvalid):
+            parse("alertmanager", tiny, ParseContext())
+
+    # Best of three for both sides: one measurement on a busy machine can be a preemption (it failed so,
+    # 0.29 s against 0.26 s). Validating 80,000 alerts would cost ~100x the decode, not 20x.
+    spent = _best_of(3, refused)
     decode = _best_of(3, lambda: json.loads(tiny))
     assert spent < 20 * decode + 0.05, (spent, decode)
 
