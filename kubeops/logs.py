@@ -105,6 +105,27 @@ def _by_logging(a: V1Pod, b: V1Pod) -> int:
     return 1 if _by_logging_less(b, a) else 0
 
 
+def _last_killed_for_memory(pod: V1Pod) -> bool:
+    statuses = (pod.status.container_statuses if pod.status else None) or []
+    return any(
+        c.last_state is not None
+        and c.last_state.terminated is not None
+        and c.last_state.terminated.reason == "OOMKilled"
+        for c in statuses
+    )
+
+
+def _restarted_first(pods: list[V1Pod]) -> list[V1Pod]:
+    """For `--previous`: only the pods that have a previous container, the ones last killed for memory
+    first. kubectl's own pick prefers the pod Ready for longest, which after an OOM kill is usually the
+    one that never restarted: `kubectl logs deployment/X --previous` then fails ("previous terminated
+    container not found") while the restarted pod holds the last words. Falls back to every pod (and
+    kubectl's error) when none restarted."""
+    restarted = [p for p in pods if _max_restarts(p)[0] > 0 or _max_restarts(p)[1] > 0]
+    killed = [p for p in restarted if _last_killed_for_memory(p)]
+    return killed or restarted or pods
+
+
 def choose_log_pod(pods: list[V1Pod]) -> V1Pod | None:
     """The first pod in kubectl's ByLogging order, or None for an empty list."""
     ordered = sorted(pods, key=functools.cmp_to_key(_by_logging))
@@ -120,7 +141,9 @@ def deployment_logs(
 ) -> DeploymentLogs:
     """`kubectl logs deployment/X --tail=100 [-c C] [--previous]`, optionally filtered by a regex.
 
-    The pod is the one kubectl picks (pods matching the selector, ByLogging order); the container is the
+    The pod is the one kubectl picks (pods matching the selector, ByLogging order), except with
+    `previous`: then among the pods that restarted, the last killed for memory first (`_restarted_first`
+    says why); the container is the
     workload's, else the pod's default-container annotation's, else the first. `grep` is searched
     case-insensitively; the matching lines come back in `matches`. `tail_lines=None` reads the whole log.
     """
@@ -139,7 +162,7 @@ def deployment_logs(
         pods = core.list_namespaced_pod(
             workload.namespace, label_selector=selector, _request_timeout=request_timeout_s(api)
         ).items
-    pod = choose_log_pod(pods)
+    pod = choose_log_pod(_restarted_first(pods) if previous else pods)
     if pod is None:
         raise NoPodsFound(
             f'no pods found for deployment "{workload.name}" in namespace "{workload.namespace}"'

@@ -57,6 +57,27 @@ def test_logs_prefer_the_pod_ready_longest_over_restarts(
     assert kubeops.deployment_logs(api, WEB).pod in original
 
 
+def test_previous_logs_come_from_the_pod_killed_for_memory_not_kubectls_pick(
+    api: ApiClient, cluster: Cluster, clock: FakeClock
+) -> None:
+    """After an OOM kill the restarted pod is Ready for less time, so kubectl's pick is another pod,
+    which has no previous container: `--previous` reads the pod that was killed (the runbook's OOM
+    evidence; resource_exhaustion failed a CI run on kubectl's pick)."""
+    original = set(pod_names(cluster))
+    clock.advance(60)
+    kubeops.scale(api, WEB, 3)
+    cluster.settle(instant=True)
+    (newcomer,) = set(pod_names(cluster)) - original
+    cluster.append_pod_log(NS, newcomer, "FATAL ERROR: Reached heap limit - JavaScript heap out of memory")
+    cluster.restart_pod(NS, newcomer, reason="OOMKilled")
+    assert kubeops.deployment_logs(api, WEB).pod in original  # kubectl's pick: Ready for longest
+
+    previous = kubeops.deployment_logs(api, WEB, previous=True, grep="heap out of memory")
+
+    assert previous.pod == newcomer
+    assert previous.matches == ["FATAL ERROR: Reached heap limit - JavaScript heap out of memory"]
+
+
 def test_logs_prefer_a_ready_pod_to_a_crash_looping_one(
     api: ApiClient, cluster: Cluster, clock: FakeClock
 ) -> None:
