@@ -16,22 +16,28 @@ who attends, the six questions), Prevention & Monitoring (the five items, here a
 owner); Running Incident Drill ("Document drill results and improve procedures").
 
 Pure: no Prefect, no I/O. flows/postmortem.py and flows/drills.py gather the facts and publish these.
-The formats are held by golden tests (tests/flows/drills/golden/).
-One module past 400 lines because it is one thing: the guide's post-incident formats; the incident's
-post-mortem and the drill's report share their sections, tables and timeline rendering.
+The formats are held by golden tests (tests/flows/drills/golden/). The drill's report, Slack summary
+and history rows are `runbook.drill_report` (re-exported here); the shared markdown formatting is
+`runbook.report_format`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from runbook.drills import DrillResult, DrillStatus, Scenario, Step, human_s, targets_for
+from runbook.drill_report import (
+    HistoryRow,
+    drill_slack_text,
+    history_rows,
+    history_summary,
+    render_drill_report,
+)
 from runbook.models import ActionRecord, ActionStatus, Alert, Evidence, Incident
+from runbook.report_format import cell, hms, human_td, short, stamp
 from runbook.severity import LEVELS
 
 __all__ = [
@@ -171,8 +177,8 @@ def action_items(record: PostMortemRecord) -> list[ActionItem]:
     first_alert = min(record.alerts, key=lambda a: a.received_at, default=None)
     detected = (
         f"first alert {first_alert.name!r} from {first_alert.source.value} "
-        f"at {_hms(first_alert.received_at)}, "
-        f"{_human_td(first_alert.received_at - inc.started_at)} after the start"
+        f"at {hms(first_alert.received_at)}, "
+        f"{human_td(first_alert.received_at - inc.started_at)} after the start"
         if first_alert
         else "no alert recorded: the incident was opened by hand"
     )
@@ -215,17 +221,17 @@ def render_postmortem(record: PostMortemRecord) -> str:
     inc = record.incident
     level = LEVELS[inc.severity]
     end = inc.resolved_at or inc.mitigated_at
-    duration = _human_td(end - inc.started_at) if end else "ongoing"
+    duration = human_td(end - inc.started_at) if end else "ongoing"
     out = [
         f"# Post-mortem: {inc.title}",
         "",
         f"**Incident** `{inc.id}` · **Severity** {level.label} (rule `{inc.severity_rule}`) · "
         f"**Service** {inc.service} · **Status** {inc.status.value} · **Duration** {duration}",
         "",
-        f"Started {_stamp(inc.started_at)} · Acknowledged {_stamp(inc.acknowledged_at)} · "
-        f"Mitigated {_stamp(inc.mitigated_at)} · Resolved {_stamp(inc.resolved_at)}",
+        f"Started {stamp(inc.started_at)} · Acknowledged {stamp(inc.acknowledged_at)} · "
+        f"Mitigated {stamp(inc.mitigated_at)} · Resolved {stamp(inc.resolved_at)}",
         "",
-        f"**Post-mortem meeting** by {_stamp(record.meeting_due)} (within 24 hours) with: on-call engineer "
+        f"**Post-mortem meeting** by {stamp(record.meeting_due)} (within 24 hours) with: on-call engineer "
         "(responder), team lead (escalation point), subject matter expert (if applicable), DevOps (if "
         "infrastructure issue).",
         "",
@@ -243,7 +249,7 @@ def render_postmortem(record: PostMortemRecord) -> str:
         "|---|---|---|",
     ]
     out += [
-        f"| {_stamp(line.at)} | {_cell(line.source)} | {_cell(line.what)} |"
+        f"| {stamp(line.at)} | {cell(line.source)} | {cell(line.what)} |"
         for line in assemble_timeline(record)
     ]
 
@@ -254,7 +260,7 @@ def render_postmortem(record: PostMortemRecord) -> str:
     )
     out.append(
         f"{level.label} incident on {inc.service}: {inc.title}. {alerts}; "
-        + ", ".join(f"{name} {_hms(at)}" for name, at in _status_at(inc) if at is not None)
+        + ", ".join(f"{name} {hms(at)}" for name, at in _status_at(inc) if at is not None)
         + f"; duration {duration}. The timeline above is the record."
     )
 
@@ -264,7 +270,7 @@ def render_postmortem(record: PostMortemRecord) -> str:
     if findings:
         out.append("What the automation found (evidence, not yet a root cause):")
         out.append("")
-        out += [f"- {_hms(e.at)} {e.actor}: {e.message}" for e in findings]
+        out += [f"- {hms(e.at)} {e.actor}: {e.message}" for e in findings]
         out.append("")
     out.append("> _Prompt: the root cause, in a sentence, and the evidence for it. (People answer this.)_")
 
@@ -276,8 +282,8 @@ def render_postmortem(record: PostMortemRecord) -> str:
             "|---|---|---|---|---|---|",
         ]
         out += [
-            f"| {_hms(a.claimed_at)} | {a.action} | {_cell(a.target)} | {a.status.value} | "
-            f"{_hms(a.finished_at)} | {_cell(a.detail or '')} |"
+            f"| {hms(a.claimed_at)} | {a.action} | {cell(a.target)} | {a.status.value} | "
+            f"{hms(a.finished_at)} | {cell(a.detail or '')} |"
             for a in record.actions
         ]
     else:
@@ -287,7 +293,7 @@ def render_postmortem(record: PostMortemRecord) -> str:
         out += ["", *[f"- {e.actor} ended: {e.message}" for e in outcomes]]
     sent = [e for e in inc.timeline if e.kind in _MESSAGE_KINDS]
     out += ["", f"Messages sent: {len(sent)}."]
-    out += [f"- {_hms(e.at)} {e.actor}: {e.message}" for e in sent]
+    out += [f"- {hms(e.at)} {e.actor}: {e.message}" for e in sent]
 
     # 4. What went well? / 5. What could improve?
     good, bad = _facts(record)
@@ -306,7 +312,7 @@ def render_postmortem(record: PostMortemRecord) -> str:
     out += ["", "## 6. How do we prevent? (Action items)", ""]
     out += ["| | item | from the record | owner |", "|---|---|---|---|"]
     out += [
-        f"| [ ] | {i.item} ({i.why}) | {_cell(i.suggestion)} | {i.owner or '_assign_'} |"
+        f"| [ ] | {i.item} ({i.why}) | {cell(i.suggestion)} | {i.owner or '_assign_'} |"
         for i in action_items(record)
     ]
 
@@ -315,14 +321,14 @@ def render_postmortem(record: PostMortemRecord) -> str:
     if record.runs:
         out += ["| run | flow | state | started | ended |", "|---|---|---|---|---|"]
         out += [
-            f"| {r.name} | {r.flow_name} | {r.state} | {_hms(r.start_time)} | {_hms(r.end_time)} |"
+            f"| {r.name} | {r.flow_name} | {r.state} | {hms(r.start_time)} | {hms(r.end_time)} |"
             for r in record.runs
         ]
     else:
         out.append("None recorded.")
     out += ["", "## Error logs", ""]
     if record.logs:
-        out += ["```", *[f"{_stamp(log.at)} {log.level_name:<8} {log.message}" for log in record.logs], "```"]
+        out += ["```", *[f"{stamp(log.at)} {log.level_name:<8} {log.message}" for log in record.logs], "```"]
     else:
         out.append("No warning or error was logged.")
     out += ["", "## Metrics and evidence", ""]
@@ -331,11 +337,11 @@ def render_postmortem(record: PostMortemRecord) -> str:
         out += [f"### {item.title} ({item.kind})", "", "````", item.content.rstrip() or "(empty)", "````", ""]
     for e, data in snapshots:
         out.append(
-            f"- {_hms(e.at)} {e.kind}: " + ", ".join(f"{k}={_short(v)}" for k, v in sorted(data.items()))
+            f"- {hms(e.at)} {e.kind}: " + ", ".join(f"{k}={short(v)}" for k, v in sorted(data.items()))
         )
     if not record.evidence and not snapshots:
         out.append("None collected.")
-    out += ["", f"_Generated {_stamp(record.generated_at)} from the incident store and the Prefect API._"]
+    out += ["", f"_Generated {stamp(record.generated_at)} from the incident store and the Prefect API._"]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -350,7 +356,7 @@ def _facts(record: PostMortemRecord) -> tuple[list[str], list[str]]:
             bad.append(f"never {name} in the record")
             continue
         took = at - inc.started_at
-        line = f"{name} {_human_td(took)} after the start (target < {_human_td(target)})"
+        line = f"{name} {human_td(took)} after the start (target < {human_td(target)})"
         (good if took <= target else bad).append(line)
     for a in record.actions:
         if a.status == ActionStatus.SUCCEEDED:
@@ -375,218 +381,3 @@ def meeting_reminder(incident: Incident, due_at: datetime, handles: Sequence[str
         "DevOps (if infrastructure issue). "
         "Discuss: what happened, why, how we responded, what went well, what could improve, how we prevent."
     )
-
-
-# --- drills -----------------------------------------------------------------------------------------------
-
-
-def _mark(passed: bool) -> str:
-    return "✅ pass" if passed else "❌ fail"
-
-
-def render_drill_report(result: DrillResult, scenario: Scenario) -> str:
-    """The drill report: what was simulated, the figures against the guide's targets, pass or fail per
-    step, what to improve, the timeline."""
-    targets = targets_for(scenario.severity)
-    verdict = {
-        DrillStatus.PASSED: "✅ PASSED",
-        DrillStatus.FAILED: "❌ FAILED",
-        DrillStatus.REFUSED: "⛔ REFUSED",
-    }
-    out = [
-        f"# Drill: {scenario.label}: {verdict[result.status]}",
-        "",
-        f"**Simulate** {scenario.simulate} (sandbox fault `{scenario.fault_text}`) · "
-        f"**Expected response** {scenario.response} (`{scenario.runbook}`, {scenario.severity})",
-        "",
-        f"**Drill** `{result.drill_id}` · **Target** {result.target} ({result.environment}) · "
-        f"**Path** {result.via} · **Started** {_stamp(result.started_at)} · "
-        f"**Finished** {_stamp(result.finished_at)}",
-    ]
-    if result.allow_production:
-        out += ["", "**Production drill allowed explicitly** (`allow_production=True`)."]
-    if result.reason:
-        out += ["", f"**Why**: {result.reason}"]
-    if result.status == DrillStatus.REFUSED:
-        out += ["", "Nothing was injected and the target was not contacted."]
-        return "\n".join(out) + "\n"
-    mttr = result.mttr_s
-    out += [
-        "",
-        f"**Incident** `{result.incident_id or '-'}` · **Runbook** {result.runbook or '-'}: "
-        f"{result.runbook_outcome or '-'}"
-        + (f" (error: {result.runbook_error})" if result.runbook_error else ""),
-        "",
-        f"**Fault cleared**: {'yes' if result.fault_cleared else 'NO'}"
-        + (f" at {_hms(result.times.cleared_at)}" if result.times.cleared_at else "")
-        + (f" ({result.clear_error})" if result.clear_error else "")
-        + f" · **MTTR** (fault → verified recovery): {human_s(mttr)}",
-        "",
-        "## Figures against the guide's targets",
-        "",
-        f"Targets: {targets.source}.",
-        "",
-        "| step | at (UTC) | measured | from | target | result | note |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for s in result.steps:
-        target = f"< {human_s(s.target_s)}" if s.target_s is not None else "none in the guide"
-        out.append(
-            f"| {s.step.value} | {_hms(s.at)} | {human_s(s.elapsed_s)} | {s.origin} | {target} | "
-            f"{_mark(s.passed)} | {_cell(s.note)} |"
-        )
-    out += ["", "## What to improve", ""]
-    out += [f"- {line}" for line in result.improvements]
-    out += ["", "## Timeline", "", "| time (UTC) | who | what |", "|---|---|---|"]
-    out += [
-        f"| {_stamp(e.at)} | {_cell(e.actor)} | {_cell(e.kind)}: {_cell(e.message)} |"
-        for e in result.timeline
-    ]
-    return "\n".join(out).rstrip("\n") + "\n"
-
-
-def drill_slack_text(result: DrillResult, scenario: Scenario, link: str | None = None) -> str:
-    """The drill report's Slack summary (the full report is the artifact `link` points to)."""
-    icon = {
-        DrillStatus.PASSED: ":white_check_mark:",
-        DrillStatus.FAILED: ":x:",
-        DrillStatus.REFUSED: ":no_entry:",
-    }
-    head = f"{icon[result.status]} *Drill {scenario.label}*: {result.status.value} on {result.target}"
-    if result.status == DrillStatus.REFUSED:
-        return f"{head}\n{result.reason}"
-    parts = [f"{s.step.value} {human_s(s.elapsed_s)}" + ("" if s.passed else " (fail)") for s in result.steps]
-    lines = [head, " · ".join(parts) + f" · MTTR {human_s(result.mttr_s)}"]
-    if result.improvements:
-        lines.append("Improve: " + result.improvements[0])
-    if not result.fault_cleared:
-        lines.append(":warning: the fault could not be cleared: clean the target by hand")
-    if link:
-        lines.append(f"Report: {link}")
-    return "\n".join(lines)
-
-
-class HistoryRow(BaseModel):
-    """One drill in the history (runbook.drill_history stores these)."""
-
-    drill_id: str
-    scenario: str
-    target: str
-    environment: str
-    via: str
-    status: str
-    allow_production: bool = False
-    started_at: AwareDatetime
-    detect_s: float | None = None
-    acknowledge_s: float | None = None
-    mitigate_s: float | None = None
-    recover_s: float | None = None
-    mttr_s: float | None = None
-    incident_id: str | None = None
-    flow_run_id: str | None = None
-
-    @classmethod
-    def of(cls, result: DrillResult, flow_run_id: str | None = None) -> HistoryRow:
-        def elapsed(step: Step) -> float | None:
-            s = result.step(step)
-            return s.elapsed_s if s else None
-
-        return cls(
-            drill_id=result.drill_id,
-            scenario=result.scenario,
-            target=result.target,
-            environment=result.environment,
-            via=result.via,
-            status=result.status.value,
-            allow_production=result.allow_production,
-            started_at=result.started_at,
-            detect_s=elapsed(Step.DETECT),
-            acknowledge_s=elapsed(Step.ACKNOWLEDGE),
-            mitigate_s=elapsed(Step.MITIGATE),
-            recover_s=elapsed(Step.RECOVER),
-            mttr_s=result.mttr_s,
-            incident_id=result.incident_id,
-            flow_run_id=flow_run_id or result.flow_run_id,
-        )
-
-
-def history_rows(history: Iterable[HistoryRow]) -> list[dict[str, Any]]:
-    """The drill history as table-artifact rows, newest first, MTTR trend per scenario.
-
-    `trend` compares a drill's MTTR with the previous drill of the same scenario: "▼ 12.0 s" faster,
-    "▲ 3.0 s" slower, "first" for the first measured one.
-    """
-    rows = sorted(history, key=lambda r: r.started_at)
-    previous: dict[str, float] = {}
-    out: list[dict[str, Any]] = []
-    for r in rows:
-        trend = "-"
-        if r.mttr_s is not None:
-            before = previous.get(r.scenario)
-            if before is None:
-                trend = "first"
-            else:
-                delta = r.mttr_s - before
-                trend = "=" if abs(delta) < 0.05 else f"{'▲' if delta > 0 else '▼'} {human_s(abs(delta))}"
-            previous[r.scenario] = r.mttr_s
-        out.append(
-            {
-                "started (UTC)": f"{r.started_at:%Y-%m-%d %H:%M}",
-                "scenario": r.scenario,
-                "target": r.target + (" (production, allowed)" if r.allow_production else ""),
-                "status": r.status,
-                "detect": human_s(r.detect_s),
-                "acknowledge": human_s(r.acknowledge_s),
-                "mitigate": human_s(r.mitigate_s),
-                "recover": human_s(r.recover_s),
-                "MTTR": human_s(r.mttr_s),
-                "MTTR trend": trend,
-            }
-        )
-    out.reverse()
-    return out
-
-
-def history_summary(history: Iterable[HistoryRow]) -> list[dict[str, Any]]:
-    """Per scenario: drills run, passed, last and mean MTTR (the trend at a glance)."""
-    by: dict[str, list[HistoryRow]] = {}
-    for r in sorted(history, key=lambda r: r.started_at):
-        by.setdefault(r.scenario, []).append(r)
-    out = []
-    for name, rows in sorted(by.items()):
-        measured = [r.mttr_s for r in rows if r.mttr_s is not None]
-        out.append(
-            {
-                "scenario": name,
-                "drills": len(rows),
-                "passed": sum(r.status == DrillStatus.PASSED.value for r in rows),
-                "last MTTR": human_s(measured[-1] if measured else None),
-                "mean MTTR": human_s(sum(measured) / len(measured) if measured else None),
-                "last run": f"{rows[-1].started_at:%Y-%m-%d}",
-            }
-        )
-    return out
-
-
-# --- formatting -------------------------------------------------------------------------------------------
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _stamp(at: datetime | None) -> str:
-    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if at is not None else "-"
-
-
-def _hms(at: datetime | None) -> str:
-    return f"{at.astimezone(UTC):%H:%M:%S}" if at is not None else "-"
-
-
-def _human_td(t: timedelta) -> str:
-    return human_s(t.total_seconds())

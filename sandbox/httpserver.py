@@ -19,23 +19,22 @@ Handlers raise `HttpError(status, body)` for a 4xx/5xx answer with a JSON body. 
 request is refused, as it would be by a process that is gone. Injected delays wait on an event that
 `stop()` and `close_listener()` set, so no handler thread outlives its server.
 
-Why one module past 400 lines: the server's life cycle (listen, close and reopen the listener, injected
-delays and failures, a stop that leaves no thread behind) is one state machine, and its parts share its
-lock and listener. The messages it serves are in sandbox/http_messages.py.
+The server's life cycle (listen, close and reopen the listener, injected delays and failures, a
+stop that leaves no thread behind) is one state machine, and its parts share its lock and listener;
+the socket side (listener, request handler) is sandbox/http_listener.py, the messages it serves are
+sandbox/http_messages.py.
 """
 
 from __future__ import annotations
 
 import re
-import selectors
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
+from sandbox.http_listener import Listener
 from sandbox.http_messages import HttpError, RecordedRequest, Request, Response, parse_body
 from sandbox.ports import candidate_ports
 
@@ -49,8 +48,6 @@ __all__ = [
     "StandIn",
     "parse_body",
 ]
-
-_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 Handler = Callable[[Request], Response]
@@ -83,112 +80,6 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "/?$")
 
 
-class _Listener(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
-    request_queue_size = 128  # the default 5 drops connects under a burst (clients then wait 1 s to retry)
-
-    def __init__(self, address: tuple[str, int], owner: HttpServer) -> None:
-        self.owner = owner
-        self._stopping = threading.Event()
-        self._wake_r, self._wake_w = socket.socketpair()  # before the bind: a failed bind closes them
-        super().__init__(address, _RequestHandler)
-
-    def serve(self) -> None:
-        """Accept connections until `wake()`; each request runs in its own daemon thread.
-
-        Unlike `serve_forever`, which polls for its shutdown flag, this wakes at once on `wake()`,
-        so stopping a server costs no poll interval.
-        """
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.socket, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in selector.select():
-                    if key.fileobj is self._wake_r:
-                        return
-                    self._accept_one()
-
-    def _accept_one(self) -> None:
-        try:
-            request, client_address = self.get_request()
-        except OSError:
-            return  # the client went away between select and accept
-        if not self.verify_request(request, client_address):
-            self.shutdown_request(request)
-            return
-        try:
-            self.process_request(request, client_address)  # ThreadingMixIn: a thread per connection
-        except Exception:
-            self.handle_error(request, client_address)  # socketserver prints the traceback
-            self.shutdown_request(request)
-
-    def wake(self) -> None:
-        """Make `serve()` return."""
-        self._stopping.set()
-        self._wake_w.send(b"x")
-
-    def server_close(self) -> None:
-        super().server_close()
-        self._wake_r.close()
-        self._wake_w.close()
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Listener
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.owner._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.owner._track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # the stand-ins record requests; stderr stays quiet
-
-    def _handle(self) -> None:
-        self.close_connection = True
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY_BYTES:
-            self._send(Response.json({"error": "request_too_large"}, status=413))
-            return
-        raw = self.rfile.read(length) if length > 0 else b""
-        split = urlsplit(self.path)
-        request = Request(
-            method=self.command,
-            path=split.path,
-            query=parse_qs(split.query, keep_blank_values=True),
-            headers={k.lower(): v for k, v in self.headers.items()},
-            raw_body=raw,
-        )
-        response = self.server.owner._dispatch(request)
-        if response is not None:
-            self._send(response)
-
-    def _send(self, response: Response) -> None:
-        try:
-            self.send_response(response.status)
-            if response.content_type:
-                self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
-            self.send_header("Connection", "close")
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
-        except (BrokenPipeError, ConnectionResetError):
-            return  # the client gave up (its timeout); nothing left to answer
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
-
-
 class HttpServer:
     """A route table served by `ThreadingHTTPServer` on loopback, recording every request."""
 
@@ -199,7 +90,7 @@ class HttpServer:
         self._requests: list[RecordedRequest] = []
         self._injections: list[_Injection] = []
         self._connections: set[socket.socket] = set()
-        self._listener: _Listener | None = None
+        self._listener: Listener | None = None
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._host = "127.0.0.1"
@@ -281,10 +172,10 @@ class HttpServer:
         # A port the server may give up and take back (close_listener/reopen_listener) is chosen below
         # the kernel's ephemeral range, where no outgoing connection can take it meanwhile (ports.py).
         ports = [self._port] if self._port else candidate_ports()
-        listener: _Listener | None = None
+        listener: Listener | None = None
         for port in ports:
             try:
-                listener = _Listener((self._host, port), self)
+                listener = Listener((self._host, port), self)
                 break
             except OSError as exc:
                 if self._port:

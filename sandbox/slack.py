@@ -38,16 +38,13 @@ stops): with `landed=True` the call is carried out first and only its answer hel
 after Slack had it); with `landed=False` it is never carried out (the sender dies before). Tests use it
 to make a kill land between a message's claim and its answer, deterministically.
 
-Why one module past 400 lines: it is one stand-in, the Slack Web API; its methods share the channel and
-message store, the auth and the argument parsing.
+The Slack workspace's state (channels, messages, threads, reactions) is `sandbox.slack_workspace`; the
+wire conventions (argument parsing, answer shapes, metadata validation) are `sandbox.slack_wire`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -55,6 +52,28 @@ from typing import Any, Literal
 
 from sandbox.holds import HeldCalls, Hold
 from sandbox.httpserver import HttpError, Request, Response, StandIn
+from sandbox.slack_wire import (
+    EMOJI_NAME,
+    TS,
+    error,
+    has_content,
+    limit_arg,
+    maybe_json,
+    ok,
+    parse_arguments,
+    parse_metadata,
+    text_arg,
+    truthy,
+)
+from sandbox.slack_workspace import (
+    BOT_ID,
+    BOT_USER_ID,
+    TEAM_ID,
+    SlackWorkspace,
+    add_reaction,
+    channel_id_for,
+    public_copy,
+)
 
 __all__ = ["SlackStandIn", "channel_id_for"]
 
@@ -70,22 +89,9 @@ _METHODS = (
     "conversations.list",
     "auth.test",
 )
-_EMOJI_NAME = re.compile(r"^[a-z0-9_+'-]{1,100}$")
-_TS = re.compile(r"^\d{1,12}\.\d{6}$")
-_TEAM_ID = "T0SANDBOX1"
-_BOT_USER_ID = "U0RUNBOOK1"
-_BOT_ID = "B0RUNBOOK1"
-_APP_ID = "A0RUNBOOK1"
-_METADATA_MAX_BYTES = 8000  # Slack's documented limit on a message's metadata is of this order
 
 
-def channel_id_for(name: str) -> str:
-    """A stable Slack-looking channel ID for a channel name (`C0` + 9 upper-case characters)."""
-    digest = hashlib.sha256(name.encode()).hexdigest().upper()
-    return "C0" + digest[:9]
-
-
-class SlackStandIn(StandIn):
+class SlackStandIn(SlackWorkspace, StandIn):
     """Slack Web API over HTTP, with channels, threads and reactions kept in memory."""
 
     name = "slack"
@@ -117,73 +123,12 @@ class SlackStandIn(StandIn):
         self.server.route("GET", "/api/{method}", self._unknown_method)
         self.server.route("POST", "/api/{method}", self._unknown_method)
 
-    # -- state helpers (in-process, for tests, the demo and drills) --------------------------------
     def _reset_state(self) -> None:
         self.holds.release_all()
         with self._lock:
             self._channels = {channel_id_for(name): name for name in self._initial_channels}
             self._messages = {cid: [] for cid in self._channels}
             self._last_ts_us = 0
-
-    def add_channel(self, name: str) -> str:
-        """Create a channel (idempotent); returns its ID."""
-        name = name.lstrip("#")
-        cid = channel_id_for(name)
-        with self._lock:
-            self._channels.setdefault(cid, name)
-            self._messages.setdefault(cid, [])
-        return cid
-
-    def channel_id(self, channel: str) -> str:
-        """The ID of a channel given as `#name`, `name` or ID; KeyError if there is none."""
-        cid = self._resolve_channel(channel)
-        if cid is None:
-            raise KeyError(f"no Slack channel {channel!r}")
-        return cid
-
-    def messages(self, channel: str) -> list[dict[str, Any]]:
-        """Top-level messages of a channel (replies excluded), oldest first (copies)."""
-        cid = self.channel_id(channel)
-        with self._lock:
-            return [_public(m) for m in self._messages[cid] if m.get("thread_ts") in (None, m["ts"])]
-
-    def all_messages(self, channel: str) -> list[dict[str, Any]]:
-        """Every message of a channel, replies included, in `ts` order (copies)."""
-        cid = self.channel_id(channel)
-        with self._lock:
-            return [_public(m) for m in self._messages[cid]]
-
-    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
-        """The parent message `ts` followed by its replies, oldest first; [] if no such message."""
-        cid = self.channel_id(channel)
-        with self._lock:
-            return [_public(m) for m in self._thread_of(cid, ts)]
-
-    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
-        cid = self.channel_id(channel)
-        with self._lock:
-            found = self._find(cid, ts)
-            return _public(found) if found is not None else None
-
-    def reactions(self, channel: str, ts: str) -> list[dict[str, Any]]:
-        """`[{"name", "users", "count"}]` on one message ([] if none or no such message)."""
-        found = self.message(channel, ts)
-        return list(found.get("reactions", [])) if found else []
-
-    def add_reaction_as_user(self, channel: str, ts: str, name: str, user: str) -> None:
-        """A person reacts to a message (e.g. `:eyes:` to acknowledge); KeyError if no such message."""
-        cid = self.channel_id(channel)
-        with self._lock:
-            found = self._find(cid, ts)
-            if found is None:
-                raise KeyError(f"no message {ts} in {channel}")
-            _add_reaction(found, name.strip(":"), user)
-
-    def post_as_user(self, channel: str, text: str, user: str, thread_ts: str | None = None) -> str:
-        """A person posts (e.g. replies "ack" in the incident thread); returns the message `ts`."""
-        cid = self.channel_id(channel)
-        with self._lock:
-            return self._post(cid, {"text": text, "thread_ts": thread_ts}, user=user, bot=False)["ts"]
 
     # -- fault controls -----------------------------------------------------------------------------
     def fail_next(
@@ -230,13 +175,13 @@ class SlackStandIn(StandIn):
     def _endpoint(self, method: str) -> Callable[[Request], Response]:
         def handle(request: Request) -> Response:
             try:
-                args, token = _arguments(request)
+                args, token = parse_arguments(request)
             except HttpError:
-                return _error("invalid_form_data")
+                return error("invalid_form_data")
             if token is None:
-                return _error("not_authed")
+                return error("not_authed")
             if not hmac.compare_digest(token.encode(), self.token.encode()):
-                return _error("invalid_auth")
+                return error("invalid_auth")
             hold = self.holds.take(method)
             if hold is not None and not hold.landed:
                 hold.wait()
@@ -254,103 +199,107 @@ class SlackStandIn(StandIn):
         )
 
     def _m_auth_test(self, args: dict[str, Any]) -> Response:
-        return _ok(
+        return ok(
             url=f"https://{self.team}.slack.com/",
             team=self.team,
             user=self.bot_name,
-            team_id=_TEAM_ID,
-            user_id=_BOT_USER_ID,
-            bot_id=_BOT_ID,
+            team_id=TEAM_ID,
+            user_id=BOT_USER_ID,
+            bot_id=BOT_ID,
             is_enterprise_install=False,
         )
 
     def _m_chat_postMessage(self, args: dict[str, Any]) -> Response:
-        cid = self._resolve_channel(_str(args.get("channel")))
+        cid = self._resolve_channel(text_arg(args.get("channel")))
         if cid is None:
-            return _error("channel_not_found")
-        if not _has_content(args):
-            return _error("no_text")
-        if len(_str(args.get("text"))) > 40000:
-            return _error("msg_too_long")
-        metadata, problem = _metadata(args.get("metadata"))
+            return error("channel_not_found")
+        if not has_content(args):
+            return error("no_text")
+        if len(text_arg(args.get("text"))) > 40000:
+            return error("msg_too_long")
+        metadata, problem = parse_metadata(args.get("metadata"))
         if problem:
-            return _error(problem)
+            return error(problem)
         if metadata is not None:
             args = {**args, "metadata": metadata}
         with self._lock:
-            message = self._post(cid, args, user=_BOT_USER_ID, bot=True)
-        return _ok(channel=cid, ts=message["ts"], message=_public(message))
+            message = self._post(cid, args, user=BOT_USER_ID, bot=True)
+        return ok(channel=cid, ts=message["ts"], message=public_copy(message))
 
     def _m_chat_update(self, args: dict[str, Any]) -> Response:
-        cid = self._resolve_channel(_str(args.get("channel")))
+        cid = self._resolve_channel(text_arg(args.get("channel")))
         if cid is None:
-            return _error("channel_not_found")
-        ts = _str(args.get("ts"))
-        if not _has_content(args):
-            return _error("no_text")
+            return error("channel_not_found")
+        ts = text_arg(args.get("ts"))
+        if not has_content(args):
+            return error("no_text")
         with self._lock:
             found = self._find(cid, ts)
             if found is None:
-                return _error("message_not_found")
-            if found.get("user") != _BOT_USER_ID:
-                return _error("cant_update_message")
+                return error("message_not_found")
+            if found.get("user") != BOT_USER_ID:
+                return error("cant_update_message")
             for key in ("text", "blocks", "attachments"):
                 if key in args:
-                    found[key] = _maybe_json(args[key])
-            found["edited"] = {"user": _BOT_USER_ID, "ts": self._next_ts()}
-            message = _public(found)
-        return _ok(channel=cid, ts=ts, text=message.get("text", ""), message=message)
+                    found[key] = maybe_json(args[key])
+            found["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
+            message = public_copy(found)
+        return ok(channel=cid, ts=ts, text=message.get("text", ""), message=message)
 
     def _m_reactions_add(self, args: dict[str, Any]) -> Response:
-        channel, ts, name = _str(args.get("channel")), _str(args.get("timestamp")), _str(args.get("name"))
+        channel, ts, name = (
+            text_arg(args.get("channel")),
+            text_arg(args.get("timestamp")),
+            text_arg(args.get("name")),
+        )
         if not channel or not ts:
-            return _error("no_item_specified")
+            return error("no_item_specified")
         cid = self._resolve_channel(channel)
         if cid is None:
-            return _error("channel_not_found")
-        if not _TS.match(ts):
-            return _error("bad_timestamp")
+            return error("channel_not_found")
+        if not TS.match(ts):
+            return error("bad_timestamp")
         name = name.strip(":")
-        if not _EMOJI_NAME.match(name):
-            return _error("invalid_name")
+        if not EMOJI_NAME.match(name):
+            return error("invalid_name")
         with self._lock:
             found = self._find(cid, ts)
             if found is None:
-                return _error("message_not_found")
-            if not _add_reaction(found, name, _BOT_USER_ID):
-                return _error("already_reacted")
-        return _ok()
+                return error("message_not_found")
+            if not add_reaction(found, name, BOT_USER_ID):
+                return error("already_reacted")
+        return ok()
 
     def _m_reactions_get(self, args: dict[str, Any]) -> Response:
-        channel, ts = _str(args.get("channel")), _str(args.get("timestamp"))
+        channel, ts = text_arg(args.get("channel")), text_arg(args.get("timestamp"))
         if not channel or not ts:
-            return _error("no_item_specified")
+            return error("no_item_specified")
         cid = self._resolve_channel(channel)
         if cid is None:
-            return _error("channel_not_found")
-        if not _TS.match(ts):
-            return _error("bad_timestamp")
+            return error("channel_not_found")
+        if not TS.match(ts):
+            return error("bad_timestamp")
         with self._lock:
             found = self._find(cid, ts)
             if found is None:
-                return _error("message_not_found")
-            message = _public(found)
-        return _ok(type="message", channel=cid, message=message)
+                return error("message_not_found")
+            message = public_copy(found)
+        return ok(type="message", channel=cid, message=message)
 
     def _m_conversations_replies(self, args: dict[str, Any]) -> Response:
-        cid = self._resolve_channel(_str(args.get("channel")))
+        cid = self._resolve_channel(text_arg(args.get("channel")))
         if cid is None:
-            return _error("channel_not_found")
-        ts = _str(args.get("ts"))
+            return error("channel_not_found")
+        ts = text_arg(args.get("ts"))
         if not ts:
-            return _error("invalid_arguments")
-        meta = _truthy(args.get("include_all_metadata"))
+            return error("invalid_arguments")
+        meta = truthy(args.get("include_all_metadata"))
         with self._lock:
-            thread = [_public(m, metadata=meta) for m in self._thread_of(cid, ts)]
+            thread = [public_copy(m, metadata=meta) for m in self._thread_of(cid, ts)]
         if not thread:
-            return _error("thread_not_found")
-        limit = _int(args.get("limit"), default=1000)
-        return _ok(
+            return error("thread_not_found")
+        limit = limit_arg(args.get("limit"), default=1000)
+        return ok(
             messages=thread[:limit], has_more=len(thread) > limit, response_metadata={"next_cursor": ""}
         )
 
@@ -361,198 +310,24 @@ class SlackStandIn(StandIn):
                 {"id": cid, "name": name, "is_channel": True, "is_archived": False}
                 for cid, name in sorted(self._channels.items(), key=lambda item: item[1])
             ]
-        return _ok(channels=channels, response_metadata={"next_cursor": ""})
+        return ok(channels=channels, response_metadata={"next_cursor": ""})
 
     def _m_conversations_history(self, args: dict[str, Any]) -> Response:
-        cid = self._resolve_channel(_str(args.get("channel")))
+        cid = self._resolve_channel(text_arg(args.get("channel")))
         if cid is None:
-            return _error("channel_not_found")
-        oldest = float(_str(args.get("oldest")) or 0)
-        limit = _int(args.get("limit"), default=100)
-        meta = _truthy(args.get("include_all_metadata"))
+            return error("channel_not_found")
+        oldest = float(text_arg(args.get("oldest")) or 0)
+        limit = limit_arg(args.get("limit"), default=100)
+        meta = truthy(args.get("include_all_metadata"))
         with self._lock:
             top = [
-                _public(m, metadata=meta)
+                public_copy(m, metadata=meta)
                 for m in reversed(self._messages[cid])
                 if (m.get("thread_ts") in (None, m["ts"])) and float(m["ts"]) >= oldest
             ]
-        return _ok(
+        return ok(
             messages=top[:limit],
             has_more=len(top) > limit,
             pin_count=0,
             response_metadata={"next_cursor": ""},
         )
-
-    # -- internals (callers hold self._lock) --------------------------------------------------------
-    def _resolve_channel(self, channel: str) -> str | None:
-        channel = channel.strip()
-        if not channel:
-            return None
-        with self._lock:
-            if channel in self._channels:
-                return channel
-            name = channel.lstrip("#")
-            cid = channel_id_for(name)
-            return cid if self._channels.get(cid) == name else None
-
-    def _next_ts(self) -> str:
-        now_us = int(self.clock() * 1_000_000)
-        self._last_ts_us = max(now_us, self._last_ts_us + 1)
-        return f"{self._last_ts_us // 1_000_000}.{self._last_ts_us % 1_000_000:06d}"
-
-    def _find(self, cid: str, ts: str) -> dict[str, Any] | None:
-        for m in self._messages.get(cid, []):
-            if m["ts"] == ts:
-                return m
-        return None
-
-    def _thread_of(self, cid: str, ts: str) -> list[dict[str, Any]]:
-        found = self._find(cid, ts)
-        if found is None:
-            return []
-        parent_ts = found.get("thread_ts") or found["ts"]
-        parent = self._find(cid, parent_ts)
-        if parent is None:
-            return [found]
-        replies = [m for m in self._messages[cid] if m.get("thread_ts") == parent_ts and m is not parent]
-        return [parent, *replies]
-
-    def _post(self, cid: str, args: dict[str, Any], *, user: str, bot: bool) -> dict[str, Any]:
-        ts = self._next_ts()
-        message: dict[str, Any] = {"type": "message", "ts": ts, "user": user, "team": _TEAM_ID}
-        if bot:
-            message.update(bot_id=_BOT_ID, app_id=_APP_ID, subtype="bot_message", username=self.bot_name)
-        message["text"] = _str(args.get("text"))
-        for key in ("blocks", "attachments"):
-            if args.get(key) not in (None, ""):
-                message[key] = _maybe_json(args[key])
-        if isinstance(args.get("metadata"), dict):
-            message["metadata"] = args["metadata"]
-        thread_ts = _str(args.get("thread_ts"))
-        parent = self._find(cid, thread_ts) if thread_ts else None
-        if parent is not None:
-            parent_ts = parent.get("thread_ts") or parent["ts"]  # a reply to a reply joins the thread
-            parent = self._find(cid, parent_ts) or parent
-            message["thread_ts"] = parent["ts"]
-            message["parent_user_id"] = parent.get("user")
-            parent["thread_ts"] = parent["ts"]
-            parent["reply_count"] = int(parent.get("reply_count", 0)) + 1
-            parent["latest_reply"] = ts
-            users = parent.setdefault("reply_users", [])
-            if user not in users:
-                users.append(user)
-            parent["reply_users_count"] = len(users)
-            if _truthy(args.get("reply_broadcast")):
-                message["subtype"] = "thread_broadcast"
-        self._messages[cid].append(message)
-        return message
-
-
-# -- module helpers ---------------------------------------------------------------------------------
-def _arguments(request: Request) -> tuple[dict[str, Any], str | None]:
-    """Method arguments (query, then body) and the token (header first, then a form/query field)."""
-    args: dict[str, Any] = {k: v[0] for k, v in request.query.items()}
-    token: str | None = None
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        token = auth[7:].strip() or None
-    body_token: str | None = None
-    if request.raw_body:
-        if request.content_type == "application/json":
-            try:
-                body = json.loads(request.raw_body)
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                body.pop("token", None)  # Slack reads a JSON call's token from the header only
-                args.update(body)
-        elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data", ""):
-            form = request.form()
-            body_token = form.pop("token", None)
-            args.update(form)
-    query_token = args.pop("token", None)
-    if token is None:
-        token = body_token or (str(query_token) if query_token else None)
-    return args, token
-
-
-def _ok(**fields: Any) -> Response:
-    return Response.json({"ok": True, **fields})
-
-
-def _error(code: str) -> Response:
-    """Slack's error shape: HTTP 200, `{"ok": false, "error": code}`."""
-    return Response.json({"ok": False, "error": code})
-
-
-def _str(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _int(value: Any, default: int) -> int:
-    try:
-        return max(1, int(value))
-    except (TypeError, ValueError):
-        return default
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).lower() in ("1", "true")
-
-
-def _maybe_json(value: Any) -> Any:
-    """Form-encoded `blocks`/`attachments` arrive as JSON strings."""
-    if isinstance(value, str) and value[:1] in ("[", "{"):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _has_content(args: dict[str, Any]) -> bool:
-    return any(args.get(key) not in (None, "", [], "[]") for key in ("text", "blocks", "attachments"))
-
-
-def _add_reaction(message: dict[str, Any], name: str, user: str) -> bool:
-    """Add `user`'s reaction `name`; False when that user already reacted so."""
-    reactions = message.setdefault("reactions", [])
-    for reaction in reactions:
-        if reaction["name"] == name:
-            if user in reaction["users"]:
-                return False
-            reaction["users"].append(user)
-            reaction["count"] = len(reaction["users"])
-            return True
-    reactions.append({"name": name, "users": [user], "count": 1})
-    return True
-
-
-def _public(message: dict[str, Any], *, metadata: bool = True) -> dict[str, Any]:
-    """A deep copy without internal keys (what goes on the wire); `metadata=False` leaves the message's
-    metadata out (what `conversations.*` answer without `include_all_metadata`)."""
-    copied: dict[str, Any] = json.loads(json.dumps(message))
-    if not metadata:
-        copied.pop("metadata", None)
-    return copied
-
-
-def _metadata(value: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """`chat.postMessage`'s `metadata` (an object, or its JSON in a form post): (metadata, error code)."""
-    if value in (None, ""):
-        return None, None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None, "invalid_metadata_format"
-    if (
-        not isinstance(value, dict)
-        or not isinstance(value.get("event_type"), str)
-        or not value["event_type"]
-        or not isinstance(value.get("event_payload"), dict)
-    ):
-        return None, "invalid_metadata_format"
-    if len(json.dumps(value)) > _METADATA_MAX_BYTES:
-        return None, "metadata_too_large"
-    return {"event_type": value["event_type"], "event_payload": value["event_payload"]}, None
