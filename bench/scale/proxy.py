@@ -67,6 +67,14 @@ class RoundRobinProxy:
             loop.run_forever()
         finally:
             self._server.close()
+            # Connections still open: cancel their pipes and let them close their sockets while the
+            # loop runs; left to the garbage collector they close on a closed loop ("Event loop is
+            # closed", an unraisable exception that fails a pytest session at exit).
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
     async def _open_backend(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import socket
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +14,7 @@ import pytest
 
 from bench.scale.proxy import RoundRobinProxy
 from sandbox.ports import free_port
+from sandbox.testing import wait_for
 
 
 class _Hello(BaseHTTPRequestHandler):
@@ -49,3 +53,19 @@ def test_round_robin_over_live_backends_and_a_dead_one_skipped(backends: list[in
             seen.append(int(answer.text))
         assert set(seen) == set(backends)
         assert proxy.refused >= 1 and proxy.connections == 6
+
+
+def test_connections_open_at_exit_are_closed_inside_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client still connected when the proxy stops: its pipes are cancelled and closed before the loop
+    closes, not left to the garbage collector ("Event loop is closed" in an unraisable exception, which
+    failed a whole pytest session at exit)."""
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with socket.create_server(("127.0.0.1", 0)) as backend:  # accepts (the kernel's backlog), never answers
+        with RoundRobinProxy([("127.0.0.1", backend.getsockname()[1])]) as proxy:
+            held = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+            held.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            wait_for(lambda: proxy.connections == 1, timeout_s=10, interval_s=0.01)  # the proxy took it
+        held.close()
+    gc.collect()
+    assert unraisable == []
