@@ -195,7 +195,8 @@ def test_a_level_raised_while_respond_runs_switches_it_to_the_p1_timeline(world)
         wait_for(lambda: flow_run_state(run_id) == "PAUSED", 60)  # handed over: the P2 lead, no page
         assert world.pagerduty.requests == []
 
-        store.update_incident(incident.id, severity=Severity.P1, severity_rule="p1.service_unavailable")
+        # Intake writes the raise and its `severity_raised` entry in one transaction; here the entry goes
+        # first so respond, polling every 50 ms, can never see the new level without its reason.
         store.append_timeline(
             incident.id,
             TimelineEntry(
@@ -204,6 +205,7 @@ def test_a_level_raised_while_respond_runs_switches_it_to_the_p1_timeline(world)
                 message="P2 → P1: alert ServiceUnavailable joined (service unavailable)",
             ),
         )
+        store.update_incident(incident.id, severity=Severity.P1, severity_rule="p1.service_unavailable")
 
         raised = wait_for(
             lambda: [t for t in _incident_texts(world) if t.startswith("⬆️ Reclassified P2 → P1")], 20
