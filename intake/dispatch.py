@@ -26,9 +26,9 @@ API answers again (a health probe every `probe_interval_s` while rows back off, 
 that works) and makes the whole backlog due at once, P1 first; `LeaseKeeper` (intake/lease.py) renews
 the short leases of the rows this dispatcher holds, so a dead replica's rows are free within `lease_s`.
 
-One thing past ~400 lines: the dispatch loop and the one Prefect call it makes (`PrefectStarter`);
-pacing (intake/pacing.py), the outage breaker (intake/drain.py) and the leases (intake/lease.py) are
-already their own modules.
+The one Prefect call it makes (`PrefectStarter`, `idempotency_key`, `respond_parameters`) lives in
+intake/starter.py (re-exported here); pacing (intake/pacing.py), the outage breaker (intake/drain.py)
+and the leases (intake/lease.py) are their own modules.
 """
 
 from __future__ import annotations
@@ -50,86 +50,21 @@ from intake.lease import LeaseKeeper
 from intake.metrics import IntakeMetrics
 from intake.outbox import Outbox, OutboxItem
 from intake.pacing import TokenBucket, backoff_delay
+from intake.starter import FlowStarter, PrefectStarter, idempotency_key, prefect_api_url, respond_parameters
 from runbook.errors import NotFound
 from runbook.models import Incident, TimelineEntry
 
-__all__ = ["Dispatcher", "FlowStarter", "PrefectStarter", "TokenBucket", "backoff_delay", "idempotency_key"]
+__all__ = [
+    "Dispatcher",
+    "FlowStarter",
+    "PrefectStarter",
+    "TokenBucket",
+    "backoff_delay",
+    "idempotency_key",
+    "respond_parameters",
+]
 
 log = logging.getLogger("intake.dispatch")
-
-
-def idempotency_key(deployment: str, incident_id: str) -> str:
-    """`"respond/respond:<incident id>"`: per deployment, because Prefect scopes keys per flow."""
-    return f"{deployment}:{incident_id}"
-
-
-class FlowStarter(Protocol):
-    """Starts (or finds, by idempotency key) the flow run of one deployment; returns the run id."""
-
-    async def start(self, deployment: str, parameters: dict[str, Any], key: str) -> str: ...
-
-    async def aclose(self) -> None: ...
-
-
-class PrefectStarter:
-    """Creates runs as `run_deployment(..., timeout=0, idempotency_key=key)` does, on one Prefect API,
-    one client reused."""
-
-    def __init__(self, api_url: str, *, request_timeout_s: float = 10.0) -> None:
-        self.api_url = api_url
-        self.request_timeout_s = request_timeout_s
-        self._client: Any = None
-        self._deployment_ids: dict[str, Any] = {}
-
-    async def _get_client(self) -> Any:
-        if self._client is None:
-            from prefect.client.orchestration import PrefectClient
-
-            client = PrefectClient(self.api_url, httpx_settings={"timeout": self.request_timeout_s})
-            await client.__aenter__()
-            self._client = client
-        return self._client
-
-    async def start(self, deployment: str, parameters: dict[str, Any], key: str) -> str:
-        """What `run_deployment(name, parameters, timeout=0, idempotency_key=key)` does, minus its
-        read of the deployment on every call: the id is read once per name and kept (one round trip
-        per creation instead of two). Any failure forgets it, so a redeployed (new id) deployment is
-        found again on the retry."""
-        from prefect.states import Scheduled
-
-        client = await self._get_client()
-        try:
-            deployment_id = self._deployment_ids.get(deployment)
-            if deployment_id is None:
-                deployment_id = (await client.read_deployment_by_name(deployment)).id
-                self._deployment_ids[deployment] = deployment_id
-            flow_run = await client.create_flow_run_from_deployment(
-                deployment_id, parameters=parameters, state=Scheduled(), tags=["intake"], idempotency_key=key
-            )
-        except BaseException:
-            self._deployment_ids.pop(deployment, None)
-            raise
-        return str(flow_run.id)
-
-    async def warm(self, deployment: str) -> None:
-        """Open the client and read the deployment once, so the first alert does not pay for it
-        (CSRF and version round trips, ~1 s after a start: docs/latency.md). Failures are logged only:
-        the first dispatch retries as usual."""
-        try:
-            client = await self._get_client()
-            self._deployment_ids[deployment] = (await client.read_deployment_by_name(deployment)).id
-        except Exception as exc:  # the server may not be up yet, or the deployment not registered
-            log.info("dispatcher warm-up: %s: %s (the first dispatch will retry)", type(exc).__name__, exc)
-
-    async def healthy(self) -> bool:
-        """True if the API answers its health endpoint (`GET /api/health`)."""
-        client = await self._get_client()
-        return await client.api_healthcheck() is None
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.__aexit__(None, None, None)
 
 
 class IncidentStore(Protocol):
@@ -140,13 +75,6 @@ class IncidentStore(Protocol):
     def update_incident(self, incident_id: str, **fields: Any) -> Incident: ...
 
     def append_timeline(self, incident_id: str, entry: TimelineEntry) -> Any: ...
-
-
-def respond_parameters(incident: Incident) -> dict[str, Any]:
-    """The `respond` flow's parameters: the incident's id (the run reads the rest from the store). Only
-    the id: the deployment's form refuses a service outside the catalogue, and an alert for one still
-    gets its response."""
-    return {"incident_id": incident.id}
 
 
 class Dispatcher:
@@ -183,7 +111,7 @@ class Dispatcher:
     # -- lifecycle ---------------------------------------------------------------------------------
     def starter(self) -> FlowStarter:
         if self._starter is None:
-            api_url = self.config.api_url or _prefect_api_url()
+            api_url = self.config.api_url or prefect_api_url()
             if not api_url:
                 raise DispatchFailed("no Prefect API URL: set prefect.api_url (or PREFECT_API_URL)")
             self._starter = PrefectStarter(api_url, request_timeout_s=self.config.request_timeout_s)
@@ -419,10 +347,3 @@ class Dispatcher:
                 await starter.aclose()
 
         return asyncio.run(one())
-
-
-def _prefect_api_url() -> str | None:
-    from prefect.settings import PREFECT_API_URL
-
-    value = PREFECT_API_URL.value()
-    return str(value) if value else None

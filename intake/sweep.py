@@ -51,7 +51,7 @@ from uuid import UUID
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings
 
-from intake.dispatch import respond_parameters
+from intake.starter import respond_parameters
 from runbook.errors import RunbookError, SettingsError
 from runbook.models import ActionRecord, ActionStatus, Incident, TimelineEntry, action_key, utc_now
 from runbook.settings.fields import env_config
