@@ -27,7 +27,10 @@ Each pass does two things (docs/operating.md §8):
    An acknowledgement stored on the incident settles the steps it cancels. A step (or one of its
    messages or pages) that a `respond` run claimed and died before finishing is taken over here
    (tasks/orphans.py): each message is looked for in Slack by the claim in its metadata and posted only
-   when missing; a page is sent again on the incident's dedup_key (PagerDuty keeps one alert).
+   when missing; a page is sent again on the incident's dedup_key (PagerDuty keeps one alert). The same
+   for what a sweeper claimed and never finished (its intake process died mid-send): its claims carry no
+   run to ask about, so they are taken over once older than any send takes (`unowned_stale_s` in
+   tasks/orphans.py, 4 min by default); until every notice of a step is settled the step stays unfired.
    Reactions in Slack are read by `respond` only: while no `respond` is alive, an acknowledgement by
    reaction is seen by the next generation.
 
@@ -268,14 +271,20 @@ class Sweeper:
         self._note(
             incident, "action", f"escalate {deadline.key}: due {late} ago and no live respond fired it"
         )
-        for notice in deadline.notices:
-            self._send(incident, notice)
+        pending = [n["key"] for n in deadline.notices if not self._send(incident, n)]
+        if pending:
+            # A notice another holder still claims (a live run, or a sweeper that died too recently to
+            # tell): the step stays claimed by us, unfired; once stale it is taken over again and the
+            # notices sent are refused as done, so each is sent once.
+            log.warning("sweeper: escalation %s of %s waits for %s", deadline.key, incident.id, pending)
+            return False
         self.store.finish_action(claim.record.key, ActionStatus.SUCCEEDED, f"fired by {ACTOR}")
         self.store.mark_fired(incident.id, deadline.key, ACTOR, utc_now())
         return True
 
-    def _send(self, incident: Incident, notice: dict[str, Any]) -> None:
-        """One notice as flows/escalation.py renders it, claimed as flows/comms.py claims it."""
+    def _send(self, incident: Incident, notice: dict[str, Any]) -> bool:
+        """One notice as flows/escalation.py renders it, claimed as flows/comms.py claims it; False while
+        another holder's claim on it is unfinished."""
         from tasks import runtime
         from tasks.pagerduty import PagerDutyFailed, send_event
         from tasks.slack import SlackFailed, find_tagged, send_message, tag
@@ -283,7 +292,7 @@ class Sweeper:
         kind = notice["kind"]
         if kind == "note":
             self._note(incident, "escalate", notice["text"])
-            return
+            return True
         if kind in ("post", "send"):
             channel, ts = notice.get("channel"), None
             if kind == "post":
@@ -298,8 +307,8 @@ class Sweeper:
                 since = orphan.claimed_at.timestamp() - CLOCK_SKEW_S
                 return find_tagged(str(channel), key, ts, since)
 
-            self._once(incident, "slack", target, run, SlackFailed, landed)
-        elif kind == "page":
+            return self._once(incident, "slack", target, run, SlackFailed, landed)
+        if kind == "page":
             dedup = incident.pagerduty_dedup_key or incident.id
             if not incident.pagerduty_dedup_key:
                 self.store.update_incident(incident.id, pagerduty_dedup_key=dedup)
@@ -313,7 +322,8 @@ class Sweeper:
                     details=notice.get("details"),
                 )
 
-            self._once(incident, "pagerduty", f"{dedup}:{notice['key']}", page, PagerDutyFailed)
+            return self._once(incident, "pagerduty", f"{dedup}:{notice['key']}", page, PagerDutyFailed)
+        return True
 
     def _adopt(self, claim: Claim) -> Claim | None:
         """The claim, ours, when a dead run left it unfinished (tasks/orphans.py); else None."""
@@ -330,22 +340,24 @@ class Sweeper:
         run: Any,
         failure: type[RunbookError],
         landed: Any = None,
-    ) -> None:
+    ) -> bool:
         """Claimed once, as flows/comms.py claims it; a claim a dead run left unfinished is taken over:
-        a message is looked for first (`landed`), a page sent again on its dedup_key."""
+        a message is looked for first (`landed`), a page sent again on its dedup_key. False while another
+        holder's claim is unfinished (a live run, or too young to tell); True once settled."""
         claim = self.store.claim_action(incident.id, action, target, detail=f"sent by {ACTOR}")
         if not claim.won:
+            orphan = claim.record  # as the dead holder left it: its claimed_at bounds the search
             adopted = self._adopt(claim)
             if adopted is None:
-                return
+                return orphan.status != ActionStatus.CLAIMED
             claim = adopted
             try:
-                found = landed(claim.record) if landed is not None else None
+                found = landed(orphan) if landed is not None else None
             except failure as exc:
                 self.store.finish_action(
                     claim.record.key, ActionStatus.FAILED, f"could not tell whether it was sent: {exc}"[:500]
                 )
-                return
+                return True
             if found is not None:
                 self.store.finish_action(
                     claim.record.key, ActionStatus.SUCCEEDED, "found sent: not sent again"
@@ -353,14 +365,15 @@ class Sweeper:
                 self._note(
                     incident, "takeover", f"{action} {target}: found sent by the dead run: not sent again"
                 )
-                return
+                return True
         try:
             run()
         except failure as exc:
             self.store.finish_action(claim.record.key, ActionStatus.FAILED, str(exc)[:500])
             self._note(incident, "undelivered", f"{action} {target} not delivered: {exc}")
-            return
+            return True
         self.store.finish_action(claim.record.key, ActionStatus.SUCCEEDED)
+        return True
 
     @staticmethod
     def _thread_of(incident: Incident, default_channel: str) -> tuple[str, str | None]:

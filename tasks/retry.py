@@ -44,6 +44,7 @@ __all__ = [
     "TRANSIENT_STATUS",
     "RetryPolicy",
     "backoff",
+    "backoff_scale",
     "is_transient",
     "is_transient_status",
     "read_task_options",
@@ -56,6 +57,11 @@ T = TypeVar("T")
 
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 """Request timeout, too early, too many requests, and the 5xx that mean "not now" (not 501/505: never)."""
+
+
+def backoff_scale() -> float:
+    """The testing switch `RUNBOOK_RETRY_BACKOFF_SCALE` (default 1): what every delay is multiplied by."""
+    return _scale()
 
 
 def _scale() -> float:

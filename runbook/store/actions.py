@@ -8,8 +8,9 @@ and PostgreSQL alike (tests/runbook/store/test_concurrency.py: 50 threads, 50 pr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, select, update
 
 from runbook.errors import NotFound, StoreFailed
 from runbook.models import ActionRecord, ActionStatus, action_key, utc_now
@@ -82,23 +83,34 @@ class ActionRecords:
         return Claim(won=won_it, record=action_of(record))
 
     def adopt_action(
-        self, key: str, from_run_id: str, run_id: str | None, detail: str | None = None
+        self,
+        key: str,
+        from_run_id: str | None,
+        run_id: str | None,
+        detail: str | None = None,
+        *,
+        claimed_before: datetime | None = None,
     ) -> Claim:
         """Take over a claim left started-but-unfinished by the run `from_run_id` (now dead).
 
         Exactly one of any number of concurrent callers wins: the claim passes to `run_id` only while it
         is still `claimed` by `from_run_id` (one conditional UPDATE). The caller then finds out from the
-        world whether the action happened (flows/orphans.py) before doing it again.
+        world whether the action happened (flows/orphans.py) before doing it again. A claim no run holds
+        (`from_run_id` None: intake's sweeper) is taken only when it was claimed before `claimed_before`
+        (required then): the taking resets `claimed_at`, so a second taker finds it fresh and loses.
         """
-        values = {"run_id": run_id, "claimed_at": utc_now(), **({} if detail is None else {"detail": detail})}
+        now = utc_now()
+        holder = actions.c.run_id == from_run_id
+        if from_run_id is None:
+            if claimed_before is None or claimed_before > now:
+                # in the future, the taking's own claimed_at (now) would still be before it: all would win
+                raise ValueError("adopting a claim no run holds needs claimed_before, not in the future")
+            holder = and_(actions.c.run_id.is_(None), actions.c.claimed_at < claimed_before)
+        values = {"run_id": run_id, "claimed_at": now, **({} if detail is None else {"detail": detail})}
         with self._db.tx(write=True) as conn:
             moved = conn.execute(
                 update(actions)
-                .where(
-                    actions.c.key == key,
-                    actions.c.status == ActionStatus.CLAIMED.value,
-                    actions.c.run_id == from_run_id,
-                )
+                .where(actions.c.key == key, actions.c.status == ActionStatus.CLAIMED.value, holder)
                 .values(**values)
             ).rowcount
             row = conn.execute(select(actions).where(actions.c.key == key)).mappings().first()

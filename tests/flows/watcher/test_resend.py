@@ -347,3 +347,101 @@ def test_a_top_level_message_is_looked_for_by_channel_id(
     assert find_tagged("#alerts-critical", "i:slack:#alerts-critical:other") is None
     asked = [r.body for r in slack.requests if r.path.endswith("conversations.history")]
     assert {a["channel"] for a in asked} == {slack.channel_id("alerts-critical")}
+
+
+SWEEPER_ONE = """
+from intake.sweep import Sweeper, SweepSettings
+from tasks import runtime
+
+Sweeper(runtime.store(), None, SweepSettings(_env_file=None, grace_s=0)).run_once()
+"""
+
+
+def test_an_escalation_a_killed_sweeper_was_sending_is_finished_once_by_the_next(
+    stand_ins: tuple[SlackStandIn, PagerDutyStandIn], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Intake's sweeper (no run id on its claims) killed after Slack had its escalation post, the answer
+    held: while the claims are young the next sweeper leaves them (a live sender may still be at it);
+    once older than any send takes, it takes them over, finds the post, and pages once."""
+    slack, pagerduty = stand_ins
+    incident = _incident("sweeper-killed")
+    ts = open_thread(incident.id)
+    store = runtime.store()
+    text = "🚨 @team-lead: escalated to you"
+    store.plan_deadlines(
+        incident.id,
+        [
+            Deadline(
+                incident_id=incident.id,
+                key="P1:team-lead@300s",
+                severity="P1",
+                due_at=utc_now() - timedelta(seconds=60),
+                unacknowledged_only=True,
+                notices=[
+                    {"kind": "post", "key": "escalate-P1-team-lead@300s", "text": text},
+                    {
+                        "kind": "page",
+                        "key": "escalate-P1-team-lead@300s",
+                        "summary": "[P1] lead",
+                        "details": {},
+                    },
+                ],
+            )
+        ],
+    )
+    hold = slack.hold_next("chat.postMessage", landed=True)
+    script = tmp_path / "sweeper_one.py"
+    script.write_text(SWEEPER_ONE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    with open(tmp_path / "sweeper_one.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: hold.reached.is_set() or proc.poll() is not None, timeout_s=120, interval_s=0.05)
+        assert hold.reached.is_set(), (tmp_path / "sweeper_one.log").read_text()[-3000:]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the post landed, its answer never read
+        proc.wait(timeout=30)
+    hold.release()
+    held = {a.action: a for a in store.list_actions(incident.id) if a.action in ("escalate", "slack")}
+    assert {a: (r.status, r.run_id) for a, r in held.items()} == {
+        "escalate": (ActionStatus.CLAIMED, None),
+        "slack": (ActionStatus.CLAIMED, None),
+    }, held
+
+    # The next sweeper, with 1 s notifier timeouts and no backoff: its claims go stale after 6 s.
+    monkeypatch.setenv("RUNBOOK_SLACK_TIMEOUT_S", "1")
+    monkeypatch.setenv("RUNBOOK_PAGERDUTY_TIMEOUT_S", "1")
+    runtime.reset()
+    from tasks.orphans import unowned_stale_s
+
+    assert unowned_stale_s() == 6.0
+    sweeper = Sweeper(runtime.store(), None, SweepSettings(_env_file=None, grace_s=0))  # type: ignore[call-arg]
+    assert sweeper.run_once().escalated == []  # young: perhaps a live sweeper still sending
+    assert pagerduty.alerts() == []
+
+    fired: list[Any] = []
+    wait_for(lambda: fired.extend(sweeper.run_once().escalated) or bool(fired), timeout_s=60, interval_s=0.5)
+
+    assert fired == [(incident.id, "P1:team-lead@300s")]
+    assert sweeper.run_once().escalated == []  # once
+    assert [m["text"] for m in slack.thread("incidents", ts)].count(text) == 1
+    assert len(pagerduty.alerts()) == 1
+    statuses = {
+        a.action: a.status
+        for a in runtime.store().list_actions(incident.id)
+        if a.action != "slack" or "escalate" in a.target
+    }
+    assert statuses == {
+        "escalate": ActionStatus.SUCCEEDED,
+        "slack": ActionStatus.SUCCEEDED,
+        "pagerduty": ActionStatus.SUCCEEDED,
+    }, statuses
+    notes = [e.message for e in runtime.store().timeline(incident.id) if e.kind == "takeover"]
+    assert any("found sent by the dead run: not sent again" in n for n in notes), notes
