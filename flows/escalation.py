@@ -27,7 +27,7 @@ from flows.background import guarded
 from flows.comms import Comms
 from flows.flow_run import run_logger
 from runbook.messages import clock, header_label, human_duration
-from runbook.models import Incident, IncidentStatus, utc_now
+from runbook.models import ActionStatus, Incident, IncidentStatus, utc_now
 from runbook.policy import Contact, EscalationStep, contact_address, escalation_chain
 from runbook.severity import LEVELS, Severity
 from runbook.store import Deadline
@@ -244,9 +244,13 @@ class EscalationWatch:
         self._escalated.add(key)
         reason = self._reason(step)
         sends = notices if notices is not None else self.notices(incident, step, reason)
-        self.comms.rec.act(
+        done = self.comms.rec.act(
             "escalate", key, lambda: self._send_notices(sends), f"{step.contact.value} ({reason})"
         )
+        if done.record.status == ActionStatus.REFUSED:
+            held = runtime.store().get_action(done.record.key)
+            if held is not None and held.status == ActionStatus.CLAIMED:
+                return  # another holder is at it (or died too recently to tell): it, or the sweeper, settles it
         runtime.store().mark_fired(incident.id, key, self.comms.rec.actor, self.clock())
 
     def notices(self, incident: Incident, step: EscalationStep, reason: str) -> list[dict[str, Any]]:

@@ -213,3 +213,22 @@ def test_slack_failing_is_recorded_as_undelivered_and_the_next_message_goes_out(
     undelivered = [e for e in runtime.store().timeline(incident_id) if e.kind == "undelivered"]
     assert len(undelivered) == 1 and "after 3 attempts" in undelivered[0].message
     assert [m["text"] for m in slack.messages("incidents")] == ["delivered"]
+
+
+def test_a_step_another_holder_is_still_firing_is_left_unfired_for_it(
+    slack: SlackStandIn, pagerduty: PagerDutyStandIn
+) -> None:
+    """The lead's step claimed by someone still at it (intake's sweeper: no run id, just claimed): the
+    watch is refused and leaves the step unfired, so its holder (or, if that died, the next sweeper once
+    the claim is stale) settles it; the on-call step it fired itself is marked fired."""
+    incident_id = incident_started(21, Severity.P1)
+    open_thread(incident_id)
+    store = runtime.store()
+    store.claim_action(incident_id, "escalate", "P1:team-lead@300s", detail="sent by intake's sweeper")
+
+    tick(incident_id, scale=1 / 15)
+
+    fired = {d.key: d.fired_by for d in store.deadlines(incident_id)}
+    assert fired.get("P1:on-call@0s") is not None, fired
+    assert fired.get("P1:team-lead@300s") is None, fired  # the holder's to mark
+    assert not any("@team-lead" in m["text"] for m in slack.all_messages("incidents"))
