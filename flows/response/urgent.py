@@ -203,8 +203,9 @@ def _p2(
     )
     board.status(f"Diagnosing: {diagnosis}", f"Observed: {summary}"[:200])
     board.doing(f"Diagnosing ({diagnosis})")
-    # Step 3: Fix or escalate (remaining time)
-    result = run_runbook(rec, diagnosis, incident, opts.options, opts.dry_run)
+    # Step 3: Fix or escalate (remaining time). Taking over from a generation whose diagnosis fixed the
+    # service: go on verifying, the diagnosis (and its fix) is not run again.
+    result = earlier_result(rec) or run_runbook(rec, diagnosis, incident, opts.options, opts.dry_run)
     conclusion = next((e for e in result.evidence if e.kind == "conclusion"), None)
     text = f"Diagnosis ({diagnosis}): {result.outcome.value}: {result.summary}"
     if conclusion is not None:

@@ -7,7 +7,7 @@ Usage::
     result = earlier_result(rec) or run_runbook(...)     # taking over: the fix is not made (or waited) again
 
 A generation that takes the incident over (flows/response/ownership.py) while the earlier one was
-verifying does not run the runbook again (its rollout wait and settle): `earlier_result` gives the
+verifying does not run the runbook (P1) or the diagnosis (P2) again (its rollout wait and settle): `earlier_result` gives the
 outcome the earlier generation's runbook recorded, when it fixed the service, and verification goes on
 from there: the probes are made again, messages already posted are not.
 """

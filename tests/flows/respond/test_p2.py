@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 from prefect.flow_runs import resume_flow_run
@@ -235,3 +235,41 @@ def test_a_level_raised_while_respond_runs_switches_it_to_the_p1_timeline(world)
 
 def _incident_texts(world) -> list[str]:
     return [m["text"] for m in world.slack.all_messages("incidents")]
+
+
+def test_a_p2_taken_over_after_its_fix_goes_on_verifying_without_diagnosing_again(world) -> None:
+    """Generation 1 (its run gone from Prefect) ran error-rate-spike, which rolled back, and died while
+    verifying: generation 2 takes over, does not run the diagnosis (or its rollback) again, verifies and
+    resolves."""
+    incident = open_incident(Severity.P2, name="HighErrorRate", title="High Error Rate (8%)")
+    store = runtime.store()
+    store.claim_action(
+        incident.id, "respond", "lifecycle-1", run_id=str(uuid4()), detail="manages the response"
+    )
+    fixed = "rolled back to revision 1 (registry.local/emotionscare:v1.0.0)"
+    store.append_timeline(
+        incident.id,
+        TimelineEntry(
+            actor="runbook:error-rate-spike",
+            kind="outcome",
+            message=f"rolled_back: {fixed}",
+            evidence={"outcome": "rolled_back", "summary": fixed},
+        ),
+    )
+
+    result = respond(
+        incident=ref(incident),
+        status_update_interval_s=1.0,
+        escalation_poll_s=0.05,
+        stability_window_s=0.3,
+        runbook_options=FAST_RUNBOOK,
+    )
+
+    assert result.outcome == RunbookOutcome.ROLLED_BACK, result.summary
+    assert store.get_incident(incident.id).status == IncidentStatus.RESOLVED
+    timeline = store.timeline(incident.id)
+    assert any(e.kind == "takeover" and "generation 2" in e.message for e in timeline)
+    assert any("error-rate-spike already ended rolled_back" in e.message for e in timeline)
+    diagnoses = [e for e in timeline if e.kind == "start" and e.actor != "runbook:respond"]
+    assert not diagnoses, diagnoses  # not run again
+    assert world.revision() == 2  # and nothing rolled back by this generation
