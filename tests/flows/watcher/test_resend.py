@@ -121,15 +121,37 @@ def _claim(incident_id: str, action: str) -> Any:
     return found[0] if found else None
 
 
-def _kill_generation_one(incident_id: str, what: str, hold: Hold, api: str, tmp: Path) -> str:
-    """Generation 1 in its own process, killed while its call is held; returns its (now Crashed) run."""
-    script = tmp / "generation_one.py"
-    script.write_text(GENERATION_ONE)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env |= {"PREFECT_API_URL": api, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    with open(tmp / "generation_one.log", "wb") as log:
+LEAD_KEY = "escalate-P1-team-lead@300s"
+LEAD_TEXT = "🚨 @team-lead: escalated to you"
+
+
+def _plan_lead_step(incident_id: str) -> None:
+    """The lead's escalation step, due a minute ago: a post in the thread and a page."""
+    runtime.store().plan_deadlines(
+        incident_id,
+        [
+            Deadline(
+                incident_id=incident_id,
+                key="P1:team-lead@300s",
+                severity="P1",
+                due_at=utc_now() - timedelta(seconds=60),
+                unacknowledged_only=True,
+                notices=[
+                    {"kind": "post", "key": LEAD_KEY, "text": LEAD_TEXT},
+                    {"kind": "page", "key": LEAD_KEY, "summary": "[P1] escalated", "details": {}},
+                ],
+            )
+        ],
+    )
+
+
+def _run_and_kill(script_text: str, args: list[str], env: dict[str, str], hold: Hold, tmp: Path) -> None:
+    """`script_text` in its own process, killed (-9) once the stand-in holds its call."""
+    script = tmp / "killed.py"
+    script.write_text(script_text)
+    with open(tmp / "killed.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, str(script), incident_id, what],
+            [sys.executable, str(script), *args],
             env=env,
             cwd=tmp,
             stdout=log,
@@ -138,10 +160,17 @@ def _kill_generation_one(incident_id: str, what: str, hold: Hold, api: str, tmp:
         )
     try:
         wait_for(lambda: hold.reached.is_set() or proc.poll() is not None, timeout_s=120, interval_s=0.05)
-        assert hold.reached.is_set(), (tmp / "generation_one.log").read_text()[-3000:]
+        assert hold.reached.is_set(), (tmp / "killed.log").read_text()[-3000:]
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # between the claim and its answer
         proc.wait(timeout=30)
+
+
+def _kill_generation_one(incident_id: str, what: str, hold: Hold, api: str, tmp: Path) -> str:
+    """Generation 1 in its own process, killed while its call is held; returns its (now Crashed) run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env |= {"PREFECT_API_URL": api, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    _run_and_kill(GENERATION_ONE, [incident_id, what], env, hold, tmp)
     claim = _claim(incident_id, "slack" if what == "slack" else "pagerduty")
     assert claim is not None and claim.status == ActionStatus.CLAIMED and claim.run_id, claim
     _crash(claim.run_id)
@@ -238,24 +267,8 @@ def test_sweeper_finishes_an_escalation_a_dead_run_left_half_fired(
     store = runtime.store()
     dead = _crashed_run()
     channel = slack.channel_id("incidents")
-    key = "escalate-P1-team-lead@300s"
-    text = "🚨 @team-lead: escalated to you"
-    store.plan_deadlines(
-        incident.id,
-        [
-            Deadline(
-                incident_id=incident.id,
-                key="P1:team-lead@300s",
-                severity="P1",
-                due_at=utc_now() - timedelta(seconds=60),
-                unacknowledged_only=True,
-                notices=[
-                    {"kind": "post", "key": key, "text": text},
-                    {"kind": "page", "key": key, "summary": "[P1] escalated", "details": {}},
-                ],
-            )
-        ],
-    )
+    key, text = LEAD_KEY, LEAD_TEXT
+    _plan_lead_step(incident.id)
     store.update_incident(incident.id, pagerduty_dedup_key=incident.id)
     store.claim_action(incident.id, "escalate", "P1:team-lead@300s", run_id=dead)
     slack_target = f"{channel}:{key}"
@@ -367,47 +380,11 @@ def test_an_escalation_a_killed_sweeper_was_sending_is_finished_once_by_the_next
     incident = _incident("sweeper-killed")
     ts = open_thread(incident.id)
     store = runtime.store()
-    text = "🚨 @team-lead: escalated to you"
-    store.plan_deadlines(
-        incident.id,
-        [
-            Deadline(
-                incident_id=incident.id,
-                key="P1:team-lead@300s",
-                severity="P1",
-                due_at=utc_now() - timedelta(seconds=60),
-                unacknowledged_only=True,
-                notices=[
-                    {"kind": "post", "key": "escalate-P1-team-lead@300s", "text": text},
-                    {
-                        "kind": "page",
-                        "key": "escalate-P1-team-lead@300s",
-                        "summary": "[P1] lead",
-                        "details": {},
-                    },
-                ],
-            )
-        ],
-    )
+    _plan_lead_step(incident.id)
     hold = slack.hold_next("chat.postMessage", landed=True)
-    script = tmp_path / "sweeper_one.py"
-    script.write_text(SWEEPER_ONE)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    with open(tmp_path / "sweeper_one.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(script)],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for(lambda: hold.reached.is_set() or proc.poll() is not None, timeout_s=120, interval_s=0.05)
-        assert hold.reached.is_set(), (tmp_path / "sweeper_one.log").read_text()[-3000:]
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the post landed, its answer never read
-        proc.wait(timeout=30)
+    _run_and_kill(
+        SWEEPER_ONE, [], {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}, hold, tmp_path
+    )
     hold.release()
     held = {a.action: a for a in store.list_actions(incident.id) if a.action in ("escalate", "slack")}
     assert {a: (r.status, r.run_id) for a, r in held.items()} == {
@@ -427,11 +404,16 @@ def test_an_escalation_a_killed_sweeper_was_sending_is_finished_once_by_the_next
     assert pagerduty.alerts() == []
 
     fired: list[Any] = []
-    wait_for(lambda: fired.extend(sweeper.run_once().escalated) or bool(fired), timeout_s=60, interval_s=0.5)
+
+    def swept() -> bool:
+        fired.extend(sweeper.run_once().escalated)
+        return bool(fired)
+
+    wait_for(swept, timeout_s=60, interval_s=0.5)
 
     assert fired == [(incident.id, "P1:team-lead@300s")]
     assert sweeper.run_once().escalated == []  # once
-    assert [m["text"] for m in slack.thread("incidents", ts)].count(text) == 1
+    assert [m["text"] for m in slack.thread("incidents", ts)].count(LEAD_TEXT) == 1
     assert len(pagerduty.alerts()) == 1
     statuses = {
         a.action: a.status
