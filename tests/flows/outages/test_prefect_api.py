@@ -12,6 +12,7 @@ run's final state is written with the same retries, so it lands once the API is 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +62,11 @@ def in_background(fn: Callable[[], None]) -> Callable[[], None]:
     return join
 
 
+REQUEST_TIMEOUT_S = (
+    2.0  # PREFECT_API_REQUEST_TIMEOUT here, with 1 retry; docs/safety.md says what to run with
+)
+
+
 def final_state_in_prefect(state: Any, api: str) -> str:
     """The run's final state type as the Prefect server holds it (asked directly, not through the gate)."""
     run_id = state.state_details.flow_run_id
@@ -107,7 +113,7 @@ def test_respond_prefect_api_down_mid_response_escalates(
     assert final_state_in_prefect(state, prefect_api) == "COMPLETED"
 
 
-@pytest.mark.parametrize("mode", ["refuse", "5xx"])
+@pytest.mark.parametrize("mode", ["refuse", "5xx", "timeout"])
 def test_service_down_prefect_api_down_while_the_rollout_runs_still_rolls_back(
     world, gated: Gate, prefect_api: str, mode: str
 ) -> None:
@@ -132,7 +138,10 @@ def test_service_down_prefect_api_down_while_the_rollout_runs_still_rolls_back(
 
     join = in_background(outage)
     started = time.monotonic()
-    state = service_down(settle_s=0.0, poll_interval_s=0.05, ready_deadline_s=20.0, return_state=True)
+    # "timeout": the API accepts and never answers; with a request timeout each call is bounded
+    bounded = {PREFECT_API_REQUEST_TIMEOUT: REQUEST_TIMEOUT_S, PREFECT_CLIENT_MAX_RETRIES: 1}
+    with temporary_settings(updates=bounded) if mode == "timeout" else contextlib.nullcontext():
+        state = service_down(settle_s=0.0, poll_interval_s=0.05, ready_deadline_s=20.0, return_state=True)
     elapsed = time.monotonic() - started
     join()
 
@@ -146,9 +155,6 @@ def test_service_down_prefect_api_down_while_the_rollout_runs_still_rolls_back(
     assert final_state_in_prefect(state, prefect_api) == "COMPLETED"
 
 
-REQUEST_TIMEOUT_S = (
-    2.0  # PREFECT_API_REQUEST_TIMEOUT here, with 1 retry; docs/safety.md says what to run with
-)
 HANG_BOUND_S = 45.0
 """An API that accepts and never answers costs each call (1 + 1 retry) x the request timeout plus the
 client's backoff (about 2 s): ~6 s here. `respond` makes two such calls before it ends (the runbook
