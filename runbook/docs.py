@@ -145,7 +145,9 @@ def _expand(modules: tuple[str, ...]) -> Iterator[str]:
 
 
 def _module_section(module: ModuleType) -> list[str]:
-    entries = [line for obj_name, obj in _public(module) for line in _entry(obj_name, obj)]
+    public = list(_public(module))
+    documented = frozenset(obj for _, obj in public if inspect.isclass(obj))
+    entries = [line for obj_name, obj in public for line in _entry(obj_name, obj, documented)]
     summary = _paragraph(module.__doc__)
     if not entries and not summary:
         return []
@@ -180,7 +182,7 @@ def _function_of(obj: Any) -> Callable[..., Any] | None:
     return fn if kind in ("Flow", "Task") and callable(fn) else None
 
 
-def _entry(name: str, obj: Any) -> list[str]:
+def _entry(name: str, obj: Any, documented: frozenset[type] = frozenset()) -> list[str]:
     fn = _function_of(obj)
     if fn is not None:
         kind = type(obj).__name__.lower()
@@ -189,13 +191,13 @@ def _entry(name: str, obj: Any) -> list[str]:
             label += f" (named `{obj.name}`)"
         return [_line(label, fn.__doc__)]
     if inspect.isclass(obj):
-        return _class_entry(name, obj)
+        return _class_entry(name, obj, documented)
     if callable(obj):
         return [_line(f"`{name}{_signature(obj)}`", obj.__doc__)]
     return [f"- `{name}`: {_value(obj)}"]
 
 
-def _class_entry(name: str, cls: type) -> list[str]:
+def _class_entry(name: str, cls: type, documented: frozenset[type] = frozenset()) -> list[str]:
     if issubclass(cls, enum.Enum):
         members = ", ".join(f"`{m.name}`" for m in cls)
         return [_line(f"enum `{name}`: {members}", cls.__doc__, own_doc=_own_doc(cls))]
@@ -211,12 +213,33 @@ def _class_entry(name: str, cls: type) -> list[str]:
     else:
         head = f"class `{name}{_signature(cls)}`"
     lines = [_line(head, cls.__doc__, own_doc=_own_doc(cls))]
-    for attr, member in vars(cls).items():
-        if not attr.startswith("_") and _is_method(member):
+    seen: set[str] = set()
+    for klass in _own_layers(
+        cls, documented
+    ):  # the class, then the project's classes it is built from (mixins, layers)
+        origin = "" if klass is cls else f" (from `{klass.__name__}`)"
+        for attr, member in vars(klass).items():
+            if attr.startswith("_") or attr in seen or not _is_method(member):
+                continue
+            seen.add(attr)
             target = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
             label = f"`.{attr}`" if isinstance(member, property) else f"`.{attr}{_signature(member)}`"
-            lines.append("  " + _line(label, getattr(target, "__doc__", None)))
+            lines.append("  " + _line(label + origin, getattr(target, "__doc__", None)))
     return lines
+
+
+def _own_layers(cls: type, documented: frozenset[type]) -> list[type]:
+    """`cls` and the classes of this project in its MRO (a layered class, or a store built of mixins),
+    so inherited methods are listed with the class people use; library bases (pydantic, Protocol) are
+    not, nor a base documented on the same page (`SqliteStore` under `Store`: its entry has them)."""
+    packages = {m.split(".")[0] for m in CONTRACT_MODULES}
+    layers = [cls]
+    for klass in cls.__mro__[1:]:
+        if klass in documented:
+            break
+        if klass.__module__.split(".")[0] in packages:
+            layers.append(klass)
+    return layers
 
 
 def _own_doc(cls: type) -> bool:
