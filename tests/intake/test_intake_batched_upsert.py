@@ -21,6 +21,7 @@ from intake.outbox import Outbox, open_outbox
 from runbook.models import Alert, AlertSource, AlertStatus
 from runbook.severity import Severity
 from runbook.store import SEVERITY_RAISED_KIND, Store, open_store
+from runbook.store.ingest_writer import IncidentClaim
 
 
 def _url(backend: str, tmp_path: Path, name: str, request: pytest.FixtureRequest) -> str:
@@ -190,3 +191,18 @@ def test_a_request_that_cannot_be_stored_fails_alone_and_leaves_nothing(
     assert [(e["from"], e["to"]) for e in raised if e] == [("P3", "P2")]
     assert {i.dedupe_key for i in store.list_incidents()} == {"k1", "k2"}
     assert outbox.depth() == 2
+
+
+def test_more_claims_than_one_statement_holds_are_all_answered(open_pair: Any) -> None:
+    """SQLAlchemy splits a long upsert into pages (1,000 rows, the parameter limit): all are answered."""
+    store, _ = open_pair("pages")
+    claims = [
+        IncidentClaim(alert(f"k{i % 2600}", "warning"), Severity.P3, "rule.p3", None, f"k{i % 2600}")
+        for i in range(2700)
+    ]
+    with store.transaction() as tx:
+        answers = tx.ingest_writer().open_incidents(claims)
+    assert [o.created for o, _ in answers] == [True] * 2600 + [False] * 100
+    assert [o.id for o, _ in answers[2600:]] == [o.id for o, _ in answers[:100]]
+    assert store.count_rows()["incidents"] == 2600
+    assert store.get_incident(answers[0][0].id).alert_count == 2
