@@ -151,7 +151,8 @@ def upsert_open_many(
 
     The first claim of each dedupe key goes into one `INSERT … VALUES (…), (…) ON CONFLICT … DO
     UPDATE … RETURNING` (SQLAlchemy's "insertmanyvalues"; its rows are matched back by dedupe key, which
-    is unique within it, as PostgreSQL requires: a statement may not touch one row twice). The other
+    is unique within it, as PostgreSQL requires: a statement may not touch one row twice;
+    `sort_by_parameter_order` is not used: for an upsert on SQLite it runs one row per statement). The other
     claims of a key are folded in Python into that key's row, now locked by this transaction: each
     joins (`alert_count` + 1) and each that is more severe than the level so far raises it and gets its
     `severity_raised` entry, exactly as one upsert per claim in this order would; one UPDATE per
