@@ -14,8 +14,10 @@ replay-keyed payload) and sends the rest as one `executemany` per table when flu
 1. the raw body (`raw_payload`), so even an alert we parse wrongly today can be replayed. A
    Sentry request whose `Request-ID` and body are already stored is a replay (`request_id_of`): the
    receipt says `duplicate_of` the first payload and nothing else is stored (Sentry still gets its 202);
-2. a firing alert: classified and routed (intake/triage.py), then `open_incident` on its service's
-   dedupe key (intake/services.py: alias spellings of one service share it): under concurrent
+2. a firing alert: classified and routed (intake/triage.py), then its incident on its service's
+   dedupe key (intake/services.py: alias spellings of one service share it), the incidents of all the
+   transaction's alerts in one `open_incidents` (one multi-row upsert; `_requests` says how the
+   answers stay those of one upsert per alert in order): under concurrent
    callers with one dedupe key exactly one creates the incident, the others join it (`alert_count` + 1,
    and a higher severity raises the incident's level, logged as `severity_raised`). A storm of 1,000
    copies is one incident;
@@ -30,10 +32,11 @@ replay-keyed payload) and sends the rest as one `executemany` per table when flu
 Only after the commit does the caller answer 202. Any exception means nothing of the request was kept
 (the app answers 503 "retry"), so a sender's retry never meets half of its own request.
 
-`ingest_many` (group commit, for throughput): many requests in one transaction, their queued rows
-flushed once for the whole batch: a request that fails is rolled back alone and gets its exception (the
-batch is redone with a SAVEPOINT per request, each flushed inside its own savepoint); the others get their receipts once the one commit is done (if the commit fails, every request gets that
-error).
+`ingest_many` (group commit, for throughput): many requests in one transaction, their incidents one
+multi-row upsert and their queued rows flushed once for the whole batch: a request that fails is rolled
+back alone and gets its exception (the batch is redone with a SAVEPOINT per request, each with its own
+upsert and flush inside its savepoint); the others get their receipts once the one commit is done (if
+the commit fails, every request gets that error).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from intake.services import dedupe_key, in_catalogue, not_in_catalogue_entry
 from intake.triage import Router, triage
 from runbook.catalogue import Catalogue
 from runbook.models import Alert, AlertStatus, TimelineEntry
-from runbook.store.ingest_writer import IngestWriter
+from runbook.store.ingest_writer import IncidentClaim, IngestWriter, OpenedIncident
 
 __all__ = ["ALL_CLEAR_KIND", "IngestRequest", "Ingestor", "Receipt", "StoreIngestor", "request_id_of"]
 
@@ -175,7 +178,7 @@ class StoreIngestor:
         due: list[str] = []
         with self.store.transaction() as tx:
             writer = tx.ingest_writer()
-            receipt = self._request(writer, due, source, body, headers, alerts)
+            receipt = self._requests(writer, due, [IngestRequest(source, body, headers, alerts)])[0]
             self.outbox.joined(tx).enqueue_many(due, self.deployment)
             writer.flush()
         self._enqueued(bool(due))
@@ -197,13 +200,11 @@ class StoreIngestor:
         try:
             with self.store.transaction() as tx:
                 writer = tx.ingest_writer()
-                done: list[Receipt | Exception] = []
-                for r in requests:
-                    try:
-                        done.append(self._request(writer, due, r.source, r.body, r.headers, r.alerts))
-                    except Exception as exc:  # roll all back; with one request, that is its answer
-                        failed.exc = exc
-                        raise failed from exc
+                try:
+                    done: list[Receipt | Exception] = list(self._requests(writer, due, requests))
+                except Exception as exc:  # roll all back; with one request, that is its answer
+                    failed.exc = exc
+                    raise failed from exc
                 try:
                     self.outbox.joined(tx).enqueue_many(due, self.deployment)
                     writer.flush()
@@ -232,7 +233,7 @@ class StoreIngestor:
                     try:
                         with tx.savepoint() as part:
                             writer = part.ingest_writer()
-                            receipt = self._request(writer, due, r.source, r.body, r.headers, r.alerts)
+                            receipt = self._requests(writer, due, [r])[0]
                             outbox.enqueue_many(due, self.deployment)
                             writer.flush()
                     except Exception as exc:  # this request only: the savepoint rolled it back
@@ -250,67 +251,82 @@ class StoreIngestor:
         if enqueued and self.on_enqueued is not None:
             self.on_enqueued()
 
-    def _request(
-        self,
-        tx: IngestWriter,
-        due: list[str],
-        source: str,
-        body: bytes,
-        headers: Mapping[str, str],
-        alerts: list[Alert],
-    ) -> Receipt:
-        """One request's writes through `tx` (the caller flushes it before its transaction ends).
+    def _requests(self, tx: IngestWriter, due: list[str], requests: Sequence[IngestRequest]) -> list[Receipt]:
+        """The requests' writes through `tx` (the caller flushes it before its transaction ends).
+
+        In three passes, so that all their firing alerts' incidents are one upsert (`open_incidents`):
+        each request's raw payload, triage and dedupe keys (`_plan`); the incidents; then, per request
+        in order, its alerts, timeline entries and receipt (`_finish`). What is stored and answered is
+        what the requests made one by one, alert by alert, would store and answer.
 
         The incidents that need their outbox row are appended to `due` (once per incident per writer):
         the caller enqueues them with one `Outbox.enqueue_many` before the flush, in the same transaction.
         """
-        request_id = request_id_of(source, body, headers)
-        raw_id, stored = tx.raw_payload(source, body, headers, request_id=request_id)
+        claimed: dict[str, IncidentClaim] = {}
+        plans = [self._plan(tx, r, claimed) for r in requests]
+        claims = [step for plan in plans for step in plan.steps if isinstance(step, IncidentClaim)]
+        opened = {c.id: o for c, o in zip(claims, tx.open_incidents(claims), strict=True)}
+        return [self._finish(tx, due, plan, opened) for plan in plans]
+
+    def _plan(self, tx: IngestWriter, r: IngestRequest, claimed: dict[str, IncidentClaim]) -> _Plan:
+        """Store the raw payload (or find it a replay); triage each alert; find resolved alerts' incidents.
+
+        `claimed` holds the first claim of each dedupe key in this batch: a resolved alert after it
+        belongs to that claim's incident (not yet upserted), as it would had the claim been upserted.
+        """
+        request_id = request_id_of(r.source, r.body, r.headers)
+        raw_id, stored = tx.raw_payload(r.source, r.body, r.headers, request_id=request_id)
         if not stored:
-            log.info("%s request %s replays raw payload %s: not stored again", source, request_id, raw_id)
-            return Receipt(raw_id=raw_id, duplicate_of=raw_id)
-        receipt = Receipt(raw_id=raw_id)
-        for alert in alerts:
-            receipt.alerts += 1
+            log.info("%s request %s replays raw payload %s: not stored again", r.source, request_id, raw_id)
+            return _Plan(Receipt(raw_id=raw_id, duplicate_of=raw_id))
+        plan = _Plan(Receipt(raw_id=raw_id))
+        for alert in r.alerts:
+            key = dedupe_key(alert, self.catalogue)
             if alert.status is AlertStatus.RESOLVED:
-                tx.alert(alert, raw_ref=raw_id, incident_id=None)
-                self._resolved(tx, alert, receipt)
+                earlier = claimed.get(key)
+                found = None if earlier else tx.find_open_incident_id(key)
+                plan.steps.append(_Resolved(alert, _all_clear_entry(alert), found, earlier))
                 continue
             verdict = triage(alert, self.router)
-            incident = tx.open_incident(
-                alert,
-                verdict.severity,
-                verdict.rule,
-                verdict.runbook,
-                dedupe_key=dedupe_key(alert, self.catalogue),
+            claim = IncidentClaim(
+                alert, verdict.severity, verdict.rule, verdict.runbook, key or alert.fingerprint
             )
-            tx.alert(alert, raw_ref=raw_id, incident_id=incident.id)
+            claimed.setdefault(key, claim)
+            plan.steps.append(claim)
+        return plan
+
+    def _finish(
+        self,
+        tx: IngestWriter,
+        due: list[str],
+        plan: _Plan,
+        opened: Mapping[str, tuple[OpenedIncident, list[dict[str, Any]]]],
+    ) -> Receipt:
+        """Queue the request's alerts and timeline entries, in its alerts' order; fill in its receipt."""
+        receipt = plan.receipt
+        for step in plan.steps:
+            receipt.alerts += 1
+            if isinstance(step, _Resolved):
+                tx.alert(step.alert, raw_ref=receipt.raw_id, incident_id=None)
+                incident_id = step.open_id if step.after is None else opened[step.after.id][0].id
+                if incident_id is None:
+                    receipt.unmatched_resolved += 1
+                    continue
+                tx.timeline(incident_id, step.entry)
+                receipt.resolved.append(incident_id)
+                continue
+            incident, rows = opened[step.id]
+            tx.alert(step.alert, raw_ref=receipt.raw_id, incident_id=incident.id)
+            tx.timeline_rows(rows)
             (receipt.created if incident.created else receipt.joined_incidents).append(incident.id)
-            if incident.created and not in_catalogue(self.catalogue, alert.service):
-                tx.timeline(incident.id, not_in_catalogue_entry(alert))
+            if incident.created and not in_catalogue(self.catalogue, step.alert.service):
+                # dated with its claim, so it reads before what later alerts of this batch did to it
+                tx.timeline(
+                    incident.id, not_in_catalogue_entry(step.alert).model_copy(update={"at": step.at})
+                )
             if incident.flow_run_id is None and tx.once(incident.id):
                 due.append(incident.id)
         return receipt
-
-    def _resolved(self, tx: IngestWriter, alert: Alert, receipt: Receipt) -> None:
-        incident_id = tx.find_open_incident_id(dedupe_key(alert, self.catalogue))
-        if incident_id is None:
-            receipt.unmatched_resolved += 1
-            return
-        tx.timeline(
-            incident_id,
-            TimelineEntry(
-                actor="intake",
-                kind=ALL_CLEAR_KIND,
-                message=f"{alert.source.value} says {alert.name!r} is resolved; verify before the all-clear",
-                evidence={
-                    "alert_id": alert.id,
-                    "fingerprint": alert.fingerprint,
-                    "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
-                },
-            ),
-        )
-        receipt.resolved.append(incident_id)
 
     def ready(self) -> tuple[bool, str]:
         try:
@@ -326,3 +342,37 @@ class StoreIngestor:
         except Exception:
             log.exception("metrics: cannot read the outbox depth")
             return float("nan")
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A resolved alert between `_plan` and `_finish`: its all-clear entry and where it goes."""
+
+    alert: Alert
+    entry: TimelineEntry
+    open_id: str | None
+    """The incident of its key open before this batch (None: none was)."""
+    after: IncidentClaim | None
+    """An earlier claim of its key in this batch: the entry goes to that claim's incident instead."""
+
+
+@dataclass
+class _Plan:
+    """One request between `_plan` and `_finish`: its receipt so far and, per alert, its step."""
+
+    receipt: Receipt
+    steps: list[IncidentClaim | _Resolved] = field(default_factory=list)
+
+
+def _all_clear_entry(alert: Alert) -> TimelineEntry:
+    """The timeline entry of kind `source_resolved`: the mark for the all-clear path."""
+    return TimelineEntry(
+        actor="intake",
+        kind=ALL_CLEAR_KIND,
+        message=f"{alert.source.value} says {alert.name!r} is resolved; verify before the all-clear",
+        evidence={
+            "alert_id": alert.id,
+            "fingerprint": alert.fingerprint,
+            "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
+        },
+    )

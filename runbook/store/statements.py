@@ -29,9 +29,9 @@ class Statements:
     raw_by_request: Any
     insert_alert: Any
     alert_by_id: Any
-    upsert_incident: Any
+    upsert_incidents: Any
     link_alert: Any
-    raise_severity: Any
+    fold_incident: Any
     insert_entry: Any
     timeline_of: Any
     incident_by_id: Any
@@ -60,15 +60,23 @@ def statements(dialect: str) -> Statements:
         ),
         insert_alert=dialect_insert_for(dialect, alerts).on_conflict_do_nothing(index_elements=["id"]),
         alert_by_id=select(alerts).where(alerts.c.id == bindparam("b_id")),
-        upsert_incident=upsert.returning(incidents.c.id, incidents.c.severity, incidents.c.flow_run_id),
+        # many rows per statement (insertmanyvalues), matched back by dedupe key (unique in one statement)
+        upsert_incidents=upsert.returning(
+            incidents.c.dedupe_key,
+            incidents.c.id,
+            incidents.c.severity,
+            incidents.c.severity_rule,
+            incidents.c.flow_run_id,
+        ),
         link_alert=update(alerts)
         .where(alerts.c.id == bindparam("b_id"))
         .values(incident_id=bindparam("b_incident")),
-        raise_severity=update(incidents)
+        fold_incident=update(incidents)  # the joins and raises after an upsert (ingest_writer.py)
         .where(incidents.c.id == bindparam("b_id"))
         .values(
             severity=bindparam("b_severity"),
             severity_rule=bindparam("b_rule"),
+            alert_count=incidents.c.alert_count + bindparam("b_more", type_=incidents.c.alert_count.type),
             updated_at=bindparam("b_now", type_=incidents.c.updated_at.type),
         ),
         insert_entry=insert(timeline),
