@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -280,7 +281,8 @@ class StoreIngestor:
             log.info("%s request %s replays raw payload %s: not stored again", r.source, request_id, raw_id)
             return _Plan(Receipt(raw_id=raw_id, duplicate_of=raw_id))
         plan = _Plan(Receipt(raw_id=raw_id))
-        for alert in r.alerts:
+        for n, alert in enumerate(r.alerts, 1):
+            _let_the_loop_run(n)
             key = dedupe_key(alert, self.catalogue)
             if alert.status is AlertStatus.RESOLVED:
                 earlier = claimed.get(key)
@@ -304,7 +306,8 @@ class StoreIngestor:
     ) -> Receipt:
         """Queue the request's alerts and timeline entries, in its alerts' order; fill in its receipt."""
         receipt = plan.receipt
-        for step in plan.steps:
+        for n, step in enumerate(plan.steps, 1):
+            _let_the_loop_run(n)
             receipt.alerts += 1
             if isinstance(step, _Resolved):
                 tx.alert(step.alert, raw_ref=receipt.raw_id, incident_id=None)
@@ -376,3 +379,22 @@ def _all_clear_entry(alert: Alert) -> TimelineEntry:
             "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
         },
     )
+
+
+YIELD_EVERY = 16
+"""Alerts planned (or finished) between two hand-overs of the interpreter to the event loop."""
+
+
+def _let_the_loop_run(n: int) -> None:
+    """Every `YIELD_EVERY` alerts, give the interpreter (the GIL) away for a moment.
+
+    The writer thread plans and finishes a whole batch in pure Python, with no I/O in between since its
+    incidents became one upsert; a thread that never waits keeps the GIL for CPython's whole switch
+    interval (5 ms) each time the event loop asks for it, and a request on the loop asks several times.
+    Measured (tests/intake/test_intake_bounded.py, a 1,000-alert group beside `/healthz`, 3 runs each):
+    p99 82-88 ms without this and with one 1,000-row upsert; 14-19 ms with it and 50-row pages
+    (`PAGE_ROWS`); 14-23 ms before the batched upsert (one upsert per alert). `time.sleep(0)` releases
+    the GIL and takes it back: a few microseconds per 16 alerts.
+    """
+    if n % YIELD_EVERY == 0:
+        time.sleep(0)
