@@ -6,7 +6,9 @@ Usage::
     python -m bench.intake_wrk --duration 10 --connections 16 --stores sqlite
     python -m bench.intake_wrk --checkout before=/tmp/intake-s3-base --checkout after=.   # ABBA rounds
 
-`wrk` is Debian's (`apt-get install wrk`); it is not in CI, and without it this says so and exits 2.
+`wrk` is Debian's package: when it is missing the bench installs it (`apt-get install wrk`, through
+`sudo` unless root; `.ci/run` does the same), and if it cannot (no apt-get, no permission,
+`--no-install`) it says so and exits 2.
 
 What runs, per checkout x store x scenario: a real `python -m intake --no-dispatch` of that checkout
 (its code first on `PYTHONPATH`, the same `.venv`) on 127.0.0.1 on a fresh store (a new SQLite file; a
@@ -43,7 +45,7 @@ from bench.intake_throughput import SCENARIOS, STORES, alertmanager_body, count_
 from bench.procs import BENCH_TOKEN, REPO, intake_process
 from bench.stats import markdown_table
 
-__all__ = ["WrkRow", "main", "run_wrk", "wrk_path"]
+__all__ = ["WrkRow", "ensure_wrk", "main", "run_wrk", "wrk_path"]
 
 LUA = Path(__file__).with_name("intake_wrk.lua")
 RESULT = re.compile(r"^WRK-RESULT (\{.*\})$", re.M)
@@ -52,6 +54,30 @@ RESULT = re.compile(r"^WRK-RESULT (\{.*\})$", re.M)
 def wrk_path() -> str | None:
     """The `wrk` executable on PATH, else None."""
     return shutil.which("wrk")
+
+
+def ensure_wrk(install: bool = True) -> str | None:
+    """`wrk` on PATH; when missing and `install`, Debian's package installed with apt first (what it runs
+    is printed). None when it is still missing (no apt-get, no permission, the install failed)."""
+    found = wrk_path()
+    if found is not None or not install:
+        return found
+    apt = shutil.which("apt-get")
+    if apt is None:
+        return None
+    sudo = [] if os.geteuid() == 0 else [shutil.which("sudo") or "sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for step in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "wrk"]):
+        print(f"bench.intake_wrk: wrk is missing: {' '.join(sudo + step)}", file=sys.stderr, flush=True)
+        try:
+            done = subprocess.run(sudo + step, env=env, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            print(f"bench.intake_wrk: {exc}", file=sys.stderr)
+            return None
+        if done.returncode != 0:
+            print(f"bench.intake_wrk: {done.stderr.strip()[-500:]}", file=sys.stderr)
+            return None
+    return wrk_path()
 
 
 @dataclass
@@ -318,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", type=Path, metavar="DIR", help="py-spy each measured run into DIR (collapsed)"
     )
     p.add_argument("--keep", type=Path, help="work in this folder and keep it (process logs under logs/)")
+    p.add_argument("--no-install", action="store_true", help="never install wrk (apt) when it is missing")
     args = p.parse_args(argv)
-    if wrk_path() is None:
+    if ensure_wrk(install=not args.no_install) is None:
         print("bench.intake_wrk: wrk is not installed (Debian/Ubuntu: apt-get install wrk); nothing measured",
               file=sys.stderr)  # fmt: skip
         return 2

@@ -1,6 +1,7 @@
 """`python -m bench.intake_wrk`: says plainly when wrk is missing; with wrk, a short run stores every 202.
 
-wrk is Debian's package, not in CI: the run is skipped where it is not installed. No timing is asserted.
+wrk is Debian's package (`.ci/run` installs it; the bench installs it when missing): the run is skipped
+where it is not installed. No timing is asserted.
 """
 
 from __future__ import annotations
@@ -28,15 +29,44 @@ def _run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.Com
     )
 
 
-def test_without_wrk_it_says_so_and_exits_2(tmp_path: Path) -> None:
-    env = {**os.environ, "PATH": str(tmp_path)}  # a PATH with no wrk on it
+MISSING = "bench.intake_wrk: wrk is not installed (Debian/Ubuntu: apt-get install wrk); nothing measured"
 
-    done = _run(["--stores", "sqlite"], env, 60)
+
+@pytest.mark.parametrize("how", ["no-install", "no-apt"])
+def test_without_wrk_and_no_way_to_install_it_it_says_so_and_exits_2(tmp_path: Path, how: str) -> None:
+    """`--no-install`, or a machine without apt-get (a PATH with neither wrk nor apt-get on it)."""
+    env = {**os.environ, "PATH": str(tmp_path)}
+
+    done = _run(["--stores", "sqlite", *(["--no-install"] if how == "no-install" else [])], env, 60)
 
     assert done.returncode == 2
-    assert done.stderr.strip() == (
-        "bench.intake_wrk: wrk is not installed (Debian/Ubuntu: apt-get install wrk); nothing measured"
+    assert done.stderr.strip() == MISSING
+
+
+def test_without_wrk_it_installs_it_with_apt_and_says_what_it_ran(tmp_path: Path) -> None:
+    """An apt-get that installs a wrk (a script on a PATH of its own: the real one would change the
+    machine): the bench runs `update`, then `install -y wrk`, and goes on with the wrk it put there."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "apt-calls"
+    apt = bin_dir / "apt-get"
+    apt.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        f'if [ "$1" = install ]; then printf "#!/bin/sh\\nexit 3\\n" > {bin_dir}/wrk; /bin/chmod +x {bin_dir}/wrk; fi\n'
     )
+    apt.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin"}
+    if os.geteuid() != 0:
+        pytest.skip("the install runs through sudo when not root")
+    if shutil.which("wrk", path="/usr/bin:/bin") is not None:
+        env["PATH"] = f"{bin_dir}:{Path(sys.executable).parent}"  # hide the machine's own wrk
+
+    done = _run(["--stores", "sqlite", "--duration", "1", "--warmup", "0"], env, 120)
+
+    assert calls.read_text().splitlines() == ["update -qq", "install -y -qq wrk"]
+    assert f"wrk is missing: {apt} install -y -qq wrk" in done.stderr
+    assert MISSING not in done.stderr  # it went on, with the wrk apt installed (this one fails at once)
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (not in CI)")
