@@ -392,13 +392,14 @@ def test_an_escalation_a_killed_sweeper_was_sending_is_finished_once_by_the_next
         "slack": (ActionStatus.CLAIMED, None),
     }, held
 
-    # The next sweeper, with 1 s notifier timeouts and no backoff: its claims go stale after 6 s.
-    monkeypatch.setenv("RUNBOOK_SLACK_TIMEOUT_S", "1")
-    monkeypatch.setenv("RUNBOOK_PAGERDUTY_TIMEOUT_S", "1")
+    # The next sweeper, with 2 s notifier timeouts and no backoff: its claims go stale after 12 s (the
+    # first look below must come before that, a few seconds after the kill even on a loaded machine).
+    monkeypatch.setenv("RUNBOOK_SLACK_TIMEOUT_S", "2")
+    monkeypatch.setenv("RUNBOOK_PAGERDUTY_TIMEOUT_S", "2")
     runtime.reset()
     from tasks.orphans import unowned_stale_s
 
-    assert unowned_stale_s() == 6.0
+    assert unowned_stale_s() == 12.0
     sweeper = Sweeper(runtime.store(), None, SweepSettings(_env_file=None, grace_s=0))  # type: ignore[call-arg]
     assert sweeper.run_once().escalated == []  # young: perhaps a live sweeper still sending
     assert pagerduty.alerts() == []
