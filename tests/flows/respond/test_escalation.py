@@ -183,6 +183,10 @@ def updates_for(incident_id: str, interval_s: float, run_s: float) -> list[int]:
 
 
 def test_status_updates_go_into_the_thread_at_the_interval_and_stop(slack: SlackStandIn) -> None:
+    # "Duration" counts whole minutes between the displayed (truncated) times: an incident started 60 s
+    # ago reads "1 minute" unless the update crosses a minute boundary the start had not, so start it
+    # with 10 s of the minute to spare (CI10: started at :59.x, updated at :00.x → "2 minutes").
+    wait_for(lambda: utc_now().second < 50, 15, 0.05)
     incident_id = incident_started(60, Severity.P1)
     posted = updates_for(incident_id, 0.2, 1.0)
     thread_ts = runtime.store().get_incident(incident_id).slack_thread_ts
