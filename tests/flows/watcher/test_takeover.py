@@ -135,6 +135,18 @@ def test_kill_at_each_phase_is_taken_over_and_resolved_once(
         )
 
     wait_for(resolved, timeout_s=240, interval_s=0.2)
+    # the status turns RESOLVED just before the all-clear is posted (flows/response/all_clear.py): wait for it
+    wait_for(
+        lambda: any(
+            m["text"].startswith("✅ [RESOLVED]")
+            for m in world.slack.thread(
+                "incidents",
+                str(runtime.store().get_incident(incident.id, with_timeline=False).slack_thread_ts),
+            )
+        ),
+        timeout_s=60,
+        interval_s=0.2,
+    )
 
     assert _state(first) in ("Crashed", "Failed"), _state(first)
     stored = runtime.store().get_incident(incident.id)
