@@ -106,15 +106,20 @@ class Route:
             signals=tuple(signals),
         )
 
-    def matches(self, alert: Alert) -> bool:
+    def matches(self, alert: Alert, observed: Mapping[str, Any] | None = None) -> bool:
+        """Every condition the route has holds for `alert` (`observed`: its `signals.observed()`, if known).
+
+        `Router.route` passes `observed` in, computed once for all its routes: it is a pydantic dump,
+        and seven of the default routes read it.
+        """
         checks: list[bool] = []
         if self.name is not None:
             checks.append(bool(self.name.search(alert.name[:MATCH_CHARS])))
         for key, pattern in self.labels.items():
             checks.append(key in alert.labels and bool(pattern.search(alert.labels[key][:MATCH_CHARS])))
         if self.signals:
-            observed = alert.signals.observed()
-            checks.append(any(_troubling(f, observed.get(f)) for f in self.signals))
+            seen = alert.signals.observed() if observed is None else observed
+            checks.append(any(_troubling(f, seen.get(f)) for f in self.signals))
         return bool(checks) and all(checks)
 
 
@@ -172,8 +177,9 @@ class Router:
         explicit = alert.labels.get("runbook", "").strip()
         if explicit in self.known or any(explicit == r.runbook for r in self.routes):
             return explicit
+        observed = alert.signals.observed()
         for candidate in (*self.routes, *DEFAULT_ROUTES):
-            if candidate.matches(alert):
+            if candidate.matches(alert, observed):
                 return candidate.runbook
         return self.default
 
