@@ -200,7 +200,7 @@ def create_app(
     limiter = anyio.CapacityLimiter(max(4, config.workers * 8))
     parse_limiter = anyio.CapacityLimiter(config.parse_threads)
     ingest_many = getattr(ingestor, "ingest_many", None)
-    committer = GroupCommitter(ingest_many) if callable(ingest_many) else None
+    committer = GroupCommitter(ingest_many, on_batch=metrics.observe_batch) if callable(ingest_many) else None
 
     counted: dict[tuple[str, int], Any] = {}  # the metrics' labelled children, looked up once each
     timed: dict[str, Any] = {}

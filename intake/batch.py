@@ -28,6 +28,7 @@ no library does that for an ASGI app.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -58,9 +59,18 @@ class _Pending:
 class GroupCommitter:
     """Queues requests; `run()` commits them in batches with `ingest_many`, in one writer thread."""
 
-    def __init__(self, ingest_many: IngestMany, *, max_batch: int = 64, max_queue: int = 4096) -> None:
+    def __init__(
+        self,
+        ingest_many: IngestMany,
+        *,
+        max_batch: int = 64,
+        max_queue: int = 4096,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
         self.ingest_many = ingest_many
         self.max_batch = max_batch
+        self.on_batch = on_batch
+        """Called on the event loop after each batch with its size and its seconds in the writer."""
         self.batches: list[int] = []
         """Sizes of the last batches committed (the last 1,000), for tests and metrics."""
         self._send: MemoryObjectSendStream[_Pending]
@@ -105,12 +115,15 @@ class GroupCommitter:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
         try:
             outcomes = await anyio.to_thread.run_sync(self._store, batch, limiter=self._writer)
         except Exception as exc:  # the whole batch failed: every request in it is answered 503
             log.exception("group commit of %d request(s) failed", len(batch))
             outcomes = [exc] * len(batch)
         self.batches = [*self.batches[-999:], len(batch)]
+        if self.on_batch is not None:
+            self.on_batch(len(batch), time.perf_counter() - started)
         for pending, outcome in zip(batch, outcomes, strict=True):
             pending.outcome = outcome
             pending.done.set()

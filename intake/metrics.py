@@ -10,7 +10,8 @@ Names (docs/intake.md, "Metrics"): `intake_requests_total{source,code}`,
 `intake_alerts_received_total{source,status}`, `intake_alerts_deduplicated_total{source}`,
 `intake_incidents_created_total{source}`, `intake_dispatch_total{outcome}` (dispatched, failed),
 `intake_dispatch_queue_depth`, `intake_request_duration_seconds{source}`,
-`intake_dispatch_duration_seconds`.
+`intake_dispatch_duration_seconds`, `intake_group_commit_requests` and
+`intake_group_commit_duration_seconds` (one observation per group commit: its requests, its time).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from prometheus_client import (
 )
 
 __all__ = ["IntakeMetrics"]
+
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+"""Requests per group commit: at most 64 (`GroupCommitter.max_batch`)."""
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -77,6 +81,24 @@ class IntakeMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+
+        self.batch_requests = Histogram(
+            "intake_group_commit_requests",
+            "Requests stored by one group commit (one transaction)",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "intake_group_commit_duration_seconds",
+            "Time of one group commit in its writer thread: decoding, storing, committing",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def observe_batch(self, requests: int, seconds: float) -> None:
+        """One group commit of `requests` requests that took `seconds` (`GroupCommitter(on_batch=...)`)."""
+        self.batch_requests.observe(requests)
+        self.batch_seconds.observe(seconds)
 
     def track_queue_depth(self, depth: Callable[[], float]) -> None:
         """Read the queue depth from `depth()` at every scrape (it asks the outbox)."""

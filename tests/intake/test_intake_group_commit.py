@@ -21,6 +21,7 @@ from intake.app import create_app
 from intake.batch import IngestRequest
 from intake.config import IntakeConfig
 from intake.ingest import Receipt, StoreIngestor
+from intake.metrics import IntakeMetrics
 from intake.outbox import Outbox
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -85,7 +86,8 @@ def test_concurrent_requests_share_batches_and_each_gets_its_own_answer(
     intake_config: IntakeConfig, store: Any, outbox: Outbox, serve: Any
 ) -> None:
     ingestor = BatchingIngestor(store, outbox, intake_config)
-    app = create_app(intake_config, ingestor)
+    metrics = IntakeMetrics()
+    app = create_app(intake_config, ingestor, metrics=metrics)
     bodies = [_body(i) for i in range(40)] + [_body(99, "PoisonPill")]
     with serve(app) as url:
         ingestor.release.clear()  # hold the first batch so that the others queue behind it
@@ -109,6 +111,11 @@ def test_concurrent_requests_share_batches_and_each_gets_its_own_answer(
     assert len(store.list_alerts()) == 40 and outbox.depth() == 40
     raw_ids = {a.json()["raw_id"] for a in answers[:40]}
     assert len(raw_ids) == 40
+    # /metrics: one observation per group commit, its requests summed
+    text = metrics.render()[0].decode()
+    assert f"intake_group_commit_requests_count {float(len(committer.batches))}" in text
+    assert "intake_group_commit_requests_sum 41.0" in text
+    assert f"intake_group_commit_duration_seconds_count {float(len(committer.batches))}" in text
 
 
 def test_a_failed_batch_is_a_503_for_each_of_its_requests_and_then_the_intake_goes_on(
