@@ -16,7 +16,7 @@ accepts, i.e. the 202 after the durable commit (raw payload, alert, incident, ou
 to Prefect is paced separately (5 runs/s by default) and measured by the latency bench. The load
 comes from this process, `concurrency` requests in flight on as many keep-alive connections, on the
 same 2 cores: by default the lean client of bench/loadgen.py (pre-encoded requests on plain asyncio
-connections, ~15x less CPU per request than httpx, so the client does not bound the figures), or
+connections, 15-25x less CPU per request than httpx, so the client does not bound the figures), or
 httpx.AsyncClient (`--client httpx`) to exercise the intake with a general-purpose client. The report
 gives each client's own CPU per request. With several clients each gets its own intake and store.
 

@@ -12,15 +12,17 @@ of its answer, the first 20 answers other than 202 as errors with their text, an
 `cpu_s` is this process's CPU time during the load, so what the client itself costs is in the report.
 
 **Why `lean` is hand-written.** The bench runs its client in its own process on the same 2 cores as the
-intake, so the client's CPU per request bounds what the bench can measure. httpx.AsyncClient (kept: it
-is the project's HTTP client) was measured here at 2.0-2.3 ms of client CPU per request against the
-intake (16 connections, one alert per request; `python -m bench intake --client httpx`, 2026-12-06):
-with the intake taking ~1 ms per alert on the other core that caps the bench at ~290-410 alerts/s at
-p99 200-270 ms, while `wrk` measured the same intake at 650-1,100 alerts/s at p99 22-35 ms. The bench
-measured its client, not the intake. aiohttp (installed, through kubernetes) costs about as much
-(~0.45 ms per request measured the same way). No kept library sends pre-encoded requests on plain
-asyncio connections; what is written here is only that loop: `lean` measured 0.13-0.15 ms per request
-(same run), about 15x less than httpx, so it keeps the second core free for the intake.
+intake, so the client's CPU per request bounds what the bench can measure. Measured here (2026-12-06,
+16 connections, one alert per request, 2,000 requests per cell, load average 1.4-2.7):
+- httpx.AsyncClient (the project's HTTP client): 2.2-3.1 ms of client CPU per request, so at most
+  ~400 requests/s even with a core to itself; beside the intake it measured 220-360 alerts/s at p99
+  190-280 ms, while `wrk` measured the same intake at 530-750 alerts/s at p99 36-47 ms in the same hour.
+  The bench measured its client, not the intake;
+- aiohttp (installed through kubernetes, not a project dependency): 0.28-0.33 ms per request;
+  600-620 alerts/s against 690-750 for `lean` in the same run (SQLite storm);
+- `lean`: 0.09-0.15 ms per request (15-25x less than httpx), 460-780 alerts/s at p99 31-57 ms, the
+  range `wrk` gives. No kept library sends pre-encoded requests on plain asyncio connections; what is
+  written here is only that loop, and the answers are parsed by a kept library (httptools).
 
 What `lean` does: `concurrency` connections (`asyncio.Protocol`), each sending one request at a time
 and waiting for its answer; each request's bytes (POST line, Host, the given headers, Content-Length,
@@ -37,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -110,30 +112,30 @@ async def post_all(
     No request is started after `max_s` seconds (those left are not sent, nor counted)."""
     if client not in CLIENTS:
         raise ValueError(f"unknown client {client!r}; known: {', '.join(CLIENTS)}")
+    job = _Job(base_url, path, bodies, headers, concurrency, max_s, timeout_s)
     tally = Tally()
     cpu = time.process_time()
-    if client == "lean":
-        elapsed = await _lean(base_url, path, bodies, headers, concurrency, max_s, timeout_s, tally)
-    else:
-        elapsed = await _httpx(base_url, path, bodies, headers, concurrency, max_s, timeout_s, tally)
+    elapsed = await (_lean if client == "lean" else _httpx)(job, tally)
     return Load(elapsed, tally.latencies_s, tally.codes, tally.errors, time.process_time() - cpu)
 
 
-async def _httpx(
-    base_url: str,
-    path: str,
-    bodies: Iterable[bytes],
-    headers: Mapping[str, str],
-    concurrency: int,
-    max_s: float,
-    timeout_s: float,
-    tally: Tally,
-) -> float:
-    queue = iter(bodies)  # one shared iterator: each body is sent once
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
+@dataclass(frozen=True)
+class _Job:
+    base_url: str
+    path: str
+    bodies: Sequence[bytes]
+    headers: Mapping[str, str]
+    concurrency: int
+    max_s: float
+    timeout_s: float
+
+
+async def _httpx(job: _Job, tally: Tally) -> float:
+    queue = iter(job.bodies)  # one shared iterator: each body is sent once
+    limits = httpx.Limits(max_connections=job.concurrency, max_keepalive_connections=job.concurrency)
+    async with httpx.AsyncClient(base_url=job.base_url, limits=limits, timeout=job.timeout_s) as client:
         started = time.perf_counter()
-        deadline = started + max_s
+        deadline = started + job.max_s
 
         async def worker() -> None:
             for body in queue:
@@ -141,13 +143,13 @@ async def _httpx(
                     return
                 sent = time.perf_counter()
                 try:
-                    answer = await client.post(path, content=body, headers=headers)
+                    answer = await client.post(job.path, content=body, headers=job.headers)
                 except httpx.HTTPError as exc:
                     tally.failed(exc)
                     continue
                 tally.answered(answer.status_code, time.perf_counter() - sent, answer.text)
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(job.concurrency)))
         return time.perf_counter() - started
 
 
@@ -160,30 +162,20 @@ def encode_post(host: str, path: str, headers: Mapping[str, str], body: bytes) -
     return f"POST {path} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
 
 
-async def _lean(
-    base_url: str,
-    path: str,
-    bodies: Sequence[bytes],
-    headers: Mapping[str, str],
-    concurrency: int,
-    max_s: float,
-    timeout_s: float,
-    tally: Tally,
-) -> float:
-    url = urlsplit(base_url)
+async def _lean(job: _Job, tally: Tally) -> float:
+    url = urlsplit(job.base_url)
     if url.scheme != "http" or not url.hostname:
-        raise ValueError(f"the lean client speaks plain http:// only (got {base_url!r})")
-    host, port = url.hostname, url.port or 80
-    prefix = url.path.rstrip("/")
+        raise ValueError(f"the lean client speaks plain http:// only (got {job.base_url!r})")
+    host, port, timeout_s = url.hostname, url.port or 80, job.timeout_s
+    path = url.path.rstrip("/") + job.path
     built: dict[int, bytes] = {}  # id(body) -> its request: a body repeated (storm) is encoded once
-    for body in bodies:
+    for body in job.bodies:
         if id(body) not in built:
-            built[id(body)] = encode_post(url.netloc, prefix + path, headers, body)
-    requests = [built[id(body)] for body in bodies]
-    queue = iter(requests)
+            built[id(body)] = encode_post(url.netloc, path, job.headers, body)
+    queue = iter([built[id(body)] for body in job.bodies])  # shared: each request is sent once
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
-    deadline = started + max_s
+    deadline = started + job.max_s
 
     async def worker() -> None:
         conn: _Connection | None = None
@@ -209,7 +201,7 @@ async def _lean(
             tally.answered(status, time.perf_counter() - sent, body.decode("utf-8", "replace"))
         _drop(conn)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(job.concurrency)))
     return time.perf_counter() - started
 
 
@@ -228,8 +220,7 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._headers_done = False
         self._length_given = False
-        self.closed = False
-        """The connection cannot carry another request: closed by either side, or its state is unknown."""
+        self.closed = False  # cannot carry another request: closed by either side, or its state unknown
 
     @classmethod
     async def open(cls, loop: asyncio.AbstractEventLoop, host: str, port: int) -> _Connection:
