@@ -4,6 +4,7 @@ Usage::
 
     python -m bench                                    # both benches, full counts (~5 min on 2 cores)
     python -m bench intake --requests 2000 --concurrency 16 --stores sqlite postgresql
+    python -m bench intake --client lean httpx --stores sqlite   # the bench's two load clients side by side
     python -m bench latency --n 20 --paths serve worker warm warm-poll
     python -m bench latency --api-url http://127.0.0.1:4200/api --n 5 --paths warm
     python -m bench intake latency --json results.json # also the raw figures, as JSON
@@ -44,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--scenarios", nargs="+", default=list(intake_throughput.SCENARIOS))
     g.add_argument("--intake-workers", type=int, default=1)
     g.add_argument("--repeat", type=int, default=1, help="rounds, stores interleaved (default 1)")
+    g.add_argument(
+        "--client",
+        nargs="+",
+        default=["lean"],
+        help="load client(s): lean (pre-encoded HTTP/1.1 on asyncio, default), httpx; several run in turn",
+    )
     g = p.add_argument_group("latency")
     g.add_argument("--n", type=int, default=20, help="trials per path (after the warm-up)")
     g.add_argument("--warmup", type=int, default=1, help="warm-up trials per path, not counted")
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             scenarios=tuple(args.scenarios),
             intake_workers=args.intake_workers,
             repeat=args.repeat,
+            clients=tuple(args.client),
         )
         latency_options = alert_latency.Options(
             n=args.n,

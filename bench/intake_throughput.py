@@ -4,6 +4,7 @@ Usage::
 
     python -m bench intake                                    # 2,000 requests, 16 concurrent, both stores
     python -m bench intake --requests 200 --concurrency 4 --stores sqlite
+    python -m bench intake --client lean httpx --stores sqlite  # both load clients, side by side
 
     rows = run(Options(requests=40, concurrency=4))           # in code (tests/bench)
     print(report(rows))
@@ -13,7 +14,11 @@ on 127.0.0.1, started by the bench for each store and scenario on a fresh store 
 a new database on one embedded PostgreSQL). `--no-dispatch`: what is measured is what the intake
 accepts, i.e. the 202 after the durable commit (raw payload, alert, incident, outbox row); dispatch
 to Prefect is paced separately (5 runs/s by default) and measured by the latency bench. The load
-comes from this process: httpx.AsyncClient, `concurrency` requests in flight, on the same 2 cores.
+comes from this process, `concurrency` requests in flight on as many keep-alive connections, on the
+same 2 cores: by default the lean client of bench/loadgen.py (pre-encoded requests on plain asyncio
+connections, 15-25x less CPU per request than httpx, so the client does not bound the figures), or
+httpx.AsyncClient (`--client httpx`) to exercise the intake with a general-purpose client. The report
+gives each client's own CPU per request. With several clients each gets its own intake and store.
 
 Scenarios, one Alertmanager webhook (version 4) with one firing alert per request:
 - `distinct`: every alert its own fingerprint, so every request opens a new incident (+ outbox row);
@@ -37,12 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from bench.loadgen import CLIENTS, Load, post_all
 from bench.procs import BENCH_TOKEN, intake_process
 from bench.stats import Summary, markdown_table
 
 __all__ = [
+    "CLIENTS",
     "SCENARIOS",
     "STORES",
     "Options",
@@ -56,6 +61,7 @@ __all__ = [
 
 STORES = ("sqlite", "postgresql")
 SCENARIOS = ("distinct", "storm")
+_COLUMNS = "store|scenario|client|accepted / sent|alerts/s|p50 ms|p99 ms|max ms|client CPU ms/req|store check"
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Options:
     max_s: float = 300.0
     """No new request is sent after this many seconds of one scenario (the count is then lower)."""
     request_timeout_s: float = 30.0
+    clients: tuple[str, ...] = ("lean",)
+    """The load clients (bench/loadgen.py); with several, each runs after the other on a fresh store."""
 
     def __post_init__(self) -> None:
         if self.requests < 1 or self.concurrency < 1 or self.warmup < 0 or self.repeat < 1:
@@ -81,6 +89,9 @@ class Options:
         for scenario in self.scenarios:
             if scenario not in SCENARIOS:
                 raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        for client in self.clients:
+            if client not in CLIENTS:
+                raise ValueError(f"unknown client {client!r}; known: {', '.join(CLIENTS)}")
 
 
 @dataclass
@@ -95,6 +106,9 @@ class ThroughputRow:
     incidents: int
     alerts_in_incident: int | None = None
     errors: list[str] = field(default_factory=list)
+    client: str = "lean"
+    client_cpu_s: float = 0.0
+    """The bench process's CPU time during the measured load: what its client cost."""
 
     @property
     def sent(self) -> int:
@@ -113,6 +127,10 @@ class ThroughputRow:
         return Summary.of(self.latencies_s)
 
     @property
+    def client_cpu_per_request_s(self) -> float:
+        return self.client_cpu_s / self.sent if self.sent else 0.0
+
+    @property
     def store_check(self) -> str:
         """What the store holds, against what it should hold after the scenario."""
         if self.scenario == "storm":
@@ -126,6 +144,7 @@ class ThroughputRow:
         return {
             "store": self.store,
             "scenario": self.scenario,
+            "client": self.client,
             "round": self.round,
             "sent": self.sent,
             "accepted": self.accepted,
@@ -136,6 +155,7 @@ class ThroughputRow:
             "p50_ms": lat.median * 1000,
             "p99_ms": lat.p99 * 1000,
             "max_ms": lat.max * 1000,
+            "client_cpu_ms_per_request": self.client_cpu_per_request_s * 1000,
             "store_check": self.store_check,
         }
 
@@ -173,40 +193,14 @@ def alertmanager_body(fingerprint: str, name: str, tag: str = "") -> bytes:
     return json.dumps(group).encode()
 
 
-async def _load(
-    base_url: str, bodies: list[bytes], concurrency: int, max_s: float, timeout_s: float
-) -> tuple[float, list[float], Counter[int], list[str]]:
-    """Send `bodies` with `concurrency` in flight; (elapsed, latencies of 202s, codes, errors)."""
+def _load(options: Options, client: str, url: str, bodies: list[bytes]) -> Load:
+    """Send `bodies` with `options.concurrency` in flight, with `client`: timing, codes, errors, its CPU."""
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_TOKEN}"}
-    latencies: list[float] = []
-    codes: Counter[int] = Counter()
-    errors: list[str] = []
-    queue = iter(bodies)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
-        started = time.perf_counter()
-        deadline = started + max_s
-
-        async def worker() -> None:
-            for body in queue:  # one shared iterator: each body is sent once
-                if time.perf_counter() > deadline:
-                    return
-                sent = time.perf_counter()
-                try:
-                    answer = await client.post("/alerts/alertmanager", content=body, headers=headers)
-                except httpx.HTTPError as exc:
-                    codes[0] += 1
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                codes[answer.status_code] += 1
-                if answer.status_code == 202:
-                    latencies.append(time.perf_counter() - sent)
-                elif len(errors) < 20:
-                    errors.append(f"{answer.status_code}: {answer.text[:200]}")
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return elapsed, latencies, codes, errors
+    n, max_s, timeout_s = options.concurrency, options.max_s, options.request_timeout_s
+    load = post_all(
+        client, url, "/alerts/alertmanager", bodies, headers, concurrency=n, max_s=max_s, timeout_s=timeout_s
+    )
+    return asyncio.run(load)
 
 
 def _scenario_bodies(scenario: str, n: int, tag: str) -> list[bytes]:
@@ -234,20 +228,18 @@ def count_stored(store_url: str, scenario: str, tag: str, limit: int) -> tuple[i
 
 
 def _one(
-    options: Options, store: str, scenario: str, rnd: int, store_url: str, workdir: Path
+    options: Options, store: str, scenario: str, rnd: int, client: str, store_url: str, workdir: Path
 ) -> ThroughputRow:
-    tag = f"{store}-{scenario}-{rnd}"
+    tag = f"{store}-{scenario}-{rnd}-{client}"
     with intake_process(workdir, store_url, name=f"intake-{tag}", extra_args=_workers(options)) as (_, url):
         warm = _scenario_bodies("distinct", options.warmup, f"warmup-{tag}")
         if warm:
-            asyncio.run(_load(url, warm, options.concurrency, options.max_s, options.request_timeout_s))
-        bodies = _scenario_bodies(scenario, options.requests, tag)
-        elapsed, latencies, codes, errors = asyncio.run(
-            _load(url, bodies, options.concurrency, options.max_s, options.request_timeout_s)
-        )
+            _load(options, client, url, warm)
+        load = _load(options, client, url, _scenario_bodies(scenario, options.requests, tag))
     incidents, alerts = count_stored(store_url, scenario, tag, limit=options.requests + options.warmup + 10)
+    timing = (load.elapsed_s, load.latencies_s, load.codes)
     return ThroughputRow(
-        store, scenario, rnd, options.concurrency, elapsed, latencies, codes, incidents, alerts, errors
+        store, scenario, rnd, options.concurrency, *timing, incidents, alerts, load.errors, client, load.cpu_s
     )
 
 
@@ -273,7 +265,9 @@ def postgres_server(workdir: Path, postgres: Any | None) -> Iterator[Any]:
 def run(
     options: Options | None = None, *, postgres: Any | None = None, workdir: Path | None = None
 ) -> list[ThroughputRow]:
-    """Every round x scenario x store, one after the other. `postgres`: a started `EmbeddedPostgres`."""
+    """Every round x scenario x store x client, one after the other, each on a fresh store.
+
+    `postgres`: a started `EmbeddedPostgres`."""
     options = options or Options()
     rows: list[ThroughputRow] = []
     with ExitStack() as stack:
@@ -288,23 +282,27 @@ def run(
         for rnd in range(options.repeat):
             for scenario in options.scenarios:
                 for store in options.stores:
-                    if store == "sqlite":
-                        store_url = f"sqlite:///{workdir / f'incidents-{scenario}-{rnd}.sqlite3'}"
-                    else:
-                        assert pg is not None  # started above whenever postgresql is asked for
-                        store_url = pg.create_database(
-                            f"bench_{scenario}_{rnd}_{int(time.time() * 1000) % 10**9}"
-                        )
-                    rows.append(_one(options, store, scenario, rnd, store_url, workdir))
+                    for client in options.clients:
+                        if store == "sqlite":
+                            store_url = (
+                                f"sqlite:///{workdir / f'incidents-{scenario}-{rnd}-{client}.sqlite3'}"
+                            )
+                        else:
+                            assert pg is not None  # started above whenever postgresql is asked for
+                            store_url = pg.create_database(
+                                f"bench_{scenario}_{rnd}_{client}_{int(time.time() * 1000) % 10**9}"
+                            )
+                        rows.append(_one(options, store, scenario, rnd, client, store_url, workdir))
     return rows
 
 
 @dataclass(frozen=True)
 class Aggregate:
-    """The rounds of one store and scenario: alerts/s per round, latencies pooled."""
+    """The rounds of one store, scenario and client: alerts/s per round, latencies and CPU pooled."""
 
     store: str
     scenario: str
+    client: str
     rows: tuple[ThroughputRow, ...]
 
     @property
@@ -319,6 +317,11 @@ class Aggregate:
     def latency(self) -> Summary:
         return Summary.of([x for r in self.rows for x in r.latencies_s])
 
+    @property
+    def client_cpu_ms(self) -> float:
+        """The client's CPU per request sent, ms."""
+        return 1000 * sum(r.client_cpu_s for r in self.rows) / max(1, sum(r.sent for r in self.rows))
+
     def rate_text(self) -> str:
         if len(self.rows) == 1:
             return f"{self.rate:.1f}"
@@ -332,57 +335,72 @@ class Aggregate:
 
 
 def aggregate(rows: list[ThroughputRow]) -> list[Aggregate]:
-    """One Aggregate per store and scenario, in STORES x SCENARIOS order."""
+    """One Aggregate per store, scenario and client, in STORES x SCENARIOS x CLIENTS order."""
     keys = sorted(
-        {(r.store, r.scenario) for r in rows}, key=lambda k: (STORES.index(k[0]), SCENARIOS.index(k[1]))
+        {(r.store, r.scenario, r.client) for r in rows},
+        key=lambda k: (STORES.index(k[0]), SCENARIOS.index(k[1]), CLIENTS.index(k[2])),
     )
-    return [Aggregate(st, sc, tuple(r for r in rows if (r.store, r.scenario) == (st, sc))) for st, sc in keys]
+    return [Aggregate(*k, tuple(r for r in rows if (r.store, r.scenario, r.client) == k)) for k in keys]
 
 
 def report(rows: list[ThroughputRow], options: Options | None = None) -> str:
-    """The table, then the ratios (PostgreSQL / SQLite per scenario, storm / distinct per store)."""
+    """The table, then the ratios (PostgreSQL / SQLite per scenario, storm / distinct per store, per client;
+    lean / httpx per store and scenario)."""
     options = options or Options()
     groups = aggregate(rows)
     table = markdown_table(
-        ["store", "scenario", "accepted / sent", "alerts/s", "p50 ms", "p99 ms", "max ms", "store check"],
+        _COLUMNS.split("|"),
         [
             [
                 g.store,
                 g.scenario,
+                g.client,
                 f"{sum(r.accepted for r in g.rows)} / {sum(r.sent for r in g.rows)}",
                 g.rate_text(),
                 g.latency.median * 1000,
                 g.latency.p99 * 1000,
                 g.latency.max * 1000,
+                f"{g.client_cpu_ms:.3f}",
                 g.check_text(),
             ]
             for g in groups
         ],
     )
-    by = {(g.store, g.scenario): g for g in groups}
+    by = {(g.store, g.scenario, g.client): g for g in groups}
     ratios = []
-    for scenario in SCENARIOS:
-        a, b = by.get(("postgresql", scenario)), by.get(("sqlite", scenario))
-        if a and b and b.rate:
-            ratios.append(
-                f"- {scenario}: PostgreSQL / SQLite = {a.rate / b.rate:.2f}x alerts/s, "
-                f"p50 {a.latency.median / b.latency.median:.2f}x, p99 {a.latency.p99 / b.latency.p99:.2f}x"
-            )
+    for client in CLIENTS:
+        for scenario in SCENARIOS:
+            a, b = by.get(("postgresql", scenario, client)), by.get(("sqlite", scenario, client))
+            if a and b and b.rate:
+                ratios.append(f"- {scenario}, {client}: PostgreSQL / SQLite = {_ratios(a, b)}")
+        for store in STORES:
+            a, b = by.get((store, "storm", client)), by.get((store, "distinct", client))
+            if a and b and b.rate:
+                ratios.append(f"- {store}, {client}: storm / distinct = {a.rate / b.rate:.2f}x alerts/s")
     for store in STORES:
-        a, b = by.get((store, "storm")), by.get((store, "distinct"))
-        if a and b and b.rate:
-            ratios.append(f"- {store}: storm / distinct = {a.rate / b.rate:.2f}x alerts/s")
-    errors = [f"- {r.store}/{r.scenario}/round {r.round}: {e}" for r in rows for e in r.errors[:3]]
+        for scenario in SCENARIOS:
+            a, b = by.get((store, scenario, "lean")), by.get((store, scenario, "httpx"))
+            if a and b and b.rate:
+                cpu = f", client CPU {a.client_cpu_ms / b.client_cpu_ms:.2f}x" if b.client_cpu_ms else ""
+                ratios.append(f"- {store} {scenario}: lean / httpx = {_ratios(a, b)}{cpu}")
+    errors = [f"- {r.store}/{r.scenario}/{r.client}/round {r.round}: {e}" for r in rows for e in r.errors[:3]]
     rounds = f", {options.repeat} rounds (alerts/s: median (min–max) of the rounds; latencies pooled)"
     parts = [
         f"Intake throughput: {options.requests} requests per scenario (+{options.warmup} warm-up), "
-        f"{options.concurrency} concurrent, intake workers {options.intake_workers}, --no-dispatch"
-        + (rounds if options.repeat > 1 else ""),
+        f"{options.concurrency} concurrent, client {' and '.join(options.clients)}, "
+        f"intake workers {options.intake_workers}, --no-dispatch" + (rounds if options.repeat > 1 else ""),
         "",
         table,
     ]
     if ratios:
         parts += ["", "Ratios:", *ratios]
     if errors:
-        parts += ["", "Errors (first 3 per scenario and round):", *errors]
+        parts += ["", "Errors (first 3 per scenario, client and round):", *errors]
     return "\n".join(parts)
+
+
+def _ratios(a: Aggregate, b: Aggregate) -> str:
+    return (
+        f"{a.rate / b.rate:.2f}x alerts/s, "
+        f"p50 {a.latency.median / b.latency.median:.2f}x, p99 {a.latency.p99 / b.latency.p99:.2f}x"
+    )
