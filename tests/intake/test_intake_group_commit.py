@@ -77,7 +77,7 @@ async def _queued(app: Any, ingestor: BatchingIngestor, n: int, timeout_s: float
     (a loaded machine, a fast HTTP path), the first batch takes them all and none stays queued.
     """
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while ingestor.held + app.state.committer._receive.statistics().current_buffer_used < n:
+    while ingestor.held + app.state.committer.queued() < n:
         assert asyncio.get_running_loop().time() < deadline, "requests did not queue"
         await asyncio.sleep(0.01)
 
