@@ -293,17 +293,23 @@ def test_prefect_down_then_back_drains_the_whole_backlog_within_10_s_once_each_p
             # Time the server itself took to create the runs, one after the other (the dispatcher's
             # histogram): the rest of the drain is noticing the return and claiming.
             server_s = metrics.dispatch_seconds._sum.get()
+            # A creation the server refused (Prefect's own 503 when its database is busy) is retried
+            # after its backoff (0.5 s, doubling) and may pause claiming until a probe (1 s): the
+            # server's pace too. Up to 2 s each, 4 s in all, so a drain paced by the bucket (84 at 5/s,
+            # 16.8 s) still fails.
+            refused = metrics.dispatch.labels(outcome="failed")._value.get()
             print(
                 f"\ndrain: {len(incidents)} incidents dispatched {drain_s:.2f} s after the API returned "
-                f"({server_s:.2f} s of it creating runs, {server_s / len(incidents) * 1000:.0f} ms each)"
+                f"({server_s:.2f} s of it creating runs, {server_s / len(incidents) * 1000:.0f} ms each; "
+                f"{refused:.0f} creations refused by the server and retried)"
             )
             # No row waited out its backoff (minutes) nor the bucket (5/s would be 15 s): the drain is
             # the server's own pace plus the probe (1 s, plus ~1.5 s of a probe caught in the client's
             # connect retries when the port opened). At >= 10 creations/s (an idle machine, or a
             # PostgreSQL-backed server) that is the "within 10 s"; a loaded 2-core machine
             # creates slower, and the test then checks the structure, not the machine.
-            assert drain_s <= max(10.0, server_s + 4.0), (
-                f"drained in {drain_s:.2f} s ({server_s:.2f} s creating)"
+            assert drain_s <= max(10.0, server_s + 4.0 + min(4.0, 2.0 * refused)), (
+                f"drained in {drain_s:.2f} s ({server_s:.2f} s creating, {refused:.0f} refused)"
             )
         assert dispatcher.error is None
     finally:
