@@ -170,9 +170,9 @@ def create_app(
     ingest_many = getattr(ingestor, "ingest_many", None)
     committer = GroupCommitter(ingest_many, on_batch=metrics.observe_batch) if callable(ingest_many) else None
 
-    counted: dict[tuple[str, int], Any] = {}  # the metrics' labelled children, looked up once each
-    timed: dict[str, Any] = {}
-    children: dict[tuple[Any, ...], Any] = {}
+    children: dict[
+        tuple[Any, ...], Any
+    ] = {}  # the metrics' labelled children, looked up once each (`_count`)
 
     async def receive_alerts(request: Request) -> Response:
         source = request.path_params["source"]
@@ -195,13 +195,8 @@ def create_app(
             if refused.status >= 500:
                 log.error("intake %s: %s", source, refused.reason)
             status, payload = refused.status, {"error": refused.reason}
-        key = (source, status)
-        if key not in counted:
-            counted[key] = metrics.requests.labels(source=source, code=str(status))
-        counted[key].inc()
-        if source not in timed:
-            timed[source] = metrics.request_seconds.labels(source=source)
-        timed[source].observe(time.perf_counter() - started)
+        _count(metrics.requests, source=source, code=str(status)).inc()
+        _count(metrics.request_seconds, source=source).observe(time.perf_counter() - started)
         return status, payload
 
     def _count(metric: Any, **labels: str) -> Any:
