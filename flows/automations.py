@@ -15,7 +15,11 @@ forever in Prefect, and nothing that waits for it ever learns that it ended. Pre
 `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds from a thread of the flow engine (in a `flow.serve`
 child, in a worker's Job pod and in `flows.warm`'s threads alike: the engine does it, not the
 runner), and a proactive automation sets a run Crashed when, after a heartbeat, neither another
-heartbeat nor a final state arrives within the window. The server's triggers service evaluates it
+heartbeat nor a final state arrives within the window. Ours also arms the window when the run turns
+Running (an event the server emits itself, not the run's process): a runner killed in the first
+moments of a run, before its first heartbeat left the process, otherwise leaves a run that no
+heartbeat ever armed, Running for ever (the scale bench's kill of the warm runner that has just
+begun a run can land there on a slow machine). The server's triggers service evaluates it
 (every `PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY`, 5 s), so a dead run is Crashed `window_s` to
 `window_s + 5` seconds after its last heartbeat: `window_s - heartbeat_s` to `window_s + 5` seconds
 after its process died.
@@ -58,6 +62,9 @@ __all__ = [
 AUTOMATION_NAME = "runbooks: crashed runs (no heartbeat)"
 ENV_PREFIX = "RUNBOOK_CRASH_DETECTION_"
 HEARTBEAT = "prefect.flow-run.heartbeat"
+RUNNING = "prefect.flow-run.Running"
+"""Emitted by the server when it sets a run Running: it arms the window even when the run's process
+died before its first heartbeat left it (the events worker sends in batches from a thread)."""
 FINAL_EVENTS = tuple(f"prefect.flow-run.{s}" for s in ("Completed", "Failed", "Cancelled", "Crashed"))
 PREFECT_MINIMUM_HEARTBEAT_S = 30  # prefect.flow_engine.MINIMUM_HEARTBEAT_INTERVAL; lower is refused
 MARGIN_S = 15  # a heartbeat may arrive this late (event batching, a busy server) without a false crash
@@ -125,7 +132,7 @@ def desired(settings: CrashDetectionSettings) -> Any:
         ),
         enabled=True,
         trigger=EventTrigger(
-            after={HEARTBEAT},
+            after={HEARTBEAT, RUNNING},
             expect={HEARTBEAT, *FINAL_EVENTS},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             for_each={"prefect.resource.id"},

@@ -59,6 +59,8 @@ class Phase:
     respond_live_max: int = 0
     rollbacks: int = 0
     resolved: bool = False
+    status: str = ""
+    """The incident's status when the phase ended (`resolved`, or where it stopped: `escalated`, ...)."""
     all_clear_s: float | None = None
     killed_at_s: float | None = None
     back_after_s: float | None = None
@@ -250,6 +252,7 @@ def play_one(topo: Topology, kill: str, deadline_s: float = 120.0) -> Phase:
                 alerts.post()
             time.sleep(0.5)
         phase.incident_id = alerts.incident_id
+        phase.status = _status(store, alerts.incident_id)
         phase.alerts_accepted = alerts.accepted
         if len(alerts.incidents) > 1:
             phase.notes.append(f"the alerts named {len(alerts.incidents)} incidents")

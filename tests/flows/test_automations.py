@@ -63,7 +63,7 @@ def test_the_automation_is_prefects_zombie_recipe() -> None:
     automation = desired(load_crash_detection_settings(env_file=None, window_s=120))
     trigger = automation.trigger
     assert trigger.posture == "Proactive"
-    assert trigger.after == {"prefect.flow-run.heartbeat"}
+    assert trigger.after == {"prefect.flow-run.heartbeat", "prefect.flow-run.Running"}  # Running: see below
     assert "prefect.flow-run.heartbeat" in trigger.expect
     assert {"prefect.flow-run.Completed", "prefect.flow-run.Crashed"} <= trigger.expect
     assert trigger.for_each == {"prefect.resource.id"}
@@ -176,6 +176,23 @@ def _state(run_id: Any) -> str:
     return state.type.value if state else "NONE"
 
 
+def _running_without_a_heartbeat() -> Any:
+    """A run the server set Running whose process never sent anything more (killed at once): created
+    and set Running through the API, with no process behind it. Its id."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    @flow(name="zombie-silent")
+    def silent() -> None:
+        """Never called: only its flow run exists."""
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(silent)
+        client.set_flow_run_state(run.id, Running(), force=True)
+    return run.id
+
+
 def _heartbeats(run_id: Any) -> int:
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
@@ -195,7 +212,8 @@ def _heartbeats(run_id: Any) -> int:
 @pytest.mark.timeout(420)
 def test_a_killed_runner_s_run_is_set_crashed_and_a_live_one_is_not(on_server: str, tmp_path: Path) -> None:
     """kill -9 of a `flow.serve` process and of a `flows.warm` process: both runs end Crashed within the
-    window (+ one heartbeat + the 5 s evaluation); a run whose process lives stays Running."""
+    window (+ one heartbeat + the 5 s evaluation); so does a run set Running that never sent a heartbeat
+    (its process died first); a run whose process lives stays Running."""
     from prefect.deployments import run_deployment
 
     heartbeat_s, window_s = 30, 45  # Prefect's minimum heartbeat; the shortest window allowed
@@ -241,12 +259,15 @@ def test_a_killed_runner_s_run_is_set_crashed_and_a_live_one_is_not(on_server: s
         for name in ("serve-killed", "warm-killed"):
             os.killpg(runners[name].pid, signal.SIGKILL)  # the runner and its flow-run child at once
             runners[name].wait(timeout=10)
+        silent = _running_without_a_heartbeat()  # its process died before its first heartbeat left
 
         deadline_s = window_s + heartbeat_s + 5 + 30  # + slack for a busy machine
         for run_id in (runs["serve-killed"], runs["warm-killed"]):
             wait_for(lambda run_id=run_id: _state(run_id) == "CRASHED", timeout_s=deadline_s, interval_s=1)
         took = time.monotonic() - killed_at
         assert took >= window_s - heartbeat_s, took  # not before the window could have ended
+        wait_for(lambda: _state(silent) == "CRASHED", timeout_s=deadline_s, interval_s=1)
+        assert _heartbeats(silent) == 0  # armed by its Running event alone
         assert _state(runs["serve-alive"]) == "RUNNING", "a run whose process lives is never crashed"
         assert runners["serve-alive"].poll() is None
         print(f"kill -9 → Crashed in {took:.1f} s (heartbeat {heartbeat_s} s, window {window_s} s)")

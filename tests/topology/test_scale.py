@@ -18,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,9 +59,10 @@ def test_the_topology_survives_one_kill_per_incident(scale_dir: Path) -> None:
     assert out.exists(), done.stdout[-4000:] + done.stderr[-4000:]
     phases = {p["kill"]: p for p in json.loads(out.read_text())}
     assert list(phases) == list(KILLS)
+    summary = _summary(phases)
     for kill, phase in phases.items():
-        # The notes first: CI shows only the start of a long assertion message.
-        assert phase["resolved"], (kill, phase["notes"], phase["killed"], phase, done.stdout[-3000:])
+        # The summary first: CI shows only the start of a long assertion message.
+        assert phase["resolved"], (summary, done.stdout[-3000:])
         assert phase["alerts_accepted"] >= 1 and phase["alerts_lost"] == 0, (kill, phase)
         assert phase["respond_live_max"] <= 1 and phase["respond_runs"] >= 1, (kill, phase)
         if kill == "warm":  # the runner executing respond died: a second generation finished the job
@@ -70,3 +72,12 @@ def test_the_topology_survives_one_kill_per_incident(scale_dir: Path) -> None:
             assert phase["killed"], (kill, phase)
             assert phase["back_after_s"] is not None, (kill, phase)  # restarted, as a pod would be
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def _summary(phases: dict[str, dict[str, Any]]) -> str:
+    """One short line per phase: what a failed run in CI most needs, before anything is cut off."""
+    keys = ("status", "killed", "killed_at_s", "all_clear_s", "respond_runs", "rollbacks", "rollback_s")
+    return " || ".join(
+        f"{kill}: " + ", ".join(f"{k}={phase.get(k)}" for k in keys) + f", notes={phase.get('notes')}"
+        for kill, phase in phases.items()
+    )
