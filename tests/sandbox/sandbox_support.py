@@ -59,10 +59,14 @@ class Kube:
 
 
 def status_of(url: str, method: str = "GET", **kwargs: object) -> int:
-    """The status code, or 0 when the connection is refused."""
+    """The status code, or 0 when the connection is refused or reset before an answer.
+
+    Reset: the service stops listening in steps (the listener is marked closed, its thread joined, then
+    its socket closed); a connection the kernel accepted in between is reset when the socket closes, as a
+    real load balancer resets what is in flight when its last endpoint goes (seen once in CI)."""
     try:
         return httpx.request(method, url, timeout=5.0, **kwargs).status_code  # type: ignore[arg-type]
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
         return 0
 
 
