@@ -173,8 +173,8 @@ def resource_exhaustion(
                 rec.note(
                     "assess", f"{len(before.matches)} memory lines in the previous container of {before.pod}"
                 )
-        except KubernetesError:
-            pass  # no previous container: the pod was never restarted
+        except KubernetesError as exc:  # no previous container (never restarted), or the API failed
+            rec.note("assess", f"previous container's logs unavailable: {exc}")
 
     # Temporary relief: scale up (never below the current count, never past the catalogue's max), the
     # target's lease held (flows/guards.py)

@@ -24,7 +24,8 @@ def test_a_leaking_deployment_is_scaled_to_3_with_oom_evidence(world) -> None:
     assert result.summary.startswith("scaled to 3 replicas, healthy")
     assert [(a.action, a.status) for a in result.actions] == [("scale", ActionStatus.SUCCEEDED)]
     logs = "\n".join(e.content for e in result.evidence if e.kind == "logs")
-    assert "OutOfMemory" in logs or "heap out of memory" in logs
+    seen = [e.message for e in result.timeline if e.kind == "assess"]  # what it read, and what failed
+    assert "OutOfMemory" in logs or "heap out of memory" in logs, (seen, logs[-800:])
     top = next(e for e in result.evidence if e.title == "kubectl top pods --sort-by=memory")
     assert "emotionscare-" in top.content and "Mi" in top.content
     assert any(e.title == "kubectl top nodes" for e in result.evidence)
