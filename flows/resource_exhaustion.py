@@ -173,6 +173,12 @@ def resource_exhaustion(
                 rec.note(
                     "assess", f"{len(before.matches)} memory lines in the previous container of {before.pod}"
                 )
+            else:
+                rec.note(
+                    "assess",
+                    f"no memory line in the last {len(before.lines)} lines of the previous container of "
+                    f"{before.pod}",
+                )
         except KubernetesError as exc:  # no previous container (never restarted), or the API failed
             rec.note("assess", f"previous container's logs unavailable: {exc}")
 
