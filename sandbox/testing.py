@@ -45,7 +45,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Timings for tests: fast resource steps only when asked, short pool waits.
+# Timings for tests: fast syncs, resource steps at every sync (step_interval_s 0), short pool waits.
 TEST_WORLD: dict[str, Any] = {
     "tick_interval_s": 0.02,
     "sync_interval_s": 0.05,

@@ -81,6 +81,7 @@ class EmotionsCare:
         """Exceptions of the background loop (logged too): a test can assert there are none."""
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
+        self._step_lock = threading.Lock()
         self._revision: Revision | None = None
         self._ready: list[str] = []
         self._pod_cycle = itertools.count()
@@ -239,8 +240,13 @@ class EmotionsCare:
         return self.db.build(size, reason=reason)
 
     def step(self) -> None:
-        """One resource step of the Ready pods (memory, CPU, OOM kills, liveness restarts)."""
-        self.resources.step(self.ready_pods)
+        """One resource step of the Ready pods (memory, CPU, OOM kills, liveness restarts).
+
+        One at a time: the follow loop and `World.step` may step together, and two steps at once both
+        saw a pod at its limit and killed it twice, the second time with an empty log (its `--previous`
+        log then held no OutOfMemory line)."""
+        with self._step_lock:
+            self.resources.step(self.ready_pods)
 
     def cpu_pressure(self) -> float:
         """0..1: how far the busiest Ready pod is from idle to its CPU limit (for throttling)."""

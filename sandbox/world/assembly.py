@@ -68,7 +68,8 @@ class World:
     ) -> None:
         """`services`: "one" (emotionscare alone, today's world) or "many" (emotionscare and payments on
         cluster east, search on cluster west). `leak_interval_s` is the older name of `step_interval_s`
-        (resource steps: memory, CPU, OOM kills; 0 = only when `step()` is called)."""
+        (resource steps: memory, CPU, OOM kills; 0 = at every pass of the service's follow loop, every
+        `sync_interval_s` and at each change of its pods, besides each `step()`)."""
         specs = specs_for(services)
         self.many = services == "many"
         self._own_dir = data_dir is None
