@@ -23,13 +23,14 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from sandbox.ports import free_port
 from sandbox.testing import wait_for
 
-__all__ = ["PREFECT", "prefect_env", "prefect_server", "stop_group"]
+__all__ = ["PREFECT", "post_until_not_503", "prefect_env", "prefect_server", "stop_group"]
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 """The `prefect` CLI of this environment."""
@@ -45,6 +46,23 @@ def prefect_env(api: str, home: Path, **extra: str) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         **extra,
     }
+
+
+def post_until_not_503(url: str, body: Any, timeout_s: float = 60.0) -> httpx.Response:
+    """POST `body` to a Prefect API `url` again while it answers 503, as Prefect's own client does (a 503
+    is "retry": nothing was written). The answer that was not a 503; AssertionError after `timeout_s`.
+
+    Tests that post raw requests need it: the session's test-harness server runs on SQLite, where
+    Prefect's own services hold the write lock at times and a run's creation is answered 503
+    ("database is locked"); CI18 failed once on one."""
+    answers: list[httpx.Response] = []
+
+    def answered() -> bool:
+        answers.append(httpx.post(url, json=body, timeout=30))
+        return answers[-1].status_code != 503
+
+    wait_for(answered, timeout_s=timeout_s, interval_s=0.5)
+    return answers[-1]
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:

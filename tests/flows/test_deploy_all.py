@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from flows import catalogue
+from sandbox.testing_prefect import post_until_not_503
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -94,10 +95,8 @@ def test_server_rejects_a_bad_parameter_with_the_field_named(
     deployed: dict[str, dict], prefect_api: str
 ) -> None:
     dep = deployed["service-down"]
-    response = httpx.post(
-        f"{prefect_api}/deployments/{dep['id']}/create_flow_run",
-        json={"parameters": {"severity": "P9"}},
-        timeout=30,
+    response = post_until_not_503(
+        f"{prefect_api}/deployments/{dep['id']}/create_flow_run", {"parameters": {"severity": "P9"}}
     )
     assert response.status_code == 409
     assert "P9" in response.text

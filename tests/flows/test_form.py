@@ -14,7 +14,7 @@ import pytest
 from flows import catalogue
 from flows.form import apply, catalogue_services, service_choices, with_service_choices
 from flows.service_down import service_down
-from sandbox.testing_prefect import prefect_server
+from sandbox.testing_prefect import post_until_not_503, prefect_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts"
@@ -101,7 +101,7 @@ def test_every_deployment_that_takes_a_service_gets_the_choices() -> None:
 def _create_run(api: str, deployment_id: Any, parameters: dict[str, Any]) -> httpx.Response:
     # the run is created cancelled: nothing serves this deployment, and nothing should ever pick it up
     body = {"parameters": parameters, "state": {"type": "CANCELLED", "name": "Cancelled"}}
-    return httpx.post(f"{api}/deployments/{deployment_id}/create_flow_run", json=body, timeout=30)
+    return post_until_not_503(f"{api}/deployments/{deployment_id}/create_flow_run", body)
 
 
 def test_the_server_refuses_a_service_outside_the_catalogue(

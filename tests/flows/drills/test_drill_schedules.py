@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sandbox.testing_prefect import post_until_not_503
+
 ROOT = Path(__file__).resolve().parents[3]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 DRILLS = (
@@ -98,9 +100,8 @@ def test_a_person_can_pick_the_path_and_target_in_the_form(deployed: dict[str, d
 def test_the_server_refuses_an_unknown_plan_with_the_field_named(
     deployed: dict[str, dict], prefect_api: str
 ) -> None:
-    response = httpx.post(
+    response = post_until_not_503(
         f"{prefect_api}/deployments/{deployed['drill-monthly']['id']}/create_flow_run",
-        json={"parameters": {"plan": "weekly"}},
-        timeout=30,
+        {"parameters": {"plan": "weekly"}},
     )
     assert response.status_code == 409 and "weekly" in response.text
